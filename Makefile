@@ -1,0 +1,33 @@
+# make demo: set up .venv and run the pipeline on the embedded model and example data.
+# make test: set up .venv with every extra and run the whole test suite.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.luyen-installed
+# The CPU wheel of this exact release: installing it first stops pip from pulling a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+DEMO   := runs/demo
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[all]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) -m luyen models prepare
+	$(PY) -m luyen data check examples/data/vi_ai_qa.jsonl
+	$(PY) -m luyen data prepare examples/data/vi_ai_qa.jsonl --out $(DEMO)/data --overwrite
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/data_throughput.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,23 @@
+"""luyen: turn an open language model plus your own data into a specialised model you can trust.
+
+    import luyen
+    cfg = luyen.load_config("configs/data.yaml")
+    luyen.check(["examples/data/vi_ai_qa.jsonl"], cfg)            # preflight report (dict)
+    luyen.prepare(cfg, ["examples/data/vi_ai_qa.jsonl"], "runs/x") # train/val/test + manifest
+"""
+from luyen.config import RunConfig, load_config
+from luyen.errors import LuyenError
+
+__version__ = "0.1.0"
+__all__ = ["RunConfig", "load_config", "LuyenError", "check", "prepare"]
+
+
+def check(inputs, cfg=None, **kw):
+    from luyen.data.stage import check as _check
+    return _check(inputs, cfg or RunConfig(), **kw)
+
+
+def prepare(cfg, inputs, out_dir, **kw):
+    from pathlib import Path
+    from luyen.data.stage import run
+    return run(cfg, inputs, Path(out_dir), **kw)

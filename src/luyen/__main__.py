@@ -1,0 +1,3 @@
+from luyen.cli import main
+
+main()

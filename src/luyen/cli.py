@@ -1,0 +1,126 @@
+"""The `luyen` command: one subcommand per stage, each calling that stage's run().
+
+    luyen data check examples/data/vi_ai_qa.jsonl
+    luyen data prepare examples/data/vi_ai_qa.jsonl --out runs/demo/data data.split.seed=7
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from luyen.errors import LuyenError
+
+app = typer.Typer(help="luyen: check your data, fine-tune an open model, prove it got better, ship it.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Check, clean, scrub and split a team's data files.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the configuration tree.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
+console = Console()
+err_console = Console(stderr=True)
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+=")
+
+
+def _models_app():
+    from luyen.models.cli import models_app
+    return models_app
+
+
+app.add_typer(_models_app(), name="models", help="Prepare the embedded model, list presets and cached models.")
+
+
+def friendly(fn):
+    """Bad input ends in one red line and exit code 2, Ctrl-C in exit 130; never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LuyenError as e:
+            err_console.print(f"[red]error:[/red] {e.render()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130)
+    return wrapper
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """Positional words are paths unless they look like dotted overrides (data.split.seed=7)."""
+    paths = [a for a in args if not _OVERRIDE.match(a) or Path(a).exists()]
+    return paths, [a for a in args if a not in paths]
+
+
+def _config(config: Optional[Path], overrides: list[str]):
+    from luyen.config import load_config
+    return load_config(config, overrides)
+
+
+@data_app.command("check")
+@friendly
+def data_check(
+    paths: List[str] = typer.Argument(..., help="Data files, globs or folders; key=value words override config."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model whose tokenizer and chat template measure lengths."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Token budget per example (data.max_length)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+):
+    """Preflight report: exit 0 when the data is usable for training, 2 when it is not."""
+    from luyen.data.report import render_report
+    from luyen.data.stage import check
+    files, overrides = split_args(paths)
+    overrides += [f"model.name={model}"] * bool(model) + [f"data.max_length={max_length}"] * bool(max_length)
+    report = check(files, _config(config, overrides))
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    else:
+        render_report(report, console)
+    raise typer.Exit(0 if report["usable"] else 2)
+
+
+@data_app.command("prepare")
+@friendly
+def data_prepare(
+    paths: List[str] = typer.Argument(..., help="Data files, globs or folders; key=value words override config."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for train/val/test.jsonl, report.json, manifest.json."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model whose tokenizer measures lengths."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+):
+    """Clean, deduplicate, scrub and split the data into a run directory."""
+    from luyen.data.report import render_report
+    from luyen.data.stage import run
+    files, overrides = split_args(paths)
+    overrides += [f"model.name={model}"] * bool(model)
+    manifest = run(_config(config, overrides), files, out, overwrite=overwrite)
+    render_report(json.loads((out / "report.json").read_text(encoding="utf-8")), console)
+    m = manifest["metrics"]
+    console.print(f"wrote {out}/{{train,val,test}}.jsonl: {m['train']} / {m['val']} / {m['test']} records "
+                  f"in {manifest['wall_time_s']:.1f} s")
+
+
+@config_app.command("show")
+@friendly
+def config_show(config: Optional[Path] = typer.Argument(None, help="YAML config file to resolve."),
+                overrides: List[str] = typer.Argument(None, help="key=value overrides.")):
+    """Print every config key with its value and what it does."""
+    import yaml
+    from luyen.config import describe
+    cfg = _config(config, overrides or [])
+    console.print(yaml.safe_dump(cfg.model_dump(), allow_unicode=True, sort_keys=False))
+    for key, default, doc in describe():
+        console.print(f"[bold]{key}[/bold] (default {default}): {doc}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

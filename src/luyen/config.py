@@ -1,0 +1,191 @@
+"""One configuration tree for every stage: YAML file + dotted ``key=value`` overrides.
+
+    cfg = load_config("configs/data.yaml", ["data.split.seed=7", "train.method=lora"])
+
+Unknown keys are an error naming the key and the closest valid one. A field's description is its
+documentation: ``luyen config show`` prints the tree with them.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from luyen.errors import LuyenError
+
+Action = Literal["redact", "drop", "keep"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CleanConfig(Section):
+    nfc: bool = Field(True, description="Unicode NFC, so composed and decomposed Vietnamese compare equal.")
+    vietnamese_tone: Literal["keep", "new", "old"] = Field(
+        "keep", description="Tone-mark placement: keep as written, 'new' (hòa, thủy) or 'old' (hoà, thuỷ).")
+    strip_control: bool = Field(True, description="Remove control and zero-width characters.")
+    fold_whitespace: bool = Field(True, description="Collapse runs of spaces; keep single newlines.")
+
+
+class DedupConfig(Section):
+    exact: bool = Field(True, description="Remove records whose text is identical after normalisation.")
+    near: bool = Field(True, description="Remove near-duplicates (MinHash LSH over word bigrams).")
+    threshold: float = Field(0.8, gt=0, lt=1, description="Estimated Jaccard similarity that counts as near-duplicate.")
+    num_perm: int = Field(64, ge=16, le=256, description="MinHash permutations (more = more precise, slower).")
+
+
+class ScrubConfig(Section):
+    secrets: Action = Field("redact", description="API keys, private keys, JWTs, URL passwords: redact with a typed placeholder, drop the record, or keep.")
+    pii: Action = Field("redact", description="Emails, phone numbers, card numbers (Luhn), Vietnamese ID numbers: redact, drop or keep.")
+
+
+class SplitConfig(Section):
+    train: float = Field(0.8, ge=0, le=1, description="Share of records for training.")
+    val: float = Field(0.1, ge=0, le=1, description="Share for validation.")
+    test: float = Field(0.1, ge=0, le=1, description="Share for the final test.")
+    stratify: bool = Field(True, description="Keep label proportions in every split (labelled data only).")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self):
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError(f"data.split.train + val + test must be 1.0, got {self.train + self.val + self.test:g}")
+        return self
+
+
+class DataConfig(Section):
+    format: Literal["auto", "qa", "alpaca", "io", "openai", "sharegpt", "text", "summary", "squad", "labelled"] = Field(
+        "auto", description="Input format; 'auto' detects it per record and reports any mix.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Map your column names to standard ones, e.g. {cau_hoi: question, tra_loi: answer}.")
+    on_error: Literal["fail", "skip"] = Field("fail", description="'fail' stops at the first bad record; 'skip' drops bad records and counts them.")
+    max_record_bytes: int = Field(1_000_000, gt=0, description="Records larger than this are errors (a sign of a broken file).")
+    max_length: int = Field(1024, gt=0, description="Token budget per example; longer chat/pair records are dropped (text is chunked at training).")
+    min_length: int = Field(1, ge=0, description="Records with fewer tokens are dropped.")
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    scrub: ScrubConfig = Field(default_factory=ScrubConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class ModelConfig(Section):
+    name: str = Field("gemma3-270m", description="Preset name, hub id (org/name), local folder, or .gguf file.")
+    chat_template: str | None = Field(None, description="Jinja chat template (text or path); default: the tokenizer's own, else luyen's documented default.")
+    trust_remote_code: bool = Field(False, description="Run model code shipped with a hub model. Off unless you trust it.")
+    cache_dir: str | None = Field(None, description="Where converted models live (default ~/.cache/luyen).")
+
+
+class TrainConfig(Section):
+    method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze", "pretrain"] = Field(
+        "lora", description="Fine-tuning method.")
+    epochs: float = Field(3, gt=0, description="Passes over the training split.")
+    batch_size: int = Field(8, ge=1, description="Examples per optimiser micro-batch.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
+    lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    lora_r: int = Field(8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, ~30% slower.")
+
+
+class RunConfig(Section):
+    name: str = Field("run", description="Run name; `luyen run` writes runs/<name>/.")
+    seed: int = Field(42, description="Seed for splitting, shuffling and initialisation.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read YAML (optional), apply ``a.b=c`` overrides, validate; errors are one-line LuyenErrors."""
+    raw: dict[str, Any] = {}
+    where = str(path) if path else "command line"
+    if path:
+        raw = _read_yaml(Path(path))
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        _check_key(RunConfig, key.split("."), where="command line")
+        _set_dotted(raw, key, value)
+    _check_keys(RunConfig, raw, [], where)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise LuyenError(err["msg"], file=where, field=field, fix="see `luyen config show` for valid values") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise LuyenError("config file not found", file=str(path), fix="check the path")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise LuyenError(f"not valid YAML ({getattr(e, 'problem', None) or e})", file=str(path),
+                         line=None if line is None else line + 1, fix="fix the YAML syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LuyenError("the top level must be a mapping of sections (data:, model:, train: ...)", file=str(path))
+    return data
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise LuyenError(f"override '{item}' is not key=value", fix="write e.g. train.lr=1e-4")
+    key, text = item.split("=", 1)
+    return key.strip(), yaml.safe_load(text) if text.strip() else ""
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    node = raw
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise LuyenError(f"cannot set '{key}': '{part}' is not a section")
+    node[last] = value
+
+
+def _check_key(model: type[BaseModel], parts: list[str], where: str) -> None:
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            prefix = ".".join(parts[:i])
+            _unknown(part, list(fields), prefix, where)
+        ann = fields[part].annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return  # a leaf (or a dict like data.columns): pydantic checks the value
+        model = ann
+
+
+def _check_keys(model: type[BaseModel], raw: dict, prefix: list[str], where: str) -> None:
+    for key, value in raw.items():
+        if str(key) not in model.model_fields:
+            _unknown(str(key), list(model.model_fields), ".".join(prefix), where)
+        ann = model.model_fields[str(key)].annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel) and isinstance(value, dict):
+            _check_keys(ann, value, prefix + [str(key)], where)
+
+
+def _unknown(key: str, valid: list[str], prefix: str, where: str) -> None:
+    full = f"{prefix}.{key}" if prefix else key
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
+    raise LuyenError(f"unknown config key '{full}'", file=where, fix=hint)
+
+
+def describe(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) for every leaf: the docs of the config, generated."""
+    rows = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows += describe(ann, f"{prefix}{name}.")
+        else:
+            default = f.default_factory() if f.default_factory else f.default
+            rows.append((prefix + name, repr(default), f.description or ""))
+    return rows

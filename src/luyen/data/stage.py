@@ -1,0 +1,111 @@
+"""The data stage: `check` (report only) and `run` (report + train/val/test files + manifest).
+
+    report = check(["examples/data/vi_ai_qa.jsonl"], cfg)
+    manifest = run(cfg, ["examples/data/vi_ai_qa.jsonl"], Path("runs/demo/data"))
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from luyen.config import RunConfig
+from luyen.data.load import expand_paths, read_rows
+from luyen.data.pipeline import Outcome, Scan
+from luyen.data.report import build_report
+from luyen.data.split import SPLITS
+from luyen.data.template import resolve_chat_template
+from luyen.errors import LuyenError
+from luyen.manifest import RunDir
+
+
+def check(inputs: list[str | Path], cfg: RunConfig, estimate: bool = True) -> dict:
+    files = expand_paths(inputs)
+    with tempfile.TemporaryDirectory(prefix="luyen-check-") as scratch:
+        report, _, _ = _scan(files, cfg, Path(scratch), collect_errors=True, estimate=estimate)
+    return report
+
+
+def run(cfg: RunConfig, inputs: list[str | Path], out_dir: Path, overwrite: bool = False,
+        estimate: bool = True) -> dict:
+    files = expand_paths(inputs)
+    _refuse_overlap(files, Path(out_dir))
+    with RunDir.create(Path(out_dir), stage="data", overwrite=overwrite) as rd, \
+            tempfile.TemporaryDirectory(prefix=".scratch-", dir=rd.path) as scratch:
+        report, outcome, scan = _scan(files, cfg, Path(scratch), collect_errors=False, estimate=estimate)
+        if not report["usable"]:
+            raise LuyenError(report["problems"][0], file=str(inputs[0]) if len(inputs) == 1 else None)
+        _write_splits(rd, scan.scratch_path, outcome)
+        rd.write_json("report.json", report)
+        counts = {s: report["split"][s] for s in SPLITS}
+        return rd.finish(config=cfg.model_dump(), inputs=files, seed=cfg.seed,
+                         metrics={**counts, "kind": next(iter(report["records"]["by_kind"]), None),
+                                  "removed": report["cleaning"], "errors": report["errors"]["count"]})
+
+
+def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: bool):
+    from luyen.models.resolve import load_tokenizer, resolve_model
+    folder = resolve_model(cfg.model.name, cache_dir=cfg.model.cache_dir, trust_remote_code=cfg.model.trust_remote_code)
+    tokenizer = load_tokenizer(str(folder), trust_remote_code=cfg.model.trust_remote_code)
+    template = resolve_chat_template(tokenizer, cfg.model.chat_template)
+    source = ("config" if cfg.model.chat_template else "tokenizer's own" if getattr(tokenizer, "chat_template", None)
+              else "luyen default")
+    scan = Scan(cfg, tokenizer, template, scratch, collect_errors=collect_errors)
+    scan.consume(read_rows(files, cfg.data.max_record_bytes))
+    outcome = scan.finish()
+    report = build_report(scan.tally, outcome, scan.counter, tokenizer=tokenizer, template_source=source,
+                          max_length=cfg.data.max_length, on_error=cfg.data.on_error,
+                          estimate=None)
+    if estimate and report["records"]["kept"]:
+        report["estimate"] = _estimate(folder, cfg, report)
+    return report, outcome, scan
+
+
+def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:
+    from luyen.models.estimate import describe_model, estimate_training, measure_matmul_peak
+    try:
+        shape = describe_model(folder)
+    except (OSError, ValueError, KeyError):
+        return None  # a tokenizer-only folder: nothing to estimate
+    t, tok = cfg.train, report["tokens"]
+    per_batch = int(t.batch_size * min(tok["kept"]["p95"] or 1, cfg.data.max_length))
+    return estimate_training(params=shape["params"], embed=shape["embed"], hidden=shape["hidden"],
+                             layers=shape["layers"], vocab=shape["vocab"], method=t.method,
+                             tokens=tok["train_tokens"] * t.epochs, loss_tokens=tok["train_loss_tokens"] * t.epochs,
+                             tokens_per_batch=per_batch, peak_flops=measure_matmul_peak(), lora_r=t.lora_r,
+                             gradient_checkpointing=t.gradient_checkpointing)
+
+
+def _write_splits(rd: RunDir, scratch: Path, out: Outcome) -> None:
+    paths = [rd.file(f"{name}.jsonl") for name in SPLITS]
+    temps = [p.with_name(f".{p.name}.tmp") for p in paths]
+    handles = [open(t, "wb") for t in temps]
+    try:
+        kept = 0
+        with open(scratch, "rb") as f:
+            for i, line in enumerate(f):
+                if out.keep[i]:
+                    handles[out.split[kept]].write(line)
+                    kept += 1
+    finally:
+        for h in handles:
+            h.close()
+    for t, p in zip(temps, paths):
+        t.replace(p)
+
+
+def _refuse_overlap(files: list[Path], out: Path) -> None:
+    out = out.resolve()
+    for f in files:
+        if out == f.resolve().parent or out in f.resolve().parents:
+            raise LuyenError("the output folder contains an input file; luyen never overwrites inputs",
+                             file=str(out), fix="choose an --out folder outside your data")
+
+
+def read_split(data_dir: Path, split: str) -> list[dict]:
+    """Load one split of a prepared data directory (refusing an unfinished one)."""
+    from luyen.manifest import read_manifest
+    read_manifest(data_dir, stage="data")
+    with open(Path(data_dir) / f"{split}.jsonl", "rb") as f:
+        return [orjson.loads(line) for line in f]

@@ -1,0 +1,93 @@
+"""Chat templates and loss masks: the one place that turns a chat into token ids and labels.
+
+Training, evaluation, export and serving all format chats through here, so the template a model
+was trained with is the template it is used with. The tokenizer's own template wins; a base model
+without one gets luyen's documented default:
+
+* vocabularies with Gemma's turn markers (<start_of_turn>, <end_of_turn>) get Gemma's layout
+  (system text is prepended to the first user turn, as Gemma's own template does);
+* any other vocabulary gets ChatML-style turns that end with the tokenizer's EOS token, so every
+  assistant target ends with a single stop token whatever the vocabulary.
+
+The loss covers each assistant turn's content plus the turn's end marker (every assistant turn of a
+multi-turn chat), nothing else.
+
+    ids, mask = encode_chat(tok, template, [{"role": "user", "content": "Hi"},
+                                            {"role": "assistant", "content": "Chào!"}])
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}{%- set first = messages[0]['content'] + '\n\n' -%}"
+    "{%- set turns = messages[1:] -%}{%- else -%}{%- set first = '' -%}{%- set turns = messages -%}{%- endif -%}"
+    "{%- for m in turns -%}"
+    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\n' }}"
+    "{{ (first if loop.first else '') + m['content'] + '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+CHATML_EOS_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}"
+    "{%- for m in messages -%}"
+    "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + eos_token + '\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
+)
+
+
+def resolve_chat_template(tokenizer, override: str | None = None) -> str:
+    """The template to use: an explicit one (text or a path to a .jinja file), the tokenizer's, or the default."""
+    if override:
+        path = Path(override)
+        return path.read_text(encoding="utf-8") if len(override) < 4096 and path.is_file() else override
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.chat_template
+    vocab = tokenizer.get_vocab()
+    if "<start_of_turn>" in vocab and "<end_of_turn>" in vocab:
+        return GEMMA_TEMPLATE
+    return CHATML_EOS_TEMPLATE
+
+
+def render(tokenizer, template: str, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                         add_generation_prompt=add_generation_prompt)
+
+
+def end_marker(tokenizer, template: str) -> str:
+    """The text the template puts right after an assistant turn's content (e.g. '<end_of_turn>')."""
+    probe = "\u2063probe\u2063"
+    text = render(tokenizer, template, [{"role": "user", "content": "u"}, {"role": "assistant", "content": probe}])
+    return text[text.rindex(probe) + len(probe):].strip()
+
+
+def stop_token_ids(tokenizer, template: str) -> list[int]:
+    """Token ids that end generation: EOS plus the template's end-of-turn token when it is one token."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    marker = end_marker(tokenizer, template)
+    marker_ids = tokenizer.encode(marker, add_special_tokens=False) if marker else []
+    if len(marker_ids) == 1 and marker_ids[0] not in ids:
+        ids.append(marker_ids[0])
+    return ids
+
+
+def encode_chat(tokenizer, template: str, messages: list[dict], marker: str | None = None) -> tuple[list[int], list[bool]]:
+    """Token ids of the formatted chat and, per token, whether it is a loss-bearing target."""
+    marker = end_marker(tokenizer, template) if marker is None else marker
+    text = render(tokenizer, template, messages)
+    spans, cursor = [], 0
+    for m in messages:
+        pos = text.find(m["content"], cursor)
+        if pos < 0:
+            raise ValueError(f"the chat template drops or rewrites a {m['role']} turn's content")
+        end = pos + len(m["content"])
+        if m["role"] == "assistant":
+            if marker and text.startswith(marker, end):
+                end += len(marker)
+            spans.append((pos, end))
+        cursor = end
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = [any(s <= a and b <= e for s, e in spans) and b > a for a, b in enc["offset_mapping"]]
+    return enc["input_ids"], mask

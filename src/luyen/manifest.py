@@ -1,0 +1,136 @@
+"""The run-directory contract: outputs written atomically, ``manifest.json`` written last.
+
+A stage directory without a manifest is incomplete, and every stage refuses it as input:
+
+    with RunDir.create(out, stage="data", overwrite=False) as run:
+        run.write_text("report.json", text)
+        run.finish(config=cfg.model_dump(), inputs=paths, metrics={...})
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from luyen.errors import LuyenError
+
+MANIFEST = "manifest.json"
+_LIBS = ("luyen", "torch", "transformers", "tokenizers", "peft", "accelerate", "numpy", "pydantic")
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _LIBS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def read_manifest(run_dir: Path, stage: str | None = None) -> dict[str, Any]:
+    """Load a finished stage's manifest; refuse a directory that has none (an unfinished run)."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise LuyenError("no manifest.json: this run directory is incomplete or not a luyen run",
+                         file=str(run_dir), fix="re-run the stage that produces it")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if stage and manifest.get("stage") != stage:
+        raise LuyenError(f"this is a '{manifest.get('stage')}' run, expected a '{stage}' run", file=str(run_dir),
+                         fix=f"pass the output directory of `luyen {stage}`")
+    return manifest
+
+
+@dataclass
+class RunDir:
+    """An output directory being written. Files go into ``path``; the manifest marks completion."""
+
+    path: Path
+    stage: str
+    started: float = field(default_factory=time.time)
+    outputs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, out: Path, stage: str, overwrite: bool = False) -> "RunDir":
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise LuyenError("output path exists and is a file", file=str(out), fix="choose a folder path")
+        if out.is_dir() and any(out.iterdir()):
+            if not overwrite:
+                what = "another run" if (out / MANIFEST).exists() else "files"
+                raise LuyenError(f"output folder already holds {what}", file=str(out),
+                                 fix="choose a new --out folder or pass --overwrite")
+            (out / MANIFEST).unlink(missing_ok=True)  # first: a half-replaced run must never look complete
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        return cls(out, stage)
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:  # leave no half-written output looking complete
+            (self.path / MANIFEST).unlink(missing_ok=True)
+            for name in self.outputs:
+                (self.path / name).unlink(missing_ok=True)
+
+    def file(self, name: str) -> Path:
+        self.outputs.append(name)
+        return self.path / name
+
+    def write_text(self, name: str, text: str) -> Path:
+        path = self.file(name)
+        atomic_write(path, text)
+        return path
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return self.write_text(name, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+    def finish(self, *, config: dict, inputs: list[Path], metrics: dict | None = None,
+               seed: int | None = None) -> dict[str, Any]:
+        manifest = {
+            "stage": self.stage,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "wall_time_s": round(time.time() - self.started, 3),
+            "seed": seed,
+            "config": config,
+            "inputs": [{"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size} for p in inputs],
+            "outputs": {name: {"sha256": file_sha256(self.path / name), "bytes": (self.path / name).stat().st_size}
+                        for name in self.outputs},
+            "metrics": metrics or {},
+            "versions": library_versions(),
+        }
+        atomic_write(self.path / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+        return manifest

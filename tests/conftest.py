@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny tokenizers and models built locally, never downloaded."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
+
+CORPUS = [
+    "Học máy là một nhánh của trí tuệ nhân tạo.", "Hà Nội là thủ đô của Việt Nam.",
+    "Machine learning is a branch of artificial intelligence.", "The quick brown fox jumps over the lazy dog.",
+    "Hòa bình, độc lập, tự do, hạnh phúc.", "Xin chào, tôi có thể giúp gì cho bạn?",
+    "Fine-tuning adapts a pretrained model to your data.", "Hành lý xách tay tối đa 7 kg.",
+] * 20
+
+
+def make_tiny_tokenizer(path: Path, gemma_markers: bool = False, vocab_size: int = 600):
+    """A byte-level BPE tokenizer trained on a few sentences, saved as a transformers folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"] + (["<start_of_turn>", "<end_of_turn>"] if gemma_markers else [])
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                   unk_token="<unk>",
+                                   additional_special_tokens=specials[4:] if gemma_markers else None)
+    fast.save_pretrained(path)
+    return fast
+
+
+def make_tiny_model(path: Path, arch: str = "llama", gemma_markers: bool = False):
+    """A tiny random causal LM folder (config + safetensors + tokenizer) for stage tests."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    tok = make_tiny_tokenizer(path, gemma_markers=gemma_markers)
+    config = AutoConfig.for_model(arch, vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                  max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+                                  eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tok")
+    make_tiny_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_tokenizer_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tok_gemma")
+    make_tiny_tokenizer(path, gemma_markers=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("model"))

@@ -1,0 +1,55 @@
+from transformers import AutoTokenizer
+
+from luyen.data.template import (CHATML_EOS_TEMPLATE, GEMMA_TEMPLATE, encode_chat, end_marker, resolve_chat_template,
+                                 stop_token_ids)
+from luyen.data.tokens import TokenCounter
+
+CHAT = [{"role": "system", "content": "Bạn là trợ lý."}, {"role": "user", "content": "Hà Nội ở đâu?"},
+        {"role": "assistant", "content": "Miền Bắc."}, {"role": "user", "content": "Còn Huế?"},
+        {"role": "assistant", "content": "Miền Trung."}]
+
+
+def targets(tok, ids, mask):
+    return tok.decode([i for i, m in zip(ids, mask) if m])
+
+
+def test_default_template_for_plain_vocab_ends_turns_with_eos(tiny_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    template = resolve_chat_template(tok)
+    assert template == CHATML_EOS_TEMPLATE
+    assert end_marker(tok, template) == "<eos>"
+    ids, mask = encode_chat(tok, template, CHAT)
+    # every assistant turn of the multi-turn chat is a target, each ending with EOS; nothing else is
+    assert targets(tok, ids, mask) == "Miền Bắc.<eos>Miền Trung.<eos>"
+    assert stop_token_ids(tok, template) == [tok.eos_token_id]
+
+
+def test_gemma_markers_get_gemma_layout(tiny_gemma_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_gemma_tokenizer_dir)
+    template = resolve_chat_template(tok)
+    assert template == GEMMA_TEMPLATE
+    ids, mask = encode_chat(tok, template, CHAT)
+    assert targets(tok, ids, mask) == "Miền Bắc.<end_of_turn>Miền Trung.<end_of_turn>"
+    assert tok.convert_tokens_to_ids("<end_of_turn>") in stop_token_ids(tok, template)
+    assert tok.decode(ids).startswith("<bos><start_of_turn>user\nBạn là trợ lý.\n\nHà Nội ở đâu?")
+
+
+def test_tokenizer_template_and_override_win(tiny_tokenizer_dir, tmp_path):
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{{ eos_token }}{% endfor %}"
+    assert resolve_chat_template(tok) == tok.chat_template
+    path = tmp_path / "t.jinja"
+    path.write_text("{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}")
+    assert resolve_chat_template(tok, str(path)).startswith("{% for m in messages %}[")
+
+
+def test_fast_length_estimate_matches_exact_encoding(tiny_gemma_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_gemma_tokenizer_dir)
+    counter = TokenCounter(tok, resolve_chat_template(tok))
+    records = [{"kind": "chat", "messages": CHAT}, {"kind": "text", "text": "Học máy là gì?"}]
+    total, loss = counter.measure(records)
+    ids, mask = encode_chat(tok, counter.template, CHAT)
+    assert abs(int(total[0]) - len(ids)) <= 2
+    assert int(loss[0]) == sum(mask)
+    assert counter.checks.n == 1 and not counter.checks.round_trip_failures and counter.checks.no_stop_token == 0
+    assert int(total[1]) == int(loss[1]) == len(tok.encode("Học máy là gì?", add_special_tokens=False)) + 1
