@@ -40,7 +40,7 @@ def make_tiny_model(path: Path, arch: str = "llama", gemma_markers: bool = False
     from transformers import AutoConfig, AutoModelForCausalLM
 
     tok = make_tiny_tokenizer(path, gemma_markers=gemma_markers)
-    config = AutoConfig.for_model(arch, vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+    config = AutoConfig.for_model(arch, vocab_size=len(tok), hidden_size=32, intermediate_size=64, head_dim=8,
                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                                   max_position_embeddings=256, pad_token_id=tok.pad_token_id,
                                   eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
@@ -51,18 +51,16 @@ def make_tiny_model(path: Path, arch: str = "llama", gemma_markers: bool = False
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tok")
-    make_tiny_tokenizer(path)
-    return path
+    """A tiny llama folder whose tokenizer has no chat markers (ChatML+EOS default template)."""
+    return make_tiny_model(tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="session")
 def tiny_gemma_tokenizer_dir(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tok_gemma")
-    make_tiny_tokenizer(path, gemma_markers=True)
-    return path
+    """A tiny gemma3 folder whose tokenizer has Gemma's turn markers."""
+    return make_tiny_model(tmp_path_factory.mktemp("tok_gemma"), arch="gemma3_text", gemma_markers=True)
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("model"))
+def tiny_model_dir(tiny_tokenizer_dir) -> Path:
+    return tiny_tokenizer_dir

@@ -15,7 +15,8 @@ from luyen.config import CleanConfig
 
 # C0/C1 controls except \t \n, zero-width and bidi controls, BOM. Kept out of training text because
 # they are invisible in review yet change tokenisation.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ufffe]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ufffe]")
+_UNTIDY = re.compile(r"^\s|\s$|\s\s|[^\S ]")  # most clean text has none: skip the folding work
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _LINE_EDGES = re.compile(r" ?\n ?")
@@ -31,10 +32,10 @@ def make_cleaner(cfg: CleanConfig) -> Callable[[str], str]:
     def clean(text: str) -> str:
         if cfg.nfc and not unicodedata.is_normalized("NFC", text):
             text = unicodedata.normalize("NFC", text)
-        if cfg.strip_control:
-            text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-        if cfg.fold_whitespace:
-            text = fold_whitespace(text)
+        if cfg.strip_control and _CONTROL.search(text):
+            text = _CONTROL.sub("", text)
+        if cfg.fold_whitespace and _UNTIDY.search(text):
+            text = fold_whitespace(text.replace("\r\n", "\n").replace("\r", "\n"))
         if tone is not None:
             text = tone(text)
         return text

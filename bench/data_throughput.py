@@ -1,0 +1,81 @@
+"""Data-stage throughput: `check` and `prepare` on N short synthetic QA records (default 1,000,000).
+
+    python bench/data_throughput.py [--records 1000000] [--model gemma3-270m]
+
+Prints one JSON object: seconds and records/s for each command, peak RSS of each (each runs in its
+own process, so the figures do not include generating the data). Target: each under 60 s with peak
+RSS under 2 GB on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SYLLABLES = ("học máy mô hình dữ liệu huấn luyện tham số kết quả đánh giá mạng nơ ron trí tuệ nhân tạo "
+             "câu hỏi trả lời thời gian chi phí khách hàng chuyến bay hành lý vé đổi hoàn tiền hạng ghế "
+             "giúp tôi bạn có thể được không như thế nào bao nhiêu khi nào tại sao ở đâu cảm ơn rất nhiều").split()
+WORDS = "the model data train loss token answer question learning rate batch size layer weight value".split()
+
+
+def make_records(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        prev = None
+        for i in range(n):
+            pool = SYLLABLES if rng.random() < 0.8 else WORDS
+            q = " ".join(rng.choices(pool, k=rng.randint(8, 14))) + "?"
+            a = " ".join(rng.choices(pool, k=rng.randint(15, 30))) + "."
+            if prev and rng.random() < 0.01:  # exact duplicates
+                q, a = prev
+            elif prev and rng.random() < 0.01:  # near duplicates: one word changed
+                q, a = prev[0], prev[1].replace(" ", " rất ", 1)
+            if rng.random() < 0.002:
+                a += f" Liên hệ user{i}@example.com hoặc 0912 345 {i % 1000:03d}."
+            f.write(json.dumps({"question": q, "answer": a}, ensure_ascii=False) + "\n")
+            prev = (q, a)
+
+
+def timed(code: str) -> dict:
+    """Run code in a fresh interpreter; return wall seconds and that process's peak RSS."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code + "\nimport resource,sys;"
+                           "sys.stderr.write('RSS=%d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    rss_kb = int(proc.stderr.rsplit("RSS=", 1)[1])
+    return {"seconds": round(time.perf_counter() - start, 2), "peak_rss_mb": round(rss_kb / 1024, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--model", default="gemma3-270m")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "qa.jsonl"
+        make_records(data, args.records)
+        setup = (f"from luyen.config import load_config; from luyen.data import stage;"
+                 f"cfg = load_config(None, ['model.name={args.model}', 'data.max_length=512'])\n")
+        result = {"records": args.records, "input_mb": round(data.stat().st_size / 1e6, 1), "model": args.model}
+        result["import_and_load"] = timed(setup + "import luyen.models.resolve as r; r.load_tokenizer(cfg.model.name)")
+        result["check"] = timed(setup + f"stage.check([{str(data)!r}], cfg)")
+        result["prepare"] = timed(setup + f"stage.run(cfg, [{str(data)!r}], __import__('pathlib').Path({tmp!r}) / 'out')")
+        for key in ("check", "prepare"):
+            result[key]["records_per_s"] = round(args.records / result[key]["seconds"])
+        report = json.loads((Path(tmp) / "out" / "report.json").read_text())
+        result["removed"] = report["cleaning"]
+        result["scrub"] = report["scrub"]["found"]
+        result["split"] = {k: report["split"][k] for k in ("train", "val", "test")}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The data stage with the real embedded model's tokenizer on the example data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from luyen.cli import app
+from luyen.config import load_config
+from luyen.data import stage
+
+pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
+
+
+def test_vietnamese_qa_with_gemma_tokenizer(tmp_path):
+    out = tmp_path / "data"
+    manifest = stage.run(load_config(Path(__file__).resolve().parents[2] / "configs" / "data.yaml"),
+                         [EXAMPLES / "vi_ai_qa.jsonl"], out)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["usable"] and manifest["metrics"]["train"] >= 240
+    tpl = report["template"]
+    assert tpl["end_marker"] == "<end_of_turn>" and 106 in tpl["stop_token_ids"] and 1 in tpl["stop_token_ids"]
+    assert tpl["round_trip_ok"] == tpl["checked_exactly"] > 0 and tpl["targets_without_stop_token"] == 0
+    assert not tpl["pad_is_stop_token"]
+    assert report["language"]["vi"] >= 0.95 * report["records"]["kept"]
+    assert report["estimate"]["trainable_params"] > 0
+
+
+@pytest.mark.parametrize("name", ["airline_qa.csv", "airline_chats.jsonl", "en_instructions.jsonl",
+                                  "summaries.jsonl", "support_intents.csv", "raw_text"])
+def test_every_example_dataset_is_usable(name):
+    result = CliRunner().invoke(app, ["data", "check", str(EXAMPLES / name), "--json"])
+    assert result.exit_code == 0, result.output[-2000:]
+    report = json.loads(result.stdout)
+    assert report["errors"]["count"] == 0 and report["usable"]
