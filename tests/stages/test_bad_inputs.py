@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ CASES = [
     ("malformed_json_line", "a.jsonl", jsonl(GOOD) + b'{"question": "x", "answer": \n', ["a.jsonl:2", "not valid JSON"]),
     ("empty_file", "a.jsonl", b"", ["a.jsonl", "empty"]),
     ("whitespace_only", "a.jsonl", b"\n  \n\t\n", ["a.jsonl", "empty"]),
-    ("windows_1258", "a.jsonl", '{"question": "Hà Nội?", "answer": "Thủ đô."}\n'.encode("cp1258"), ["a.jsonl", "not UTF-8", "iconv"]),
+    ("windows_1258", "a.jsonl", "{\"question\": \"Cà phê Đà Lạt?\", \"answer\": \"Ngon.\"}\n".encode("cp1258", errors="ignore"), ["a.jsonl", "not UTF-8", "iconv"]),
     ("latin1_csv", "a.csv", "question,answer\ncafé?,oui à\n".encode("latin-1"), ["a.csv", "not UTF-8"]),
     ("truncated_gzip", "a.jsonl.gz", gzip.compress(jsonl(*good_lines(400)))[:-60], ["a.jsonl.gz", "truncated"]),
     ("not_gzip", "a.jsonl.gz", jsonl(GOOD), ["a.jsonl.gz", "gzip"]),
@@ -126,7 +127,7 @@ def test_on_error_skip_counts_and_continues(tmp_path, tiny_tokenizer_dir):
 
 @pytest.mark.parametrize("args,expect", [
     (["data", "prepare", "nope/missing.jsonl", "--out", "OUT"], ["nope/missing.jsonl", "no such file"]),
-    (["data", "check", "EMPTYDIR"], ["EMPTYDIR", "no data files"]),
+    (["data", "check", "EMPTYDIR"], ["empty", "no data files"]),
     (["data", "check", "GLOB/*.jsonl"], ["matches no file"]),
     (["data", "check", "GOOD", "data.splitt.train=0.5"], ["unknown config key 'data.splitt'", "did you mean 'data.split'"]),
     (["data", "check", "GOOD", "data.split.train=0.5"], ["must be 1.0"]),

@@ -114,6 +114,9 @@ def sniff_encoding(path: Path) -> str:
     for bom, name in _BOMS:
         if head.startswith(bom):
             return name
+    if b"\x00" in head and head[:head.index(b"\x00")].count(b"\n") >= 1:  # text with a stray NUL: name its line
+        raise LuyenError("the line holds NUL bytes (binary data)", file=str(path),
+                         line=head[:head.index(b"\x00")].count(b"\n") + 1, fix="remove the binary data from that line")
     if b"\x00" in head:
         raise LuyenError("this looks like a binary file (NUL bytes), not text data", file=str(path),
                          fix="pass a .jsonl/.json/.csv/.tsv/.parquet/.txt file")
