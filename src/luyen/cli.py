@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sys
@@ -15,7 +14,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from luyen.errors import LuyenError
+from luyen.errors import friendly
 
 app = typer.Typer(help="luyen: check your data, fine-tune an open model, prove it got better, ship it.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -34,21 +33,6 @@ def _models_app():
 
 
 app.add_typer(_models_app(), name="models", help="Prepare the embedded model, list presets and cached models.")
-
-
-def friendly(fn):
-    """Bad input ends in one red line and exit code 2, Ctrl-C in exit 130; never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except LuyenError as e:
-            err_console.print(f"[red]error:[/red] {e.render()}", highlight=False, soft_wrap=True)
-            raise typer.Exit(e.exit_code)
-        except KeyboardInterrupt:
-            err_console.print("interrupted")
-            raise typer.Exit(130)
-    return wrapper
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:

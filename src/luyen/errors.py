@@ -25,3 +25,22 @@ class LuyenError(Exception):
         fix = f" Fix: {self.fix}" if self.fix else ""
         text = f"{where}{field}{self.message}.{fix}".replace("..", ".")
         return " ".join(text.split())  # always one line, whatever the message held
+
+
+def friendly(fn):
+    """CLI commands: a LuyenError ends in one red line and exit code 2, Ctrl-C in 130; never a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import typer
+        from rich.console import Console
+        try:
+            return fn(*args, **kwargs)
+        except LuyenError as e:
+            Console(stderr=True).print(f"[red]error:[/red] {e.render()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code)
+        except KeyboardInterrupt:
+            Console(stderr=True).print("interrupted")
+            raise typer.Exit(130)
+    return wrapper

@@ -22,7 +22,7 @@ import orjson
 from luyen.config import RunConfig
 from luyen.data.clean import is_empty, make_cleaner
 from luyen.data.dedup import Deduper, text_key
-from luyen.data.formats import KIND_OF, RecordError, map_texts, prompt_text, record_texts, to_records
+from luyen.data.formats import RecordError, map_texts, prompt_text, record_texts, to_records
 from luyen.data.load import Row
 from luyen.data.scrub import Scrubber
 from luyen.data.split import assign_splits, cross_split_groups, merge_groups
@@ -198,5 +198,3 @@ def _shared_across(prompts: np.ndarray, split: np.ndarray) -> int:
     return int(np.isin(prompts[split != 0], train).sum())
 
 
-def kind_of_format(fmt: str) -> str:
-    return KIND_OF[fmt]

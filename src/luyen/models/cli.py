@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from luyen.errors import LuyenError
+from luyen.errors import friendly
 from luyen.models.embedded import (RECORD, check_model_dir, cache_root, prepare_embedded, prepare_gguf, read_record,
                                    verify_model_dir)
 from luyen.models.presets import DEFAULT_MODEL, PRESETS
@@ -26,20 +25,8 @@ err_console = Console(stderr=True)
 CACHE_HELP = "Cache root for converted models (default $XDG_CACHE_HOME/luyen, else ~/.cache/luyen)."
 
 
-def _friendly(fn):
-    """A LuyenError ends in one red line and exit code 2, never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except LuyenError as e:
-            err_console.print(f"[red]error:[/red] {e.render()}", highlight=False, soft_wrap=True)
-            raise typer.Exit(e.exit_code)
-    return wrapper
-
-
 @models_app.command("prepare")
-@_friendly
+@friendly
 def prepare(
     model: str = typer.Argument(DEFAULT_MODEL, help="Preset, .gguf file, hub id (org/name) or model folder."),
     force: bool = typer.Option(False, "--force", help="Convert again even if a finished folder exists (embedded, .gguf)."),
@@ -67,7 +54,7 @@ def prepare(
 
 
 @models_app.command("list")
-@_friendly
+@friendly
 def list_models(cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP)):
     """Show the presets and converted GGUF files, and which are ready on this machine (path and size)."""
     from luyen.models.resolve import cached_hub_snapshot
