@@ -6,7 +6,6 @@ work, whether evaluation data leaks from training, and what training will cost h
 """
 from __future__ import annotations
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
