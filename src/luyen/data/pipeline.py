@@ -10,7 +10,6 @@ length and assigns splits by group, so near-duplicates and repeated prompts neve
 """
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import orjson
 
 from luyen.config import RunConfig
 from luyen.data.clean import is_empty, make_cleaner
-from luyen.data.dedup import Deduper, text_key
+from luyen.data.dedup import Deduper, key_hashes
 from luyen.data.formats import RecordError, map_texts, prompt_text, record_texts, to_records
 from luyen.data.load import Row
 from luyen.data.scrub import Scrubber
@@ -145,7 +144,7 @@ class Scan:
         cols["loss"].append(loss)
         cols["kind"] += [r["kind"] for r in batch]
         cols["lang"] += [LANGS.index(detect_language(k[:2000])) for k in keys]
-        cols["prompt"] += [_hash64(text_key(prompt_text(r))) for r in batch]
+        cols["prompt"].append(key_hashes([prompt_text(r) for r in batch]).astype(np.int64))
         cols["label"] += [self._label_ids.setdefault(r["label"], len(self._label_ids)) if r["kind"] == "labelled"
                           else -1 for r in batch]
         self.tally.kinds.update(cols["kind"][-len(batch):])
@@ -176,12 +175,8 @@ class Scan:
         c = self._cols
         cat = lambda k: np.concatenate(c[k]) if c[k] else np.zeros(0, np.int32)  # noqa: E731
         return {"total": cat("total"), "loss": cat("loss"), "kind": np.array(c["kind"], dtype=object),
-                "lang": np.array(c["lang"], dtype=np.int8), "prompt": np.array(c["prompt"], dtype=np.int64),
+                "lang": np.array(c["lang"], dtype=np.int8), "prompt": np.concatenate(c["prompt"]) if c["prompt"] else np.zeros(0, np.int64),
                 "label": np.array(c["label"], dtype=np.int64)}
-
-
-def _hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little", signed=True)
 
 
 def _first_index(keys: np.ndarray) -> np.ndarray:
