@@ -23,7 +23,6 @@ config_app = typer.Typer(help="Show the configuration tree.", no_args_is_help=Tr
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 console = Console()
-err_console = Console(stderr=True)
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+=")
 
 

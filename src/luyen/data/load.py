@@ -114,10 +114,11 @@ def sniff_encoding(path: Path) -> str:
     for bom, name in _BOMS:
         if head.startswith(bom):
             return name
-    if b"\x00" in head and head[:head.index(b"\x00")].count(b"\n") >= 1:  # text with a stray NUL: name its line
+    nul = head.find(b"\x00")
+    if nul >= 0 and b"\n" in head[:nul]:  # text lines before it: a stray NUL in a text file, so name its line
         raise LuyenError("the line holds NUL bytes (binary data)", file=str(path),
-                         line=head[:head.index(b"\x00")].count(b"\n") + 1, fix="remove the binary data from that line")
-    if b"\x00" in head:
+                         line=head.count(b"\n", 0, nul) + 1, fix="remove the binary data from that line")
+    if nul >= 0:
         raise LuyenError("this looks like a binary file (NUL bytes), not text data", file=str(path),
                          fix="pass a .jsonl/.json/.csv/.tsv/.parquet/.txt file")
     try:

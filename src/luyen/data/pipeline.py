@@ -173,9 +173,9 @@ class Scan:
 
     def _columns(self) -> dict[str, np.ndarray]:
         c = self._cols
-        cat = lambda k: np.concatenate(c[k]) if c[k] else np.zeros(0, np.int32)  # noqa: E731
-        return {"total": cat("total"), "loss": cat("loss"), "kind": np.array(c["kind"], dtype=object),
-                "lang": np.array(c["lang"], dtype=np.int8), "prompt": np.concatenate(c["prompt"]) if c["prompt"] else np.zeros(0, np.int64),
+        cat = lambda k, dtype: np.concatenate(c[k]) if c[k] else np.zeros(0, dtype)  # noqa: E731
+        return {"total": cat("total", np.int32), "loss": cat("loss", np.int32), "prompt": cat("prompt", np.int64),
+                "kind": np.array(c["kind"], dtype=object), "lang": np.array(c["lang"], dtype=np.int8),
                 "label": np.array(c["label"], dtype=np.int64)}
 
 

@@ -21,7 +21,6 @@ from luyen.models.presets import DEFAULT_MODEL, PRESETS
 
 models_app = typer.Typer(help="Prepare the embedded model, list presets and cached models.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 CACHE_HELP = "Cache root for converted models (default $XDG_CACHE_HOME/luyen, else ~/.cache/luyen)."
 
 
