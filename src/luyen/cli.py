@@ -88,6 +88,40 @@ def data_prepare(
                   f"in {manifest['wall_time_s']:.1f} s")
 
 
+@app.command("train", context_settings={"allow_extra_args": True})
+@friendly
+def train(
+    args: List[str] = typer.Argument(None, help="CONFIG.yaml, then key=value overrides (train.lr=1e-4 ...)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Prepared data folder (train.data)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder for the trained model and checkpoints."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --out from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace whatever --out holds."),
+    methods: bool = typer.Option(False, "--methods", help="List the training methods and exit."),
+):
+    """Fine-tune (full, LoRA, QLoRA, prompt, P-tuning, freeze) or pretrain a model on prepared data."""
+    from luyen.train.methods import METHODS
+    if methods:
+        for m in METHODS.values():
+            console.print(f"[bold]{m.name:9}[/bold] trains {m.trains}; default lr {m.lr:g}; saved as "
+                          f"{'a PEFT adapter' if m.adapter else 'safetensors weights'}", highlight=False)
+        return
+    from luyen.train.stage import run
+    files, overrides = split_args(args or [])
+    if len(files) > 1:
+        raise typer.BadParameter(f"one config file expected, got {files}")
+    cfg = _config(Path(files[0]) if files else None, overrides)
+    try:
+        manifest = run(cfg, data, out, resume=resume, overwrite=overwrite, console=console)
+    except KeyboardInterrupt as e:
+        console.print(f"stopped: {e}. Continue with the same command plus --resume.")
+        raise typer.Exit(130)
+    if manifest:
+        m = manifest["metrics"]
+        best = f", best validation loss {m['best_val_loss']:.4f}" if m.get("best_val_loss") is not None else ""
+        console.print(f"wrote {out}/model ({m['method']}): {m['steps']} steps, final train loss "
+                      f"{m['final_train_loss']:.4f}{best}, {m['tokens_per_s']:.0f} tokens/s", highlight=False)
+
+
 @config_app.command("show")
 @friendly
 def config_show(config: Optional[Path] = typer.Argument(None, help="YAML config file to resolve."),

@@ -77,17 +77,54 @@ class ModelConfig(Section):
     cache_dir: str | None = Field(None, description="Where converted models live (default ~/.cache/luyen).")
 
 
+class LoraConfig(Section):
+    r: int = Field(8, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r, or alpha / sqrt(r) with rslora).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Module names to adapt (e.g. [q_proj, v_proj]) or 'all-linear' (every linear layer but the output).")
+    rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
+    dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA): slower, sometimes better at low rank.")
+
+
+class PretrainConfig(Section):
+    arch: Literal["causal", "masked"] = Field("causal", description="GPT-style causal LM (Llama layout) or BERT-style masked LM.")
+    size: str = Field("tiny", description="Size preset: tiny, small or base (see luyen.train.scratch.SIZE_PRESETS).")
+    vocab_size: int = Field(8000, ge=300, description="BPE vocabulary size of the tokenizer trained on your text.")
+    from_scratch: bool = Field(True, description="true: new tokenizer and model; false: continued pretraining of model.name on raw text.")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked (masked LM only).")
+
+
 class TrainConfig(Section):
+    data: str | None = Field(None, description="Prepared data folder (the --out of `luyen data prepare`); or pass --data.")
     method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze", "pretrain"] = Field(
-        "lora", description="Fine-tuning method.")
-    epochs: float = Field(3, gt=0, description="Passes over the training split.")
-    batch_size: int = Field(8, ge=1, description="Examples per optimiser micro-batch.")
+        "lora", description="Fine-tuning method; see `luyen train --methods` for what each trains.")
+    epochs: float = Field(3, gt=0, description="Passes over the training split (ignored when max_steps > 0).")
+    max_steps: int = Field(0, ge=0, description="Optimiser steps to run; 0 = decided by epochs.")
+    batch_size: int = Field(8, ge=1, description="Examples per micro-batch (per process).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
-    lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
-    lora_r: int = Field(8, ge=1, description="LoRA rank.")
-    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
-    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    lr: float | None = Field(None, gt=0, description="Peak learning rate; default: the method's (lora 2e-4, full 2e-5, ...).")
+    scheduler: Literal["linear", "cosine", "constant"] = Field("cosine", description="Learning-rate schedule after warmup.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming the learning rate up from 0.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (not applied to biases and norms).")
+    max_grad_norm: float = Field(1.0, ge=0, description="Clip the gradient norm to this; 0 = no clipping.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Compute dtype; auto = float32 on CPU, bfloat16 on GPUs that support it.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, ~30% slower.")
+    max_length: int | None = Field(None, gt=0, description="Longest example in tokens; default data.max_length. Longer examples are refused.")
+    packing: bool = Field(False, description="Pack several examples into one row (each attends only to itself); default: length buckets.")
+    shuffle: bool = Field(True, description="Shuffle the order of batches every epoch (seeded).")
+    eval_steps: int = Field(0, ge=0, description="Evaluate on the validation split every N steps; 0 = at the end of each epoch.")
+    early_stopping: int = Field(0, ge=0, description="Stop after N evaluations without a better validation loss; 0 = off.")
+    save_steps: int = Field(0, ge=0, description="Checkpoint every N steps; 0 = only at evaluations and the end.")
+    save_total_limit: int = Field(2, ge=1, description="Keep the last K checkpoints.")
+    logging_steps: int = Field(1, ge=1, description="Write metrics every N steps.")
+    threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = every core.")
+    logit_chunk: int = Field(512, ge=16, description="Positions whose output logits exist at once (memory vs speed).")
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    num_virtual_tokens: int = Field(20, ge=1, description="Soft prompt length (prompt and ptuning).")
+    freeze_layers_but: int = Field(2, ge=1, description="freeze: train only the last N transformer layers (and the final norm).")
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
 
 class RunConfig(Section):

@@ -73,7 +73,7 @@ def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:
     return estimate_training(params=shape["params"], embed=shape["embed"], hidden=shape["hidden"],
                              layers=shape["layers"], vocab=shape["vocab"], method=t.method,
                              tokens=tok["train_tokens"] * t.epochs, loss_tokens=tok["train_loss_tokens"] * t.epochs,
-                             tokens_per_batch=per_batch, peak_flops=measure_matmul_peak(), lora_r=t.lora_r,
+                             tokens_per_batch=per_batch, peak_flops=measure_matmul_peak(), lora_r=t.lora.r,
                              gradient_checkpointing=t.gradient_checkpointing)
 
 

@@ -1,0 +1,443 @@
+"""The training loop: exact gradient accumulation, answer-only chunked logits, checkpoints, resume.
+
+One optimiser step = `grad_accum` micro-batches on each of `world` processes. The loss of a step is
+the sum of token losses divided by the number of loss-bearing tokens in the whole step (all
+micro-batches, all processes), known in advance from the batch plan, so accumulation and data
+parallelism give the same update as one big batch. The model runs with its output layer switched
+off (it returns final hidden states) and `loss.linear_cross_entropy` computes logits only at the
+positions that carry loss, a chunk at a time.
+
+Processes are launched by torchrun / accelerate; `accelerate.Accelerator` wraps the model for DDP
+(gloo on CPU, NCCL on GPUs) or FSDP/DeepSpeed when `accelerate launch` is configured so. Only the
+main process writes files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from luyen.errors import LuyenError
+from luyen.train import checkpoint
+from luyen.train.batches import IGNORE, Example, collate, plan_epoch
+from luyen.train.loss import linear_cross_entropy
+
+
+class HiddenHead:
+    """Inside `with head:` the model returns final hidden states as `.logits` (its output layer is
+    an identity); `head.weight`/`head.bias` are the output layer's parameters."""
+
+    def __init__(self, model):
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        layer = base.get_output_embeddings()
+        if layer is None:
+            raise LuyenError(f"{type(base).__name__} has no output layer to train a language model with",
+                             field="model.name", fix="use a causal (decoder) language model")
+        for name, mod in base.named_modules():
+            if mod is layer:
+                parent_name, _, self.attr = name.rpartition(".")
+                self.parent = base.get_submodule(parent_name) if parent_name else base
+                break
+        self.layer, self.weight, self.bias = layer, layer.weight, getattr(layer, "bias", None)
+        self.config = base.config
+        self.use_cache = getattr(base.config, "use_cache", None) is not None
+        self.softcap = getattr(base.config, "final_logit_softcapping", None)
+        self.virtual = 0
+        if hasattr(model, "peft_config"):
+            pc = model.peft_config[model.active_adapter]
+            self.virtual = getattr(pc, "num_virtual_tokens", 0) if getattr(pc, "is_prompt_learning", False) else 0
+
+    def __enter__(self):
+        setattr(self.parent, self.attr, torch.nn.Identity())
+        if self.softcap:
+            self.config.final_logit_softcapping = None
+        return self
+
+    def __exit__(self, *exc):
+        setattr(self.parent, self.attr, self.layer)
+        if self.softcap:
+            self.config.final_logit_softcapping = self.softcap
+
+
+def loss_sum(model, head: HiddenHead, batch: dict, chunk: int, device, autocast=None) -> tuple[torch.Tensor, int]:
+    """Sum of token losses of one micro-batch, and its number of loss-bearing tokens."""
+    targets = batch["targets"].to(device)
+    inputs = {k: v.to(device) for k, v in batch.items() if k != "targets"}
+    if head.use_cache:
+        inputs["use_cache"] = False
+    with head, torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        hidden = model(**inputs).logits
+    if head.virtual:
+        hidden = hidden[:, head.virtual:]
+    sel = targets != IGNORE
+    h = hidden[sel]
+    return linear_cross_entropy(h, head.weight, head.bias, targets[sel], chunk=chunk, softcap=head.softcap), int(sel.sum())
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    best_val: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    tokens: int = 0
+    loss_tokens: int = 0
+    train_seconds: float = 0.0
+    last_loss: float | None = None
+    history: list = field(default_factory=list)
+
+
+class Diverged(Exception):
+    pass
+
+
+class Trainer:
+    def __init__(self, *, model, tokenizer, tc, seed: int, train: list[Example], val: list[Example], out: Path,
+                 accelerator, console, lr: float, masker=None, autocast=None):
+        self.model, self.tok, self.tc, self.seed, self.out = model, tokenizer, tc, seed, out
+        self.train_ex, self.val_ex, self.acc, self.console, self.lr = train, val, accelerator, console, lr
+        self.autocast = autocast  # torch.bfloat16: CPU mixed precision
+        self.masker = masker  # masked LM: (input_ids, generator) -> (input_ids, targets)
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        self.main = accelerator.is_main_process
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        self.lengths = [len(e) for e in train]
+        self.steps_per_epoch = len(self._plan(0))
+        if self.steps_per_epoch == 0:
+            raise LuyenError("no optimiser step fits the training split", field="train.batch_size")
+        self.total = tc.max_steps or max(1, math.ceil(tc.epochs * self.steps_per_epoch))
+        self._plans: dict[int, list] = {}
+        self.head = HiddenHead(accelerator.unwrap_model(model))
+        self.state = LoopState()
+        self.ckpt_root = out / "checkpoints"
+        self.stop_requested = False
+
+    # -- plan ---------------------------------------------------------------------------------
+    def _plan(self, epoch: int) -> list:
+        tc = self.tc
+        return plan_epoch(self.lengths, batch_size=tc.batch_size, grad_accum=tc.grad_accum, world=self.world,
+                          seed=self.seed, epoch=epoch, shuffle=tc.shuffle)
+
+    def plan(self, epoch: int) -> list:
+        if epoch not in self._plans:
+            self._plans = {epoch: self._plan(epoch)}
+        return self._plans[epoch]
+
+    # -- setup --------------------------------------------------------------------------------
+    def build_optimizer(self):
+        from transformers import get_scheduler
+        decay, no_decay = [], []
+        for n, p in self.model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "norm" in n.lower() or n.endswith(".bias") else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr, betas=(0.9, 0.999), eps=1e-8,
+                                foreach=True)
+        warmup = int(self.tc.warmup_ratio * self.total)
+        name = {"constant": "constant_with_warmup"}.get(self.tc.scheduler, self.tc.scheduler)
+        sched = get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=self.total)
+        return opt, sched
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, resume: Path | None = None) -> LoopState:
+        model, acc, tc = self.model, self.acc, self.tc
+        opt, sched = self.build_optimizer()
+        model, opt = acc.prepare(model, opt)
+        self.model = model
+        st = self.state
+        if resume is not None:
+            saved = checkpoint.load(resume, acc.unwrap_model(model), opt)
+            for k in ("step", "best_val", "best_step", "bad_evals", "tokens", "loss_tokens", "train_seconds", "last_loss"):
+                setattr(st, k, saved.get(k, getattr(st, k)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for _ in range(st.step):
+                    sched.step()
+            if self.main:
+                self.console.print(f"resumed from {resume.name} (step {st.step}/{self.total})")
+        params = [p for p in model.parameters() if p.requires_grad]
+        logger = MetricsLogger(self.out, enabled=self.main, start_step=st.step)
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._on_sigint)
+        stopped_early = False
+        try:
+            with Progress(self.console, self.total, st.step, enabled=self.main) as bar:
+                while st.step < self.total and not self.stop_requested:
+                    t0 = time.perf_counter()
+                    loss, n_tok, n_loss, gnorm = self._step(model, params, opt)
+                    sched.step()
+                    st.step += 1
+                    dt = time.perf_counter() - t0
+                    st.tokens += n_tok
+                    st.loss_tokens += n_loss
+                    st.train_seconds += dt
+                    st.last_loss = loss
+                    row = {"step": st.step, "epoch": round(st.step / self.steps_per_epoch, 4), "loss": round(loss, 6),
+                           "perplexity": round(math.exp(min(loss, 50)), 4), "lr": sched.get_last_lr()[0],
+                           "grad_norm": round(gnorm, 6), "tokens": n_tok, "tokens_per_s": round(n_tok / dt, 2)}
+                    if self.world > 1:
+                        row["world_size"] = self.world
+                        row["rank_steps"] = self._gather_steps(st.step)
+                    bar.update(st.step, loss, n_tok / dt)
+                    do_eval = (tc.eval_steps and st.step % tc.eval_steps == 0) or (
+                        not tc.eval_steps and st.step % self.steps_per_epoch == 0) or st.step == self.total
+                    if do_eval and self.val_ex:
+                        val = self.evaluate(model)
+                        row.update(val_loss=round(val, 6), val_perplexity=round(math.exp(min(val, 50)), 4))
+                        if st.best_val is None or val < st.best_val - 1e-6:
+                            st.best_val, st.best_step, st.bad_evals = val, st.step, 0
+                        else:
+                            st.bad_evals += 1
+                        stopped_early = bool(tc.early_stopping and st.bad_evals >= tc.early_stopping)
+                    if st.step % tc.logging_steps == 0 or "val_loss" in row or st.step == self.total:
+                        logger.log(row)
+                    st.history.append(row)
+                    if (tc.save_steps and st.step % tc.save_steps == 0) or (do_eval and not tc.save_steps):
+                        self.save(opt)
+                    if stopped_early:
+                        if self.main:
+                            self.console.print(f"early stopping: validation loss has not improved for "
+                                               f"{tc.early_stopping} evaluations (best {st.best_val:.4f} at step {st.best_step})")
+                        break
+        except Diverged as e:
+            last = checkpoint.latest(self.ckpt_root)
+            kept = f"the last good checkpoint {last.name} is kept" if last else "no checkpoint was written yet"
+            raise LuyenError(f"training diverged at step {st.step + 1}: {e}; {kept}", field="train.lr",
+                             fix="lower train.lr (or raise train.warmup_ratio), then --resume or start again") from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            logger.close()
+        if self.stop_requested:
+            self.save(opt)
+            raise KeyboardInterrupt(f"saved checkpoint step {st.step}")
+        if not (tc.save_steps and st.step % tc.save_steps == 0):
+            self.save(opt)
+        return st
+
+    def _on_sigint(self, signum, frame):
+        if self.stop_requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        if self.main:
+            self.console.print("\nCtrl-C: finishing this step, saving a checkpoint, then stopping (Ctrl-C again to abort)")
+
+    def _step(self, model, params, opt) -> tuple[float, int, int, float]:
+        tc, acc = self.tc, self.acc
+        epoch, idx = divmod(self.state.step, self.steps_per_epoch)
+        micro_all = self.plan(epoch)[idx]
+        norm = sum(self.train_ex[i].n_loss for mb in micro_all for i in mb) if self.masker is None else None
+        mine = [micro_all[a * self.world + self.rank] for a in range(tc.grad_accum)]
+        model.train()
+        total_loss = torch.zeros(())
+        n_tok = n_loss = 0
+        batches = []
+        for a, mb in enumerate(mine):
+            batch = collate([self.train_ex[i] for i in mb], self.pad_id, tc.packing) if mb else None
+            if batch is not None and self.masker is not None:
+                g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.state.step * 1009 + a * self.world + self.rank)
+                batch["input_ids"], batch["targets"] = self.masker(batch["input_ids"], g)
+            batches.append(batch)
+        if norm is None:  # masked LM: the count is known only after masking; sum it over processes
+            local = sum(int((b["targets"] != IGNORE).sum()) for b in batches if b is not None)
+            norm = int(self._all_sum(torch.tensor(float(local))).item())
+        norm = max(norm, 1)
+        for a, batch in enumerate(batches):
+            last = a == len(batches) - 1
+            ctx = acc.no_sync(model) if (self.world > 1 and not last) else nullcontext()
+            with ctx:
+                if batch is None:
+                    if self.world > 1 and last:  # join the gradient all-reduce with a zero contribution
+                        (sum(p.sum() for p in params) * 0.0).backward()
+                    continue
+                s, k = loss_sum(model, self.head, batch, tc.logit_chunk, acc.device, self.autocast)
+                acc.backward(s * (self.world / norm))
+            total_loss += s.detach().float().cpu()
+            n_loss += k
+            n_tok += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+        if self.world > 1:
+            total_loss = self._all_sum(total_loss)
+            n_tok = int(self._all_sum(torch.tensor(float(n_tok))).item())
+            n_loss = int(self._all_sum(torch.tensor(float(n_loss))).item())
+        loss = float(total_loss) / norm
+        max_norm = tc.max_grad_norm or float("inf")
+        gnorm = float(acc.clip_grad_norm_(params, max_norm))
+        if not math.isfinite(loss) or not math.isfinite(gnorm):
+            opt.zero_grad(set_to_none=True)
+            raise Diverged(f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {gnorm}")
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss, n_tok, n_loss, gnorm
+
+    def _all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world == 1:
+            return t
+        t = t.to(self.acc.device)
+        torch.distributed.all_reduce(t)
+        return t.cpu()
+
+    def _gather_steps(self, step: int) -> list[int]:
+        out = [torch.zeros((), dtype=torch.long) for _ in range(self.world)]
+        torch.distributed.all_gather(out, torch.tensor(step, dtype=torch.long))
+        return [int(x) for x in out]
+
+    @torch.no_grad()
+    def evaluate(self, model, examples: list[Example] | None = None) -> float:
+        """Token-weighted mean loss over the validation examples (every process sees them all)."""
+        examples = self.val_ex if examples is None else examples
+        model.eval()
+        steps = plan_epoch([len(e) for e in examples], batch_size=self.tc.batch_size, grad_accum=1, world=1,
+                           seed=0, epoch=0, shuffle=False)
+        total, count = 0.0, 0
+        for step in steps:
+            for mb in step:
+                if not mb:
+                    continue
+                batch = collate([examples[i] for i in mb], self.pad_id, self.tc.packing)
+                if self.masker is not None:
+                    batch["input_ids"], batch["targets"] = self.masker(batch["input_ids"], torch.Generator().manual_seed(mb[0]))
+                s, k = loss_sum(model, self.head, batch, self.tc.logit_chunk, self.acc.device, self.autocast)
+                total += float(s)
+                count += k
+        model.train()
+        return total / max(count, 1)
+
+    def save(self, opt) -> None:
+        if self.world > 1:
+            self.acc.wait_for_everyone()
+        if self.main:
+            st = self.state
+            keep = {k: getattr(st, k) for k in ("best_val", "best_step", "bad_evals", "tokens", "loss_tokens",
+                                               "train_seconds", "last_loss")}
+            checkpoint.save(self.ckpt_root, step=st.step, model=self.acc.unwrap_model(self.model), optimizer=opt,
+                            state=keep, keep=self.tc.save_total_limit)
+        if self.world > 1:
+            self.acc.wait_for_everyone()
+
+
+class MetricsLogger:
+    """metrics.jsonl (appended, so a resumed run continues it), TensorBoard events, and a PNG of the curves."""
+
+    def __init__(self, out: Path, enabled: bool, start_step: int = 0):
+        self.enabled, self.path = enabled, out / "metrics.jsonl"
+        self.tb = None
+        if not enabled:
+            return
+        if self.path.exists():  # drop rows a killed run logged after its last checkpoint
+            rows = [r for r in _read_jsonl(self.path) if r["step"] <= start_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1 if start_step else None)
+        except ImportError:
+            self.tb = None
+        self.file = open(self.path, "a", encoding="utf-8")
+
+    def log(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k.replace("val_", "val/") if k.startswith("val_") else f"train/{k}", v, row["step"])
+        if "val_loss" in row:
+            plot_curves(self.path, self.path.parent / "curves.png")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            if self.tb is not None:
+                self.tb.close()
+            if self.path.exists():
+                plot_curves(self.path, self.path.parent / "curves.png")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut by a kill
+    return rows
+
+
+def plot_curves(metrics: Path, png: Path) -> None:
+    """Train and validation loss and perplexity against step, written atomically."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = _read_jsonl(metrics)
+    if not rows:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "perplexity", "perplexity")):
+        tr = [(r["step"], r[key]) for r in rows if key in r]
+        va = [(r["step"], r[f"val_{key}"]) for r in rows if f"val_{key}" in r]
+        if tr:
+            ax.plot(*zip(*tr), label=f"train {label}", lw=1)
+        if va:
+            ax.plot(*zip(*va), "o-", label=f"validation {label}")
+        ax.set_xlabel("step")
+        ax.set_title(label)
+        if key == "perplexity":
+            ax.set_yscale("log")
+        ax.legend()
+    fig.tight_layout()
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(png)
+
+
+class Progress:
+    """A rich progress bar with loss, tokens/s and ETA; plain lines when not on a terminal."""
+
+    def __init__(self, console, total: int, start: int, enabled: bool):
+        self.console, self.total, self.enabled = console, total, enabled
+        self.start, self.bar, self.every = start, None, max(1, total // 10)
+        self.t0 = time.perf_counter()
+
+    def __enter__(self):
+        if self.enabled and self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            self.bar = RichProgress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                    TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:.0f} tok/s"),
+                                    TimeRemainingColumn(), console=self.console)
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=self.total, completed=self.start, loss=float("nan"), tps=0.0)
+        return self
+
+    def update(self, step: int, loss: float, tps: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, loss=loss, tps=tps)
+        elif step % self.every == 0 or step == self.total:
+            done = step - self.start
+            eta = (time.perf_counter() - self.t0) / max(done, 1) * (self.total - step)
+            self.console.print(f"step {step}/{self.total}  loss {loss:.4f}  {tps:.0f} tok/s  eta {eta:.0f}s",
+                               highlight=False)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def seed_everything(seed: int) -> None:
+    import random
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

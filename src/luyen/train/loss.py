@@ -1,0 +1,91 @@
+"""Cross-entropy on the output layer, computed only where the loss needs it, a chunk at a time.
+
+Gemma-3's output layer maps 640 hidden units to 262,144 tokens: logits for a whole batch would be
+gigabytes, and most positions (prompts, padding) carry no loss. `linear_cross_entropy` takes the
+final hidden states of the loss-bearing positions only and, chunk by chunk, computes logits,
+log-softmax, the loss and, in the same pass, the gradient with respect to the hidden states (and to
+the output weight, when it trains). Nothing of size vocab survives a chunk, and backward only scales
+the stored gradients: the output layer costs 4 x hidden x vocab FLOPs per loss token, not the 6 a
+recomputing checkpoint would cost, and its memory is one chunk of logits.
+
+    loss_sum = linear_cross_entropy(hidden[sel], lm_head.weight, None, targets[sel], chunk=256)
+    (loss_sum / n_loss_tokens_in_step).backward()
+
+This is the CPU cousin of Liger-Kernel's fused linear cross-entropy (a GPU Triton kernel that does
+not run here). It returns the *sum* of token losses so callers can normalise by the number of
+loss-bearing tokens in the whole optimiser step, which keeps gradient accumulation exact.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, chunk: int, softcap: float | None):
+        n = hidden.shape[0]
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_b = bias is not None and ctx.needs_input_grad[2]
+        cd = hidden.dtype  # compute dtype of the matmuls (bf16 under mixed precision)
+        acc = torch.float32 if cd in (torch.float16, torch.bfloat16) else cd  # softmax and loss dtype
+        with torch.autocast(hidden.device.type, enabled=False):
+            w = weight if weight.dtype == cd else weight.to(cd)
+            b = None if bias is None else bias.to(cd)
+            grad_h = torch.empty_like(hidden) if need_h else None
+            grad_w = torch.zeros_like(weight) if need_w else None
+            grad_b = torch.zeros_like(bias) if need_b else None
+            total = torch.zeros((), dtype=acc, device=hidden.device)
+            for s in range(0, n, chunk):
+                h, t = hidden[s:s + chunk], targets[s:s + chunk]
+                logits = h @ w.t() if b is None else torch.addmm(b, h, w.t())
+                logits = logits.to(acc)
+                if softcap:
+                    capped = torch.tanh(logits / softcap)
+                    logits = capped * softcap
+                logp = torch.log_softmax(logits, dim=-1)
+                del logits
+                rows = torch.arange(t.shape[0], device=t.device)
+                total -= logp[rows, t].sum()
+                if not (need_h or need_w or need_b):
+                    continue
+                grad = logp.exp_()  # softmax, in place
+                grad[rows, t] -= 1.0  # d loss / d logits = softmax - one_hot
+                if softcap:
+                    grad *= 1.0 - capped.square_()
+                grad = grad.to(cd)
+                if need_h:
+                    grad_h[s:s + chunk] = grad @ w
+                if need_w:
+                    if grad_w.dtype == cd:
+                        grad_w.addmm_(grad.t(), h)
+                    else:
+                        grad_w += (grad.t() @ h).to(grad_w.dtype)
+                if need_b:
+                    grad_b += grad.sum(0).to(grad_b.dtype)
+        ctx.save_for_backward(*(g for g in (grad_h, grad_w, grad_b) if g is not None))
+        ctx.has = (need_h, need_w, need_b)
+        ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        saved = iter(ctx.saved_tensors)
+        grads = [(next(saved) * grad_out).to(ctx.dtypes[i]) if has else None for i, has in enumerate(ctx.has)]
+        return grads[0], grads[1], grads[2], None, None, None
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                         targets: torch.Tensor, chunk: int = 256, softcap: float | None = None) -> torch.Tensor:
+    """Sum over rows of -log softmax(hidden @ weight.T + bias)[target]; hidden is [N, H], targets [N]."""
+    if hidden.shape[0] == 0:
+        return hidden.sum() * 0.0 + (weight.sum() * 0.0 if weight.requires_grad else 0.0)
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap)
+
+
+def reference_cross_entropy(hidden, weight, bias, targets, softcap=None):
+    """The plain version (whole logits matrix), for tests."""
+    logits = torch.nn.functional.linear(hidden, weight, bias)
+    logits = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")

@@ -1,0 +1,141 @@
+"""The fine-tuning methods, as one table of data and one function each that makes a model trainable.
+
+| method   | trains                                   | default lr | saved as                   |
+|----------|------------------------------------------|------------|----------------------------|
+| full     | every weight                             | 2e-5       | safetensors model          |
+| lora     | low-rank adapters (peft) on chosen layers| 2e-4       | PEFT adapter               |
+| qlora    | LoRA over a 4-bit NF4 base (bitsandbytes)| 2e-4       | PEFT adapter               |
+| prompt   | a soft prompt of virtual tokens (peft)   | 3e-2       | PEFT adapter               |
+| ptuning  | a soft prompt from an MLP encoder (peft) | 3e-3       | PEFT adapter               |
+| freeze   | the last N transformer layers + norm     | 5e-5       | safetensors model          |
+| pretrain | a new model on a new BPE tokenizer, or   | 6e-4 / 5e-5| safetensors model          |
+|          | continued pretraining of model.name      |            |                            |
+
+    model = prepare_model(model, cfg.train)      # returns the trainable model (peft-wrapped or not)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from luyen.errors import LuyenError
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    trains: str
+    lr: float
+    adapter: bool  # saved as a PEFT adapter over an unchanged base
+
+
+METHODS = {m.name: m for m in (
+    Method("full", "every weight", 2e-5, False),
+    Method("lora", "low-rank adapters on the chosen linear layers", 2e-4, True),
+    Method("qlora", "low-rank adapters over a 4-bit NF4 quantised base", 2e-4, True),
+    Method("prompt", "a soft prompt of virtual token embeddings", 3e-2, True),
+    Method("ptuning", "a soft prompt produced by a small MLP encoder", 3e-3, True),
+    Method("freeze", "only the last N transformer layers and the final norm", 5e-5, False),
+    Method("pretrain", "every weight of a new (or continued) model on raw text", 6e-4, False),
+)}
+
+
+def default_lr(tc) -> float:
+    if tc.lr:
+        return tc.lr
+    if tc.method == "pretrain" and not tc.pretrain.from_scratch:
+        return 5e-5
+    return METHODS[tc.method].lr
+
+
+def prepare_model(model, tc):
+    """Freeze what the method keeps fixed and wrap the model as the method needs; returns the model to train."""
+    m = tc.method
+    if m in ("full", "pretrain"):
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    if m == "freeze":
+        return _freeze_all_but(model, tc.freeze_layers_but)
+    from peft import get_peft_model
+    if m in ("lora", "qlora"):
+        from peft import LoraConfig
+        if m == "qlora":
+            from peft import prepare_model_for_kbit_training
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=tc.gradient_checkpointing)
+        lc = tc.lora
+        _check_targets(model, lc.target_modules)
+        config = LoraConfig(task_type="CAUSAL_LM", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                            target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora)
+    elif m == "prompt":
+        from peft import PromptTuningConfig
+        config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=tc.num_virtual_tokens)
+    else:
+        from peft import PromptEncoderConfig
+        config = PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=tc.num_virtual_tokens,
+                                     encoder_hidden_size=_hidden(model))
+    return get_peft_model(model, config)
+
+
+def _hidden(model) -> int:
+    c = model.config
+    return getattr(c, "hidden_size", None) or getattr(c, "n_embd", None) or getattr(c, "d_model")
+
+
+def linear_names(model) -> list[str]:
+    """Distinct leaf names of the linear layers LoRA can adapt (the output layer excluded)."""
+    head = model.get_output_embeddings()
+    names = set()
+    for name, mod in model.named_modules():
+        if mod is head:
+            continue
+        if isinstance(mod, torch.nn.Linear) or type(mod).__name__ in ("Conv1D", "Linear4bit", "Linear8bitLt"):
+            names.add(name.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def _check_targets(model, targets) -> None:
+    if targets == "all-linear":
+        return
+    wanted = [targets] if isinstance(targets, str) else list(targets)
+    have = set(linear_names(model))
+    missing = [t for t in wanted if t not in have]
+    if missing:
+        raise LuyenError(f"LoRA target module(s) {missing} do not exist in this model", field="train.lora.target_modules",
+                         fix=f"use some of {sorted(have)} or 'all-linear'")
+
+
+def transformer_layers(model) -> torch.nn.ModuleList:
+    """The model's stack of transformer blocks: the longest ModuleList inside it."""
+    best = None
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.ModuleList) and (best is None or len(mod) > len(best)):
+            best = mod
+    if best is None:
+        raise LuyenError("cannot find this model's transformer layers", field="train.method",
+                         fix="use method lora or full for this architecture")
+    return best
+
+
+def _freeze_all_but(model, n: int):
+    layers = transformer_layers(model)
+    if n > len(layers):
+        raise LuyenError(f"the model has {len(layers)} layers; cannot train the last {n}", field="train.freeze_layers_but",
+                         fix=f"use a value between 1 and {len(layers)}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for layer in list(layers)[-n:]:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+    for name, mod in model.named_modules():  # the final norm after the last layer
+        if name.endswith(("norm", "ln_f", "final_layer_norm", "final_layernorm")) and "layers" not in name and ".h." not in name:
+            for p in mod.parameters():
+                p.requires_grad_(True)
+    return model
+
+
+def trainable_summary(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": train, "total": total, "share": round(train / max(total, 1), 6)}

@@ -1,0 +1,310 @@
+"""The training stage: a prepared data folder + a base model -> a trained model folder.
+
+    manifest = run(cfg, data_dir="runs/demo/data", out_dir="runs/demo/train")
+
+Writes `OUT/model/` (a PEFT adapter or full safetensors weights, the tokenizer with the chat
+template it was trained with, generation_config.json with the stop tokens), `metrics.jsonl`,
+`tensorboard/`, `curves.png`, `checkpoints/step-*/`, `run.json` (what this run is, for --resume)
+and, last, `manifest.json`. Every check that can fail does so before the first step.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from luyen.config import RunConfig
+from luyen.errors import LuyenError
+from luyen.manifest import MANIFEST, RunDir, atomic_write, read_manifest
+from luyen.train import checkpoint
+from luyen.train.methods import METHODS, default_lr, prepare_model, trainable_summary
+
+NO_LOSS_LIMIT = 0.5  # fail when more than this share of examples has no loss-bearing token
+
+
+def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
+        resume: bool = False, overwrite: bool = False, console=None) -> dict:
+    from accelerate import Accelerator
+    from rich.console import Console
+
+    from luyen.data.stage import read_split
+    from luyen.train.loop import Trainer, seed_everything
+
+    console = console or Console(stderr=True)
+    tc = cfg.train
+    data_dir = Path(data_dir or tc.data or "")
+    if not str(data_dir) or str(data_dir) == ".":
+        raise LuyenError("no training data given", field="train.data",
+                         fix="pass --data DIR (the --out of `luyen data prepare`) or set train.data")
+    if out_dir is None:
+        raise LuyenError("no output folder given", fix="pass --out DIR")
+    out = Path(out_dir)
+    data_manifest = read_manifest(data_dir, stage="data")
+    precision = _mixed_precision(tc.dtype)
+    cuda = torch.cuda.is_available()
+    # On GPUs accelerate runs autocast (and fp16's loss scaling); on CPUs the loop runs bf16 autocast itself.
+    accelerator = Accelerator(mixed_precision=precision if cuda else "no", cpu=not cuda)
+    identity = _identity(cfg, data_manifest)
+    ckpt = _prepare_out(out, identity, resume, overwrite, accelerator) if accelerator.is_main_process else None
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process and resume:
+        ckpt = checkpoint.latest(out / "checkpoints")
+    if accelerator.device.type == "cpu":
+        torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+    seed_everything(cfg.seed)
+
+    train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")
+    tokenizer, model, template, masker = _load(cfg, train_records, out, accelerator)
+    max_length = tc.max_length or cfg.data.max_length
+    _check_context(model, max_length)
+    from luyen.train.batches import encode
+    train_ex, stats = encode(train_records, tokenizer, template, max_length)
+    val_ex, _ = encode(val_records, tokenizer, template, max_length)
+    _check_examples(stats, tc, accelerator.num_processes, data_dir)
+    if tc.packing:
+        _check_packing(model, tc.method)
+    model = prepare_model(model, tc)
+    if tc.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    _check_memory(model, tc, stats, accelerator)
+    summary = trainable_summary(model)
+    lr = default_lr(tc)
+    if accelerator.is_main_process:
+        console.print(f"train: {tc.method} ({METHODS[tc.method].trains}); {summary['trainable']:,} of "
+                      f"{summary['total']:,} parameters train; {stats.examples} examples, {stats.tokens:,} tokens "
+                      f"({stats.loss_tokens:,} loss-bearing); lr {lr:g}", highlight=False)
+        for what, n in (("longer than max_length", stats.too_long), ("without loss-bearing tokens", stats.no_loss)):
+            if n:
+                console.print(f"[yellow]skipped {n} training examples {what}[/yellow]")
+    trainer = Trainer(model=model, tokenizer=tokenizer, tc=tc, seed=cfg.seed, train=train_ex, val=val_ex, out=out,
+                      accelerator=accelerator, console=console, lr=lr, masker=masker,
+                      autocast=torch.bfloat16 if precision == "bf16" and not cuda else None)
+    state = trainer.run(resume=ckpt)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return {}
+    final = accelerator.unwrap_model(trainer.model)
+    rd = RunDir(out, "train")
+    _save_model(final, tokenizer, template, out / "model", tc.method, rd)
+    for name in ("metrics.jsonl", "curves.png", "run.json"):
+        if (out / name).exists():
+            rd.outputs.append(name)
+    tps = state.tokens / state.train_seconds if state.train_seconds else 0.0
+    metrics = {"method": tc.method, "precision": precision, "steps": state.step, "final_train_loss": state.last_loss,
+               "best_val_loss": state.best_val, "best_step": state.best_step, "train_tokens": state.tokens,
+               "loss_tokens": state.loss_tokens, "tokens_per_s": round(tps, 2), "train_seconds": round(state.train_seconds, 2),
+               "examples": stats.examples, "skipped_too_long": stats.too_long, "skipped_no_loss": stats.no_loss,
+               "world_size": accelerator.num_processes, "lr": lr, **{f"params_{k}": v for k, v in summary.items()},
+               "base_model": cfg.model.name}
+    inputs = [data_dir / f"{s}.jsonl" for s in ("train", "val")]
+    return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed, metrics=metrics)
+
+
+def _mixed_precision(dtype: str) -> str:
+    """'bf16', 'fp16' or 'no'. auto picks bf16 where the hardware multiplies bf16 natively: GPUs that
+    support it, and CPUs with AVX512-BF16 or AMX (measured here: bf16 matmul 2.2x fp32)."""
+    if dtype == "auto":
+        if torch.cuda.is_available():
+            return "bf16" if torch.cuda.is_bf16_supported() else "no"
+        return "bf16" if cpu_has_bf16() else "no"
+    return {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}[dtype]
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _identity(cfg: RunConfig, data_manifest: dict) -> dict:
+    conf = cfg.model_dump()
+    for k in ("threads", "logging_steps"):  # do not change what the run computes
+        conf["train"].pop(k, None)
+    blob = json.dumps({"config": conf, "data": data_manifest.get("outputs")}, sort_keys=True)
+    return {"id": hashlib.sha256(blob.encode()).hexdigest()[:16], "name": cfg.name}
+
+
+def _prepare_out(out: Path, identity: dict, resume: bool, overwrite: bool, accelerator) -> Path | None:
+    """Decide between a fresh run, a resume and a refusal; returns the checkpoint to resume from."""
+    marker = out / "run.json"
+    if out.exists() and not out.is_dir():
+        raise LuyenError("output path exists and is a file", file=str(out), fix="choose a folder path")
+    busy = out.is_dir() and any(out.iterdir())
+    if busy and overwrite:
+        (out / MANIFEST).unlink(missing_ok=True)
+        shutil.rmtree(out)
+        busy = False
+    if busy:
+        if (out / MANIFEST).exists():
+            raise LuyenError("this output folder holds a finished run", file=str(out),
+                             fix="choose a new --out folder or pass --overwrite")
+        if not marker.exists():
+            raise LuyenError("this output folder holds files that are not a luyen training run", file=str(out),
+                             fix="choose a new --out folder or pass --overwrite")
+        if json.loads(marker.read_text()).get("id") != identity["id"]:
+            raise LuyenError("this output folder holds a different run (other config or data)", file=str(out),
+                             fix="resume with the same config and data, choose a new --out folder, or pass --overwrite")
+        if not resume:
+            raise LuyenError("this output folder holds an unfinished run", file=str(out),
+                             fix="pass --resume to continue it, or --overwrite to start again")
+        return checkpoint.latest(out / "checkpoints")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(marker, json.dumps(identity) + "\n")
+    return None
+
+
+def _load(cfg: RunConfig, records: list[dict], out: Path, accelerator):
+    """Tokenizer, model, chat template and (masked LM) masker for the configured method."""
+    from luyen.data.template import resolve_chat_template
+    from luyen.models.resolve import load_model, load_tokenizer, resolve_model
+    tc, mc = cfg.train, cfg.model
+    masker = None
+    if tc.method == "pretrain" and tc.pretrain.from_scratch:
+        from luyen.train import scratch
+        texts = [t for r in records for t in _texts(r)]
+        tok_dir = out / "tokenizer"
+        kind = tc.pretrain.arch
+        tokenizer = None
+        if accelerator.is_main_process:
+            tokenizer = scratch.train_tokenizer(texts, tok_dir, vocab_size=tc.pretrain.vocab_size, kind=kind)
+        accelerator.wait_for_everyone()
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+            tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+        model = scratch.build_model(kind, tc.pretrain.size, tokenizer, seed=cfg.seed)
+        if kind == "masked":
+            prob = tc.pretrain.mlm_probability
+            masker = lambda ids, g: scratch.mask_tokens(ids, tokenizer, probability=prob, generator=g)  # noqa: E731
+        template = resolve_chat_template(tokenizer, mc.chat_template)
+        return tokenizer, model, template, masker
+    folder = resolve_model(mc.name, cache_dir=mc.cache_dir, trust_remote_code=mc.trust_remote_code)
+    tokenizer = load_tokenizer(str(folder), trust_remote_code=mc.trust_remote_code)
+    template = resolve_chat_template(tokenizer, mc.chat_template)
+    adapter = METHODS[tc.method].adapter
+    mp = _mixed_precision(tc.dtype)
+    if mp == "fp16" and not torch.cuda.is_available():
+        raise LuyenError("float16 training needs a GPU", field="train.dtype", fix="use auto, float32 or bfloat16 on a CPU")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mp, torch.float32) if adapter else torch.float32
+    kw = {}
+    if tc.method == "qlora":
+        kw = _qlora_kwargs(dtype, accelerator)
+    try:
+        model = load_model(str(folder), dtype=dtype, trust_remote_code=mc.trust_remote_code, **kw)
+    except ValueError as e:
+        if "Unrecognized configuration class" in str(e):
+            raise LuyenError("this model is not a causal (decoder) language model", file=str(folder),
+                             field="model.name", fix="choose a decoder model such as gemma3-270m, Llama, Qwen or Mistral") from None
+        raise
+    return tokenizer, model, template, masker
+
+
+def _texts(rec: dict) -> list[str]:
+    from luyen.data.formats import record_texts
+    return record_texts(rec)
+
+
+def _qlora_kwargs(dtype, accelerator) -> dict:
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise LuyenError("QLoRA needs bitsandbytes, which is not installed", field="train.method",
+                         fix="pip install 'luyen[train]' (or bitsandbytes), or use train.method=lora") from None
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=dtype)
+    return {"quantization_config": q, "device_map": {"": accelerator.device}}
+
+
+def _check_context(model, max_length: int) -> None:
+    ctx = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if ctx and max_length > ctx:
+        raise LuyenError(f"max_length {max_length} is beyond the model's context of {ctx} tokens",
+                         field="train.max_length", fix=f"set train.max_length (or data.max_length) to at most {ctx}")
+
+
+def _check_examples(stats, tc, world: int, data_dir: Path) -> None:
+    where = str(data_dir / "train.jsonl")
+    if stats.records and stats.no_loss / stats.records > NO_LOSS_LIMIT:
+        raise LuyenError(f"{stats.no_loss} of {stats.records} training examples have no loss-bearing token "
+                         "(no assistant turn survives the template)", file=where,
+                         fix="check the chat roles (the model must answer as 'assistant') or the chat template")
+    if stats.examples == 0:
+        reason = f"all {stats.too_long} are longer than max_length" if stats.too_long else "none has loss-bearing tokens"
+        raise LuyenError(f"no training example is usable: {reason}", file=where,
+                         fix="raise train.max_length or re-run `luyen data prepare` with a smaller data.max_length")
+    need = tc.batch_size * tc.grad_accum * world
+    if need > stats.examples:
+        raise LuyenError(f"one optimiser step needs {need} examples (batch_size {tc.batch_size} x grad_accum "
+                         f"{tc.grad_accum} x {world} processes) but the training split has {stats.examples}"
+                         + (f" ({stats.too_long} more are longer than max_length)" if stats.too_long else ""),
+                         field="train.batch_size", fix=f"use train.batch_size <= {max(1, stats.examples // (tc.grad_accum * world))}")
+
+
+def _check_packing(model, method: str) -> None:
+    """Packing needs a model whose attention honours restarting position ids; check it on the real model."""
+    if method in ("prompt", "ptuning"):
+        raise LuyenError("packing cannot be combined with soft prompts", field="train.packing",
+                         fix="set train.packing=false")
+    vocab = model.config.vocab_size
+    a, b = torch.arange(5) % vocab + 3, torch.arange(7, 13) % vocab + 3
+    with torch.no_grad():
+        alone = model(input_ids=b[None]).logits[0]
+        packed = model(input_ids=torch.cat([a, b])[None],
+                       position_ids=torch.cat([torch.arange(5), torch.arange(6)])[None]).logits[0, 5:]
+    if not torch.allclose(alone, packed, atol=1e-4, rtol=1e-3):
+        raise LuyenError(f"{type(model).__name__} lets packed examples see each other", field="train.packing",
+                         fix="set train.packing=false (length buckets waste almost no padding)")
+
+
+def _check_memory(model, tc, stats, accelerator) -> None:
+    """Refuse a run whose estimated peak memory exceeds what this machine has free."""
+    if accelerator.device.type != "cpu":
+        return
+    import psutil
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    cfgm = model.config
+    hidden = getattr(cfgm, "hidden_size", None) or getattr(cfgm, "n_embd", 0)
+    layers = getattr(cfgm, "num_hidden_layers", None) or getattr(cfgm, "n_layer", 0)
+    vocab = getattr(cfgm, "vocab_size", 0)
+    tokens = tc.batch_size * stats.longest
+    act = tokens * layers * hidden * 4 * 18 * (0.15 if tc.gradient_checkpointing else 1)
+    logits = min(tc.logit_chunk, tokens) * vocab * 4 * 3
+    need = 4 * params + 12 * trainable + act + logits
+    free = psutil.virtual_memory().available
+    if need > 0.9 * free:
+        raise LuyenError(f"this run needs about {need / 1e9:.1f} GB of memory but {free / 1e9:.1f} GB is free",
+                         field="train.batch_size", fix="lower train.batch_size or train.max_length, turn on "
+                         "train.gradient_checkpointing, or use method lora/qlora")
+
+
+def _save_model(model, tokenizer, template: str, folder: Path, method: str, rd: RunDir) -> None:
+    """The trained model in the format its method produces, written to a temp folder and renamed."""
+    from transformers import GenerationConfig
+
+    from luyen.data.template import stop_token_ids
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(tmp)
+    stops = stop_token_ids(tokenizer, template)
+    gen = GenerationConfig(eos_token_id=stops if len(stops) > 1 else stops[0],
+                           pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
+                           bos_token_id=tokenizer.bos_token_id)
+    gen.save_pretrained(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.replace(folder)
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            rd.outputs.append(str(f.relative_to(rd.path)))
