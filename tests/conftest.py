@@ -64,3 +64,35 @@ def tiny_gemma_tokenizer_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_tokenizer_dir) -> Path:
     return tiny_tokenizer_dir
+
+
+SHORT_WORDS = ("học máy mô hình dữ liệu huấn luyện vé hành lý chuyến bay giờ khách hàng đổi hoàn tiền "
+               "hạng ghế thời gian chi phí").split()
+
+
+def write_short_qa(path: Path, n: int = 120, seed: int = 0) -> Path:
+    """Short Vietnamese-looking QA pairs that fit a tiny model's 256-token context."""
+    import json
+    import random
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            q = " ".join(rng.choices(SHORT_WORDS, k=rng.randint(3, 8))) + f" {i}?"
+            a = " ".join(rng.choices(SHORT_WORDS, k=rng.randint(3, 12))) + "."
+            f.write(json.dumps({"question": q, "answer": a}, ensure_ascii=False) + "\n")
+    return path
+
+
+def prepare_data(model_dir: Path, out: Path, source: Path, *extra: str) -> Path:
+    from luyen.config import load_config
+    from luyen.data.stage import run
+    cfg = load_config(None, [f"model.name={model_dir}", "data.max_length=256", *extra])
+    run(cfg, [source], out, overwrite=True, estimate=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """A prepared data folder (train/val/test) of short QA for the tiny llama model."""
+    root = tmp_path_factory.mktemp("train_data")
+    return prepare_data(tiny_model_dir, root / "data", write_short_qa(root / "qa.jsonl"))

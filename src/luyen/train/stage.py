@@ -213,12 +213,12 @@ def _texts(rec: dict) -> list[str]:
 
 
 def _qlora_kwargs(dtype, accelerator) -> dict:
-    try:
-        import bitsandbytes  # noqa: F401
-        from transformers import BitsAndBytesConfig
-    except ImportError:
+    import importlib.util
+
+    from transformers import BitsAndBytesConfig
+    if importlib.util.find_spec("bitsandbytes") is None:
         raise LuyenError("QLoRA needs bitsandbytes, which is not installed", field="train.method",
-                         fix="pip install 'luyen[train]' (or bitsandbytes), or use train.method=lora") from None
+                         fix="pip install 'luyen[train]' (or bitsandbytes), or use train.method=lora")
     q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                            bnb_4bit_compute_dtype=dtype)
     return {"quantization_config": q, "device_map": {"": accelerator.device}}
@@ -257,8 +257,8 @@ def _check_packing(model, method: str) -> None:
     vocab = model.config.vocab_size
     a, b = torch.arange(5) % vocab + 3, torch.arange(7, 13) % vocab + 3
     with torch.no_grad():
-        alone = model(input_ids=b[None]).logits[0]
-        packed = model(input_ids=torch.cat([a, b])[None],
+        alone = model(input_ids=b[None], use_cache=False).logits[0]
+        packed = model(input_ids=torch.cat([a, b])[None], use_cache=False,
                        position_ids=torch.cat([torch.arange(5), torch.arange(6)])[None]).logits[0, 5:]
     if not torch.allclose(alone, packed, atol=1e-4, rtol=1e-3):
         raise LuyenError(f"{type(model).__name__} lets packed examples see each other", field="train.packing",

@@ -1,0 +1,178 @@
+"""The training stage end to end on tiny random models: outputs, exactness, failure handling."""
+from __future__ import annotations
+
+import errno
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from luyen.config import load_config
+from luyen.errors import LuyenError
+from luyen.train import checkpoint
+from luyen.train.stage import run
+
+
+def cfg(model_dir, *extra):
+    return load_config(None, [f"model.name={model_dir}", "data.max_length=256", "train.batch_size=4",
+                              "train.max_steps=6", *extra])
+
+
+def rows(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_lora_run_writes_a_peft_adapter_tokenizer_metrics_curves_and_manifest(tmp_path, tiny_model_dir, tiny_data_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    out = tmp_path / "run"
+    manifest = run(cfg(tiny_model_dir, "train.eval_steps=3", "train.lr=5e-3"), tiny_data_dir, out)
+    m = manifest["metrics"]
+    assert m["steps"] == 6 and math.isfinite(m["final_train_loss"]) and m["best_val_loss"] is not None
+    model_dir = out / "model"
+    assert (model_dir / "adapter_model.safetensors").is_file() and (model_dir / "adapter_config.json").is_file()
+    assert not [p for p in out.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl")]  # no pickle anywhere
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert tok.chat_template and "<|im_start|>" in tok.chat_template
+    gen = json.loads((model_dir / "generation_config.json").read_text())
+    assert gen["eos_token_id"] == tok.eos_token_id or tok.eos_token_id in gen["eos_token_id"]
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    before = base(ids).logits
+    tuned = PeftModel.from_pretrained(base, model_dir)
+    assert not torch.allclose(before, tuned(ids).logits)
+    r = rows(out)
+    assert [x["step"] for x in r] == [1, 2, 3, 4, 5, 6]
+    assert {"loss", "perplexity", "lr", "grad_norm", "tokens_per_s"} <= set(r[0])
+    assert [x["step"] for x in r if "val_loss" in x] == [3, 6]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((out / "manifest.json").read_text())["stage"] == "train"
+    assert "model/adapter_model.safetensors" in manifest["outputs"]
+
+
+def test_full_fine_tuning_saves_safetensors_weights_that_reload(tmp_path, tiny_model_dir, tiny_data_dir):
+    from transformers import AutoModelForCausalLM
+    out = tmp_path / "full"
+    run(cfg(tiny_model_dir, "train.method=full", "train.lr=1e-3", "train.max_steps=3"), tiny_data_dir, out)
+    assert (out / "model" / "model.safetensors").is_file()
+    tuned = AutoModelForCausalLM.from_pretrained(out / "model")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    changed = [n for (n, a), (_, b) in zip(tuned.named_parameters(), base.named_parameters()) if not torch.equal(a, b)]
+    assert changed
+
+
+def test_gradient_accumulation_is_exact(tmp_path, tiny_model_dir, tiny_data_dir):
+    common = ["train.dtype=float32", "train.lora.dropout=0", "train.max_steps=3", "train.lr=1e-2"]
+    a, b = tmp_path / "b8", tmp_path / "b2x4"
+    run(cfg(tiny_model_dir, "train.batch_size=8", "train.grad_accum=1", *common), tiny_data_dir, a)
+    run(cfg(tiny_model_dir, "train.batch_size=2", "train.grad_accum=4", *common), tiny_data_dir, b)
+    la, lb = [r["loss"] for r in rows(a)], [r["loss"] for r in rows(b)]
+    assert all(abs(x - y) / x < 1e-5 for x, y in zip(la, lb)) and len(la) == 3
+    wa = load_file(str(a / "model" / "adapter_model.safetensors"))
+    wb = load_file(str(b / "model" / "adapter_model.safetensors"))
+    assert wa.keys() == wb.keys()
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6, rtol=1e-4) for k in wa)
+    assert any(float(wa[k].abs().max()) > 0 for k in wa if "lora_B" in k)  # the update happened
+
+
+@pytest.mark.parametrize("arch_fixture", ["tiny_model_dir", "tiny_gemma_tokenizer_dir"])
+def test_a_packed_example_has_the_same_loss_as_alone(request, arch_fixture):
+    from transformers import AutoModelForCausalLM
+
+    from luyen.train.batches import IGNORE, collate, shifted
+    from luyen.train.loop import HiddenHead, loss_sum
+    model = AutoModelForCausalLM.from_pretrained(request.getfixturevalue(arch_fixture), dtype=torch.float32).eval()
+    head = HiddenHead(model)
+    g = torch.Generator().manual_seed(0)
+    exs = []
+    for n in (9, 14, 6):
+        ids = torch.randint(6, 300, (n,), generator=g).tolist()
+        exs.append(shifted(ids, [i >= n // 2 for i in range(n)]))
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        alone = [float(loss_sum(model, head, collate([e], 0), 64, cpu)[0]) for e in exs]
+        packed = collate(exs, 0, packing=True)
+        for i in range(len(exs)):
+            only = dict(packed)
+            start = sum(len(e) for e in exs[:i])
+            keep = torch.full_like(packed["targets"], IGNORE)
+            keep[0, start:start + len(exs[i])] = packed["targets"][0, start:start + len(exs[i])]
+            only["targets"] = keep
+            assert float(loss_sum(model, head, only, 64, cpu)[0]) == pytest.approx(alone[i], rel=1e-5)
+        padded = collate(exs, 0)
+        assert float(loss_sum(model, head, padded, 64, cpu)[0]) == pytest.approx(sum(alone), rel=1e-5)
+
+
+def test_packing_trains(tmp_path, tiny_model_dir, tiny_data_dir):
+    m = run(cfg(tiny_model_dir, "train.packing=true", "train.max_steps=3"), tiny_data_dir, tmp_path / "p")
+    assert math.isfinite(m["metrics"]["final_train_loss"])
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model_dir, tiny_data_dir):
+    out = tmp_path / "nan"
+    with pytest.raises(LuyenError, match=r"diverged at step \d+: .*step-0000\d\d is kept"):
+        run(cfg(tiny_model_dir, "train.method=full", "train.lr=1e20", "train.max_grad_norm=0", "train.save_steps=1",
+                "train.warmup_ratio=0", "train.dtype=float32"), tiny_data_dir, out)
+    last = checkpoint.latest(out / "checkpoints")
+    weights = load_file(str(last / "trainable.safetensors"))
+    assert json.loads((last / "state.json").read_text())["step"] >= 1
+    assert not (out / "manifest.json").exists()
+    assert last.name == "step-000001" or all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, tiny_model_dir, tiny_data_dir, monkeypatch):
+    out = tmp_path / "full_disk"
+    real = checkpoint.save_file
+    calls = {"n": 0}
+
+    def failing(tensors, path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the second checkpoint's first file: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, path, *a, **k)
+
+    monkeypatch.setattr(checkpoint, "save_file", failing)
+    c = cfg(tiny_model_dir, "train.save_steps=2", "train.max_steps=6")
+    with pytest.raises(LuyenError, match="disk is full; the previous checkpoint step-000002 is intact"):
+        run(c, tiny_data_dir, out)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000002"]  # no half-written folder
+    monkeypatch.setattr(checkpoint, "save_file", real)
+    m = run(c, tiny_data_dir, out, resume=True)
+    assert m["metrics"]["steps"] == 6
+
+
+def test_output_folder_rules(tmp_path, tiny_model_dir, tiny_data_dir):
+    out = tmp_path / "rules"
+    c = cfg(tiny_model_dir, "train.max_steps=2")
+    run(c, tiny_data_dir, out)
+    with pytest.raises(LuyenError, match="holds a finished run"):
+        run(c, tiny_data_dir, out)
+    (out / "manifest.json").unlink()
+    with pytest.raises(LuyenError, match="holds an unfinished run.*--resume"):
+        run(c, tiny_data_dir, out)
+    with pytest.raises(LuyenError, match="holds a different run"):
+        run(cfg(tiny_model_dir, "train.max_steps=2", "train.lr=0.1"), tiny_data_dir, out, resume=True)
+    m = run(cfg(tiny_model_dir, "train.max_steps=2", "train.lr=0.1"), tiny_data_dir, out, overwrite=True)
+    assert m["metrics"]["lr"] == 0.1
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(LuyenError, match="not a luyen training run"):
+        run(c, tiny_data_dir, other)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_early_stopping_and_schedulers(tmp_path, tiny_model_dir, tiny_data_dir):
+    out = tmp_path / "es"
+    m = run(cfg(tiny_model_dir, "train.max_steps=40", "train.eval_steps=1", "train.early_stopping=1",
+                "train.lr=0.5", "train.scheduler=constant", "train.warmup_ratio=0"), tiny_data_dir, out)
+    assert m["metrics"]["steps"] < 40  # a huge constant lr stops improving quickly
+    lrs = [r["lr"] for r in rows(out)]
+    assert len(set(lrs)) == 1
+    out2 = tmp_path / "cos"
+    run(cfg(tiny_model_dir, "train.max_steps=10", "train.scheduler=cosine", "train.warmup_ratio=0.2"), tiny_data_dir, out2)
+    lrs = [r["lr"] for r in rows(out2)]
+    assert lrs[0] < lrs[1] and lrs[-1] < lrs[2]
