@@ -34,13 +34,14 @@ def make_tiny_tokenizer(path: Path, gemma_markers: bool = False, vocab_size: int
     return fast
 
 
-def make_tiny_model(path: Path, arch: str = "llama", gemma_markers: bool = False):
+def make_tiny_model(path: Path, arch: str = "llama", gemma_markers: bool = False, hidden: int = 32):
     """A tiny random causal LM folder (config + safetensors + tokenizer) for stage tests."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     tok = make_tiny_tokenizer(path, gemma_markers=gemma_markers)
-    config = AutoConfig.for_model(arch, vocab_size=len(tok), hidden_size=32, intermediate_size=64, head_dim=8,
+    config = AutoConfig.for_model(arch, vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                                  head_dim=hidden // 4,
                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                                   max_position_embeddings=256, pad_token_id=tok.pad_token_id,
                                   eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
