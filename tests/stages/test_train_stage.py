@@ -176,3 +176,27 @@ def test_early_stopping_and_schedulers(tmp_path, tiny_model_dir, tiny_data_dir):
     run(cfg(tiny_model_dir, "train.max_steps=10", "train.scheduler=cosine", "train.warmup_ratio=0.2"), tiny_data_dir, out2)
     lrs = [r["lr"] for r in rows(out2)]
     assert lrs[0] < lrs[1] and lrs[-1] < lrs[2]
+
+
+def test_a_trained_adapter_loads_over_its_base_and_is_refused_over_another(tmp_path, tiny_model_dir, tiny_data_dir):
+    from conftest import make_tiny_model
+
+    from luyen.models.trained import load_trained
+    out = tmp_path / "adapter"
+    run(cfg(tiny_model_dir, "train.max_steps=2"), tiny_data_dir, out)
+    model, tok = load_trained(out)
+    assert hasattr(model, "peft_config") and tok.chat_template
+    other = make_tiny_model(tmp_path / "gpt2", arch="gpt2")
+    with pytest.raises(LuyenError, match=r"trained on a different base .*model_type llama vs gpt2"):
+        load_trained(out, base=str(other))
+
+
+def test_pickle_only_model_folders_are_refused(tmp_path, tiny_model_dir):
+    import shutil
+
+    from luyen.models.resolve import load_model
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(LuyenError, match="only pickle weights"):
+        load_model(str(folder))

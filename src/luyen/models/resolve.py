@@ -121,11 +121,15 @@ def load_model(name: str | Path | None, dtype=None, *, cache_dir: str | Path | N
     from transformers import AutoModelForCausalLM
     folder = resolve_model(name, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
     safetensors = any(folder.glob("*.safetensors"))
-    if not safetensors and not any(folder.glob("*.bin")):
-        raise LuyenError("no weights (*.safetensors or *.bin) in this model folder", file=str(folder),
-                         fix="pass the folder that save_pretrained wrote, or a hub id")
+    if not safetensors:
+        pickled = any(folder.glob("*.bin")) or any(folder.glob("*.pt")) or any(folder.glob("*.pth"))
+        raise LuyenError("this model folder has only pickle weights (*.bin), which can run code when loaded; luyen "
+                         "loads safetensors only" if pickled else "no weights (*.safetensors) in this model folder",
+                         file=str(folder), fix="convert it once where you trust it: AutoModelForCausalLM.from_pretrained"
+                         "(folder).save_pretrained(folder, safe_serialization=True)" if pickled else
+                         "pass the folder that save_pretrained wrote, or a hub id")
     return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code,
-                                                use_safetensors=True if safetensors else None, **kw)
+                                                use_safetensors=True, **kw)
 
 
 def _hub_offline() -> bool:

@@ -287,6 +287,10 @@ def _check_memory(model, tc, stats, accelerator) -> None:
                          "train.gradient_checkpointing, or use method lora/qlora")
 
 
+def method_is_adapter(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
 def _save_model(model, tokenizer, template: str, folder: Path, method: str, rd: RunDir) -> None:
     """The trained model in the format its method produces, written to a temp folder and renamed."""
     from transformers import GenerationConfig
@@ -302,6 +306,11 @@ def _save_model(model, tokenizer, template: str, folder: Path, method: str, rd: 
                            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
                            bos_token_id=tokenizer.bos_token_id)
     gen.save_pretrained(tmp)
+    if method_is_adapter(model):
+        from luyen.models.trained import BASE_INFO, base_shape
+        base = model.get_base_model()
+        atomic_write(tmp / BASE_INFO, json.dumps({"base": str(getattr(base, "name_or_path", "")),
+                                                  "shape": base_shape(base.config)}, indent=1) + "\n")
     if folder.exists():
         shutil.rmtree(folder)
     tmp.replace(folder)

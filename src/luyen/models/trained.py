@@ -1,0 +1,74 @@
+"""Load what `luyen train` produced (or any model folder) for inference, evaluation and export.
+
+    model, tokenizer = load_trained("runs/demo/train")         # a run folder, its model/ folder,
+    model, tokenizer = load_trained("path/to/adapter", base="gemma3-270m")   # or any model/adapter
+
+An adapter folder names its base in adapter_config.json, and luyen also records the base's shape in
+luyen-base.json; an adapter whose base does not match (another architecture, width, depth or
+vocabulary) is refused with the reason, instead of failing deep inside peft or, worse, loading.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from luyen.errors import LuyenError
+
+BASE_INFO = "luyen-base.json"
+SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer")
+
+
+def base_shape(config) -> dict:
+    """The fields of a model config that an adapter's weights depend on."""
+    c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    return {k: c[k] for k in SHAPE_KEYS if c.get(k) is not None}
+
+
+def model_folder(path: str | Path) -> Path:
+    """A train run folder means its model/ subfolder."""
+    p = Path(path).expanduser()
+    if (p / "manifest.json").is_file() and (p / "model").is_dir():
+        return p / "model"
+    return p
+
+
+def is_adapter(path: str | Path) -> bool:
+    return (model_folder(path) / "adapter_config.json").is_file()
+
+
+def load_trained(path: str | Path, *, base: str | None = None, dtype=None, trust_remote_code: bool = False):
+    """(model, tokenizer) in eval mode; an adapter is applied over its base (not merged)."""
+    from luyen.models.resolve import load_model, load_tokenizer
+    folder = model_folder(path)
+    if not (folder / "adapter_config.json").is_file():
+        model = load_model(str(folder), dtype=dtype, trust_remote_code=trust_remote_code)
+        return model.eval(), load_tokenizer(str(folder), trust_remote_code=trust_remote_code)
+    from peft import PeftModel
+    adapter_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    base_name = base or adapter_cfg.get("base_model_name_or_path")
+    if not base_name:
+        raise LuyenError("this adapter does not name its base model", file=str(folder),
+                         fix="pass the base model it was trained on")
+    model = load_model(base_name, dtype=dtype, trust_remote_code=trust_remote_code)
+    check_adapter_base(folder, model.config, base_name)
+    try:
+        model = PeftModel.from_pretrained(model, folder)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise LuyenError(f"this adapter does not fit base model {base_name}: {str(e).splitlines()[0][:200]}",
+                         file=str(folder), fix="pass the base model the adapter was trained on") from None
+    if (folder / "tokenizer_config.json").is_file():  # luyen saves the tokenizer + chat template beside the adapter
+        from transformers import AutoTokenizer
+        return model.eval(), AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    return model.eval(), load_tokenizer(base_name, trust_remote_code=trust_remote_code)
+
+
+def check_adapter_base(folder: Path, base_config, base_name: str) -> None:
+    info_path = Path(folder) / BASE_INFO
+    if not info_path.is_file():
+        return
+    want = json.loads(info_path.read_text(encoding="utf-8"))["shape"]
+    have = base_shape(base_config)
+    diff = [f"{k} {want[k]} vs {have.get(k)}" for k in want if have.get(k) != want[k]]
+    if diff:
+        raise LuyenError(f"this adapter was trained on a different base than {base_name} ({'; '.join(diff)})",
+                         file=str(folder), fix="pass the base model it was trained on (see luyen-base.json)")
