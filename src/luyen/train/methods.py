@@ -75,7 +75,47 @@ def prepare_model(model, tc):
         from peft import PromptEncoderConfig
         config = PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=tc.num_virtual_tokens,
                                      encoder_hidden_size=_hidden(model))
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    if m in ("lora", "qlora"):
+        fast_lora_dropout(model)
+    return model
+
+
+class FastDropout(torch.nn.Module):
+    """Inverted dropout whose mask comes from numpy's PCG64 (seeded by one draw from torch's RNG, so
+    checkpoints that save torch's RNG state resume exactly). torch's CPU bernoulli_ spends ~4.3 ms on
+    a 1280x640 activation; this spends ~1.7 ms, and LoRA calls it 7 times per layer per step. The
+    drop probability is rounded to 1/65536 (0.05 -> 0.0500031)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.threshold = round(p * 65536) - 32768  # int16 values below this are dropped
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return torch.nn.functional.dropout(x, self.p, self.training)
+        import numpy as np
+        seed = int(torch.randint(0, 2**62, (1,)))
+        raw = np.random.Generator(np.random.PCG64(seed)).bytes(2 * x.numel())
+        keep = torch.frombuffer(bytearray(raw), dtype=torch.int16).view(x.shape) >= self.threshold
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def fast_lora_dropout(model) -> int:
+    """Swap peft's LoRA dropout modules for FastDropout (same p); returns how many were swapped."""
+    n = 0
+    for mod in model.modules():
+        drops = getattr(mod, "lora_dropout", None)
+        if isinstance(drops, torch.nn.ModuleDict):
+            for key, d in list(drops.items()):
+                if isinstance(d, torch.nn.Dropout) and d.p > 0:
+                    drops[key] = FastDropout(d.p)
+                    n += 1
+    return n
 
 
 def _hidden(model) -> int:

@@ -110,3 +110,20 @@ def test_data_parallel_plan_gives_every_rank_a_share():
 
 def test_example_length():
     assert len(Example(np.arange(4), np.full(4, IGNORE))) == 4
+
+
+def test_compiled_fused_softmax_path_for_large_vocabularies_matches_plain_loss():
+    from luyen.train import loss as loss_mod
+    g = torch.Generator().manual_seed(2)
+    vocab = loss_mod.COMPILE_MIN_VOCAB + 17
+    h = torch.randn(21, 8, generator=g, requires_grad=True)
+    w = torch.randn(vocab, 8, generator=g) * 0.5
+    t = torch.randint(0, vocab, (21,), generator=g)
+    ours = linear_cross_entropy(h, w, None, t, chunk=8)
+    ours.backward()
+    assert not loss_mod._compiled.get("failed"), "TorchInductor could not compile the fused softmax here"
+    mine = h.grad.clone()
+    h.grad = None
+    ref = reference_cross_entropy(h, w, None, t)
+    ref.backward()
+    assert torch.allclose(ours, ref, rtol=1e-5) and torch.allclose(mine, h.grad, atol=1e-5)
