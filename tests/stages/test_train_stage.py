@@ -201,3 +201,37 @@ def test_pickle_only_model_folders_are_refused(tmp_path, tiny_model_dir):
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     with pytest.raises(LuyenError, match="only pickle weights"):
         load_model(str(folder))
+
+
+def test_a_run_whose_examples_carry_no_loss_fails_before_training(tmp_path, tiny_model_dir, tiny_data_dir):
+    user_only = "{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}{% endif %}{% endfor %}"
+    c = cfg(tiny_model_dir)
+    c.model.chat_template = user_only
+    with pytest.raises(LuyenError, match=r"train.jsonl: \d+ of \d+ training examples have no loss-bearing token"):
+        run(c, tiny_data_dir, tmp_path / "noloss")
+    assert not (tmp_path / "noloss" / "checkpoints").exists()
+
+
+def test_a_run_that_cannot_fit_in_memory_fails_before_training(tmp_path, tiny_model_dir, tiny_data_dir, monkeypatch):
+    import psutil
+
+    class Tiny:
+        available = 1_000_000
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Tiny())
+    with pytest.raises(LuyenError, match=r"needs about .* GB of memory but 0.0 GB is free.*gradient_checkpointing"):
+        run(cfg(tiny_model_dir), tiny_data_dir, tmp_path / "oom")
+    assert not (tmp_path / "oom" / "checkpoints").exists()
+
+
+def test_continued_pretraining_on_raw_text(tmp_path, tiny_model_dir):
+    from conftest import prepare_data
+    src = tmp_path / "corpus.txt"
+    src.write_text("\n\n".join(f"Đoạn văn số {i} nói về học máy và dữ liệu huấn luyện." for i in range(60)),
+                   encoding="utf-8")
+    data = prepare_data(tiny_model_dir, tmp_path / "data", src)
+    out = tmp_path / "cpt"
+    m = run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=64", "train.method=pretrain",
+                               "train.pretrain.from_scratch=false", "train.batch_size=2", "train.max_steps=6",
+                               "train.lr=1e-3"]), data, out)
+    assert m["metrics"]["lr"] == 1e-3 and (out / "model" / "model.safetensors").is_file()
+    assert m["metrics"]["loss_tokens"] > 0.9 * m["metrics"]["train_tokens"]  # raw text: (almost) every token is a target

@@ -60,6 +60,8 @@ def end_marker(tokenizer, template: str) -> str:
     """The text the template puts right after an assistant turn's content (e.g. '<end_of_turn>')."""
     probe = "\u2063probe\u2063"
     text = render(tokenizer, template, [{"role": "user", "content": "u"}, {"role": "assistant", "content": probe}])
+    if probe not in text:
+        return ""  # the template drops assistant turns; encode_chat reports that per record
     return text[text.rindex(probe) + len(probe):].strip()
 
 

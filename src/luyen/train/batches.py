@@ -74,7 +74,11 @@ def encode(records: list[dict], tokenizer, template: str, max_length: int, text_
         if chat is None:
             texts.append(rec["text"])
             continue
-        ids, mask = encode_chat(tokenizer, template, chat, marker)
+        try:
+            ids, mask = encode_chat(tokenizer, template, chat, marker)
+        except ValueError:  # the template drops or rewrites a turn: nothing can be learned from it
+            stats.no_loss += 1
+            continue
         _add(out, stats, shifted(ids, mask), max_length)
     if texts:
         for block in text_blocks(texts, tokenizer, text_block or max_length):
