@@ -66,7 +66,7 @@ def shifted(ids: list[int], mask: list[bool]) -> Example:
 def encode(records: list[dict], tokenizer, template: str, max_length: int, text_block: int | None = None
            ) -> tuple[list[Example], EncodeStats]:
     """Chat-like records through the chat template; raw text as EOS-separated blocks of `text_block` tokens."""
-    stats, out, marker = EncodeStats(records=len(records)), [], end_marker(tokenizer, template)
+    stats, out, marker = EncodeStats(records=len(records)), [], None
     texts = []
     for rec in records:
         stats.kinds[rec["kind"]] = stats.kinds.get(rec["kind"], 0) + 1
@@ -74,6 +74,8 @@ def encode(records: list[dict], tokenizer, template: str, max_length: int, text_
         if chat is None:
             texts.append(rec["text"])
             continue
+        if marker is None:
+            marker = end_marker(tokenizer, template)
         try:
             ids, mask = encode_chat(tokenizer, template, chat, marker)
         except ValueError:  # the template drops or rewrites a turn: nothing can be learned from it
@@ -99,6 +101,16 @@ def _add(out: list[Example], stats: EncodeStats, ex: Example, max_length: int) -
     stats.tokens += len(ex)
     stats.loss_tokens += n
     stats.longest = max(stats.longest, len(ex))
+
+
+def wrap_masked(examples: list[Example], tokenizer) -> list[Example]:
+    """[CLS] block [SEP] for masked LM; targets are drawn per batch by the masker (placeholders here)."""
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    out = []
+    for e in examples:
+        ids = np.concatenate([[cls], e.ids, [sep]]).astype(np.int64)
+        out.append(Example(ids, ids.copy()))
+    return out
 
 
 def text_blocks(texts: list[str], tokenizer, block: int) -> list[list[int]]:

@@ -60,10 +60,18 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")
     tokenizer, model, template, masker = _load(cfg, train_records, out, accelerator)
     max_length = tc.max_length or cfg.data.max_length
+    scratch_model = tc.method == "pretrain" and tc.pretrain.from_scratch
+    if scratch_model:  # a new model's context is its size preset's: text blocks fit it
+        max_length = min(max_length, model.config.max_position_embeddings)
     _check_context(model, max_length)
-    from luyen.train.batches import encode
-    train_ex, stats = encode(train_records, tokenizer, template, max_length)
-    val_ex, _ = encode(val_records, tokenizer, template, max_length)
+    from luyen.train.batches import encode, wrap_masked
+    if masker is not None:  # masked LM: every record is plain text, blocks wrapped in [CLS] ... [SEP]
+        train_records, val_records = _as_text(train_records), _as_text(val_records)
+    block = max_length - 2 if masker is not None else max_length
+    train_ex, stats = encode(train_records, tokenizer, template, max_length, text_block=block)
+    val_ex, _ = encode(val_records, tokenizer, template, max_length, text_block=block)
+    if masker is not None:
+        train_ex, val_ex = wrap_masked(train_ex, tokenizer), wrap_masked(val_ex, tokenizer)
     _check_examples(stats, tc, accelerator.num_processes, data_dir)
     if tc.packing:
         _check_packing(model, tc.method)
@@ -184,7 +192,7 @@ def _load(cfg: RunConfig, records: list[dict], out: Path, accelerator):
         if kind == "masked":
             prob = tc.pretrain.mlm_probability
             masker = lambda ids, g: scratch.mask_tokens(ids, tokenizer, probability=prob, generator=g)  # noqa: E731
-        template = resolve_chat_template(tokenizer, mc.chat_template)
+        template = None if kind == "masked" else resolve_chat_template(tokenizer, mc.chat_template)
         return tokenizer, model, template, masker
     folder = resolve_model(mc.name, cache_dir=mc.cache_dir, trust_remote_code=mc.trust_remote_code)
     tokenizer = load_tokenizer(str(folder), trust_remote_code=mc.trust_remote_code)
@@ -205,6 +213,11 @@ def _load(cfg: RunConfig, records: list[dict], out: Path, accelerator):
                              field="model.name", fix="choose a decoder model such as gemma3-270m, Llama, Qwen or Mistral") from None
         raise
     return tokenizer, model, template, masker
+
+
+def _as_text(records: list[dict]) -> list[dict]:
+    from luyen.data.formats import record_texts
+    return [{"kind": "text", "text": "\n".join(record_texts(r))} for r in records]
 
 
 def _texts(rec: dict) -> list[str]:
@@ -291,7 +304,7 @@ def method_is_adapter(model) -> bool:
     return hasattr(model, "peft_config")
 
 
-def _save_model(model, tokenizer, template: str, folder: Path, method: str, rd: RunDir) -> None:
+def _save_model(model, tokenizer, template: str | None, folder: Path, method: str, rd: RunDir) -> None:
     """The trained model in the format its method produces, written to a temp folder and renamed."""
     from transformers import GenerationConfig
 
@@ -299,6 +312,10 @@ def _save_model(model, tokenizer, template: str, folder: Path, method: str, rd: 
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
+    if template is None:  # a masked LM: no chat, no generation
+        tokenizer.save_pretrained(tmp)
+        _publish(tmp, folder, rd)
+        return
     tokenizer.chat_template = template
     tokenizer.save_pretrained(tmp)
     stops = stop_token_ids(tokenizer, template)
@@ -311,6 +328,10 @@ def _save_model(model, tokenizer, template: str, folder: Path, method: str, rd: 
         base = model.get_base_model()
         atomic_write(tmp / BASE_INFO, json.dumps({"base": str(getattr(base, "name_or_path", "")),
                                                   "shape": base_shape(base.config)}, indent=1) + "\n")
+    _publish(tmp, folder, rd)
+
+
+def _publish(tmp: Path, folder: Path, rd: RunDir) -> None:
     if folder.exists():
         shutil.rmtree(folder)
     tmp.replace(folder)
