@@ -29,6 +29,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/data_throughput.py
+	$(PY) bench/train_throughput.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

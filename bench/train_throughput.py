@@ -1,0 +1,260 @@
+"""LoRA fine-tuning throughput on Gemma-3-270M: the article recipe, TRL with packing, and luyen.
+
+    python bench/train_throughput.py [--arms article,trl,luyen,luyen-fp32] [--steps 4] [--records 96]
+
+Every arm trains the embedded model with the same LoRA (r=8, alpha=32, dropout 0.05 on q/k/v/o and
+gate/up/down projections, lr 2e-4) on one fixed synthetic Vietnamese QA set formatted in Gemma's
+turn layout, each in its own fresh process so peak RSS is per arm:
+
+* article: transformers Trainer + peft, every example padded to max_length 512, batch 2 x
+  accumulation 8, fp32, loss on every non-pad token (the recipe of the popular articles);
+* trl: TRL SFTTrainer, packing to 512, completion-only loss, batch 2, fp32 (TRL refuses bf16 here);
+* luyen: `luyen train` itself (length buckets, logits only at answer tokens, fused softmax, bf16
+  autocast when the CPU has AVX512-BF16), batch 4 x accumulation 2;
+* luyen-fp32: the same with train.dtype=float32, to show what is left without bf16.
+
+After one untimed warm-up optimiser step, `--steps` steps are timed (the article arm, ~170 s per
+step, times `--article-steps`). Useful tokens are the non-pad tokens processed in the timed steps.
+Useful FLOPs = useful_tokens x 4 x body_params + loss_tokens x 4 x hidden x vocab (LoRA: forward plus
+the activation-gradient backward over the frozen body; the output layer counted only where a loss
+needs it), and `mfu` is their rate over the matmul peak measured here at start in the arm's dtype
+(fp32 or bf16). Prints one JSON object. Target: luyen >= 3x TRL's useful tokens/s at no more peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LR = 2e-4
+WORDS = ("học máy mô hình dữ liệu huấn luyện tham số kết quả đánh giá mạng nơ-ron trí tuệ nhân tạo câu hỏi trả lời "
+         "thời gian chi phí khách hàng chuyến bay hành lý vé đổi hoàn tiền hạng ghế ngồi giúp tôi bạn có thể được "
+         "không như thế nào bao nhiêu khi nào tại sao ở đâu cảm ơn rất nhiều của cho với và là một những các").split()
+
+
+def make_dataset(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        q = " ".join(rng.choices(WORDS, k=rng.randint(10, 20))).capitalize() + "?"
+        a = " ".join(rng.choices(WORDS, k=rng.randint(25, 70))).capitalize() + "."
+        out.append({"question": q, "answer": a})
+    return out
+
+
+def gemma_text(r: dict) -> tuple[str, str]:
+    prompt = f"<bos><start_of_turn>user\n{r['question']}<end_of_turn>\n<start_of_turn>model\n"
+    return prompt, f"{r['answer']}<end_of_turn>\n"
+
+
+def lora_config():
+    from peft import LoraConfig
+    return LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=32, lora_dropout=0.05, target_modules=TARGETS)
+
+
+class StepClock:
+    """A TrainerCallback that times optimiser steps 2..N and counts the tokens of their micro-batches."""
+
+    def __init__(self):
+        self.t_warm = self.t_end = None
+        self.step = 0
+
+    def callback(self):
+        from transformers import TrainerCallback
+        clock = self
+
+        class CB(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                clock.step = state.global_step
+                if state.global_step == 1:
+                    clock.t_warm = time.perf_counter()
+                clock.t_end = time.perf_counter()
+        return CB()
+
+
+def counting_collator(collate, clock: StepClock, counts: dict):
+    def wrapped(features):
+        batch = collate(features)
+        if clock.step >= 1:  # after the warm-up step
+            counts["useful"] += int(batch["attention_mask"].sum()) if "attention_mask" in batch else int(
+                (batch["input_ids"] != counts["pad"]).sum())
+            counts["loss"] += int((batch["labels"] != -100).sum())
+        return batch
+    return wrapped
+
+
+def arm_article(args) -> dict:
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    tok = AutoTokenizer.from_pretrained(args.model)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32), lora_config())
+    rows = []
+    for r in make_dataset(args.records):
+        p, a = gemma_text(r)
+        enc = tok(p + a, add_special_tokens=False, padding="max_length", max_length=512, truncation=True)
+        enc["labels"] = [t if m else -100 for t, m in zip(enc["input_ids"], enc["attention_mask"])]
+        rows.append(enc)
+    clock, counts = StepClock(), {"useful": 0, "loss": 0, "pad": tok.pad_token_id}
+
+    def collate(features):
+        return {k: torch.tensor([f[k] for f in features]) for k in ("input_ids", "attention_mask", "labels")}
+    steps = 1 + args.article_steps
+    targs = TrainingArguments(output_dir=args.tmp, per_device_train_batch_size=2, gradient_accumulation_steps=8,
+                              learning_rate=LR, max_steps=steps, logging_steps=1, save_strategy="no", report_to=[],
+                              use_cpu=True, bf16=False, fp16=False, dataloader_num_workers=0, seed=0)
+    trainer = Trainer(model=model, args=targs, train_dataset=rows, data_collator=counting_collator(collate, clock, counts),
+                      callbacks=[clock.callback()])
+    out = trainer.train()
+    return {"useful_tokens": counts["useful"], "loss_tokens": counts["loss"], "seconds": clock.t_end - clock.t_warm,
+            "final_loss": out.training_loss, "dtype": "float32", "timed_steps": args.article_steps}
+
+
+def arm_trl(args) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+    tok = AutoTokenizer.from_pretrained(args.model)
+    ds = Dataset.from_list([dict(zip(("prompt", "completion"), gemma_text(r))) for r in make_dataset(args.records)])
+    clock, counts = StepClock(), {"useful": 0, "loss": 0, "pad": tok.pad_token_id}
+    cfg = SFTConfig(output_dir=args.tmp, packing=True, max_length=512, per_device_train_batch_size=2,
+                    gradient_accumulation_steps=1, learning_rate=LR, max_steps=1 + args.steps, logging_steps=1,
+                    save_strategy="no", report_to=[], bf16=False, fp16=False, use_cpu=True, seed=0,
+                    completion_only_loss=True, dataset_kwargs={"add_special_tokens": False}, dataloader_num_workers=0)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok, peft_config=lora_config(),
+                         callbacks=[clock.callback()])
+    trainer.data_collator = counting_collator(trainer.data_collator, clock, counts)
+    out = trainer.train()
+    return {"useful_tokens": counts["useful"], "loss_tokens": counts["loss"], "seconds": clock.t_end - clock.t_warm,
+            "final_loss": out.training_loss, "dtype": "float32", "timed_steps": args.steps}
+
+
+def arm_luyen(args, dtype: str = "auto") -> dict:
+    from luyen.config import load_config
+    from luyen.train.stage import run
+    cfg = load_config(None, [f"model.name={args.model}", "data.max_length=512", "train.method=lora",
+                             "train.lora.r=8", "train.lora.alpha=32", "train.lora.dropout=0.05",
+                             f"train.lora.target_modules=[{','.join(TARGETS)}]", f"train.lr={LR}",
+                             "train.batch_size=4", "train.grad_accum=2", f"train.max_steps={1 + args.steps}",
+                             "train.warmup_ratio=0", f"train.dtype={dtype}", "train.save_steps=100000"])
+    out = Path(args.tmp) / "run"
+    m = run(cfg, Path(args.data), out)["metrics"]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in x][1:]
+    useful = sum(r["tokens"] for r in rows)
+    seconds = sum(r["tokens"] / r["tokens_per_s"] for r in rows)
+    return {"useful_tokens": useful, "loss_tokens": None, "seconds": seconds, "final_loss": m["final_train_loss"],
+            "dtype": m["precision"], "timed_steps": len(rows)}
+
+
+ARMS = {"article": arm_article, "trl": arm_trl, "luyen": arm_luyen,
+        "luyen-fp32": lambda args: arm_luyen(args, "float32")}
+
+
+def child(args) -> None:
+    import torch
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        args.tmp = tmp
+        result = ARMS[args.child](args)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print("RESULT " + json.dumps(result))
+
+
+def prepare_luyen_data(args, root: Path) -> Path:
+    """The same records as a luyen data folder (all in the train split)."""
+    from luyen.config import load_config
+    from luyen.data.stage import run
+    src = root / "qa.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in make_dataset(args.records)), encoding="utf-8")
+    cfg = load_config(None, [f"model.name={args.model}", "data.max_length=512", "data.dedup.near=false",
+                             "data.split.train=1.0", "data.split.val=0.0", "data.split.test=0.0"])
+    run(cfg, [src], root / "data", estimate=False)
+    return root / "data"
+
+
+def loss_tokens_luyen(args, data: Path) -> float:
+    """Answer-token share of luyen's examples (its metrics log counts all tokens, not loss tokens)."""
+    from luyen.data.template import resolve_chat_template
+    from luyen.data.stage import read_split
+    from luyen.models.resolve import load_tokenizer
+    from luyen.train.batches import encode
+    tok = load_tokenizer(args.model)
+    _, stats = encode(read_split(data, "train"), tok, resolve_chat_template(tok), 512)
+    return stats.loss_tokens / stats.tokens
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--arms", default="article,trl,luyen,luyen-fp32")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--article-steps", type=int, default=1)
+    ap.add_argument("--records", type=int, default=96)
+    ap.add_argument("--model", default=str(Path.home() / ".cache" / "luyen" / "models" / "gemma3-270m"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--child", default=None)
+    ap.add_argument("--data", default=None)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.child:
+        return child(args)
+    import torch
+
+    from luyen.models.estimate import describe_model, measure_matmul_peak
+    peak32 = measure_matmul_peak(2048)
+    a, b = torch.randn(2048, 2048, dtype=torch.bfloat16), torch.randn(2048, 2048, dtype=torch.bfloat16)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    peak16 = 2 * 2048 ** 3 / best
+    shape = describe_model(args.model)
+    body = shape["params"] - shape["embed"]
+    results = []
+    with tempfile.TemporaryDirectory() as root:
+        data = prepare_luyen_data(args, Path(root))
+        share = loss_tokens_luyen(args, data)
+        for arm in args.arms.split(","):
+            cmd = [sys.executable, __file__, "--child", arm, "--data", str(data), "--steps", str(args.steps),
+                   "--article-steps", str(args.article_steps), "--records", str(args.records), "--model", args.model,
+                   "--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                results.append({"arm": arm, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]})
+                continue
+            r = {"arm": arm, **json.loads(line[7:])}
+            if r["loss_tokens"] is None:
+                r["loss_tokens"] = round(r["useful_tokens"] * share)
+            flops = r["useful_tokens"] * 4 * body + r["loss_tokens"] * 4 * shape["hidden"] * shape["vocab"]
+            r["useful_tokens_per_s"] = round(r["useful_tokens"] / r["seconds"], 2)
+            r["mfu"] = round(flops / r["seconds"] / (peak16 if r["dtype"] == "bf16" else peak32), 3)
+            r["seconds"] = round(r["seconds"], 2)
+            results.append(r)
+            print(json.dumps(r), file=sys.stderr, flush=True)
+    by = {r["arm"]: r for r in results if "useful_tokens_per_s" in r}
+    report = {"machine": {"cores": os.cpu_count(), "threads": args.threads,
+                          "matmul_peak_gflops_fp32": round(peak32 / 1e9, 1),
+                          "matmul_peak_gflops_bf16": round(peak16 / 1e9, 1)},
+              "model": args.model, "records": args.records, "arms": results}
+    if "trl" in by:
+        for name in ("luyen", "luyen-fp32", "article"):
+            if name in by:
+                report[f"speedup_{name}_vs_trl"] = round(by[name]["useful_tokens_per_s"] / by["trl"]["useful_tokens_per_s"], 2)
+                report[f"rss_{name}_vs_trl"] = round(by[name]["peak_rss_mb"] / by["trl"]["peak_rss_mb"], 2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
