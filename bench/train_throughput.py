@@ -193,6 +193,19 @@ def loss_tokens_luyen(args, data: Path) -> float:
     return stats.loss_tokens / stats.tokens
 
 
+def matmul_peak(dtype, n: int = 2048, repeats: int = 6) -> float:
+    """Best FLOP/s of an n^3 matmul in `dtype` on this machine."""
+    import torch
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arms", default="article,trl,luyen,luyen-fp32")
@@ -209,16 +222,8 @@ def main() -> None:
         return child(args)
     import torch
 
-    from luyen.models.estimate import describe_model, measure_matmul_peak
-    peak32 = measure_matmul_peak(2048)
-    a, b = torch.randn(2048, 2048, dtype=torch.bfloat16), torch.randn(2048, 2048, dtype=torch.bfloat16)
-    a @ b
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    peak16 = 2 * 2048 ** 3 / best
+    from luyen.models.estimate import describe_model
+    peak16, peak32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
     shape = describe_model(args.model)
     body = shape["params"] - shape["embed"]
     results = []

@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import unicodedata
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner

@@ -213,12 +213,9 @@ def test_a_run_whose_examples_carry_no_loss_fails_before_training(tmp_path, tiny
 
 
 def test_a_run_that_cannot_fit_in_memory_fails_before_training(tmp_path, tiny_model_dir, tiny_data_dir, monkeypatch):
-    import psutil
-
-    class Tiny:
-        available = 1_000_000
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: Tiny())
-    with pytest.raises(LuyenError, match=r"needs about .* GB of memory but 0.0 GB is free.*gradient_checkpointing"):
+    from luyen.train import stage
+    monkeypatch.setattr(stage, "_free_memory", lambda device: 1_000_000)
+    with pytest.raises(LuyenError, match=r"needs about .* GB of (GPU )?memory but 0.0 GB is free.*gradient_checkpointing"):
         run(cfg(tiny_model_dir), tiny_data_dir, tmp_path / "oom")
     assert not (tmp_path / "oom" / "checkpoints").exists()
 

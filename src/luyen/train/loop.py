@@ -105,7 +105,8 @@ class Trainer:
                  accelerator, console, lr: float, masker=None, autocast=None):
         self.model, self.tok, self.tc, self.seed, self.out = model, tokenizer, tc, seed, out
         self.train_ex, self.val_ex, self.acc, self.console, self.lr = train, val, accelerator, console, lr
-        self.autocast = autocast  # torch.bfloat16: CPU mixed precision
+        self.autocast = autocast  # torch.bfloat16 / torch.float16: mixed precision
+        self.scaler = torch.amp.GradScaler(accelerator.device.type) if autocast == torch.float16 else None
         self.masker = masker  # masked LM: (input_ids, generator) -> (input_ids, targets)
         self.world, self.rank = accelerator.num_processes, accelerator.process_index
         self.main = accelerator.is_main_process
@@ -264,7 +265,8 @@ class Trainer:
                         (sum(p.sum() for p in params) * 0.0).backward()
                     continue
                 s, k = loss_sum(model, self.head, batch, tc.logit_chunk, acc.device, self.autocast)
-                acc.backward(s * (self.world / norm))
+                scaled = s * (self.world / norm)
+                acc.backward(self.scaler.scale(scaled) if self.scaler else scaled)
             total_loss += s.detach().float().cpu()
             n_loss += k
             n_tok += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
@@ -274,11 +276,18 @@ class Trainer:
             n_loss = int(self._all_sum(torch.tensor(float(n_loss))).item())
         loss = float(total_loss) / norm
         max_norm = tc.max_grad_norm or float("inf")
+        if self.scaler:
+            self.scaler.unscale_(opt)
         gnorm = float(acc.clip_grad_norm_(params, max_norm))
-        if not math.isfinite(loss) or not math.isfinite(gnorm):
+        # fp16 loss scaling overflows now and then by design: the scaler skips that step
+        if not math.isfinite(loss) or (not math.isfinite(gnorm) and not self.scaler):
             opt.zero_grad(set_to_none=True)
             raise Diverged(f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {gnorm}")
-        opt.step()
+        if self.scaler:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
         opt.zero_grad(set_to_none=True)
         return loss, n_tok, n_loss, gnorm
 

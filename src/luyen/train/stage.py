@@ -46,8 +46,9 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     data_manifest = read_manifest(data_dir, stage="data")
     precision = _mixed_precision(tc.dtype)
     cuda = torch.cuda.is_available()
-    # On GPUs accelerate runs autocast (and fp16's loss scaling); on CPUs the loop runs bf16 autocast itself.
-    accelerator = Accelerator(mixed_precision=precision if cuda else "no", cpu=not cuda)
+    # The loop runs autocast itself (and fp16's loss scaling), so one process can run several trainings
+    # at different precisions; an `accelerate config` that asks for mixed precision still applies too.
+    accelerator = Accelerator(cpu=not cuda)
     identity = _identity(cfg, data_manifest)
     ckpt = _prepare_out(out, identity, resume, overwrite, accelerator) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
@@ -92,7 +93,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
                 console.print(f"[yellow]skipped {n} training examples {what}[/yellow]")
     trainer = Trainer(model=model, tokenizer=tokenizer, tc=tc, seed=cfg.seed, train=train_ex, val=val_ex, out=out,
                       accelerator=accelerator, console=console, lr=lr, masker=masker,
-                      autocast=torch.bfloat16 if precision == "bf16" and not cuda else None)
+                      autocast={"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision))
     state = trainer.run(resume=ckpt)
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
@@ -119,9 +120,9 @@ def _mixed_precision(dtype: str) -> str:
     support it, and CPUs with AVX512-BF16 or AMX (measured here: bf16 matmul 2.2x fp32)."""
     if dtype == "auto":
         if torch.cuda.is_available():
-            return "bf16" if torch.cuda.is_bf16_supported() else "no"
-        return "bf16" if cpu_has_bf16() else "no"
-    return {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}[dtype]
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[dtype]
 
 
 def cpu_has_bf16() -> bool:
@@ -279,10 +280,7 @@ def _check_packing(model, method: str) -> None:
 
 
 def _check_memory(model, tc, stats, accelerator) -> None:
-    """Refuse a run whose estimated peak memory exceeds what this machine has free."""
-    if accelerator.device.type != "cpu":
-        return
-    import psutil
+    """Refuse a run whose estimated peak memory exceeds what the device has free."""
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     cfgm = model.config
@@ -293,15 +291,23 @@ def _check_memory(model, tc, stats, accelerator) -> None:
     act = tokens * layers * hidden * 4 * 18 * (0.15 if tc.gradient_checkpointing else 1)
     logits = min(tc.logit_chunk, tokens) * vocab * 4 * 3
     need = 4 * params + 12 * trainable + act + logits
-    free = psutil.virtual_memory().available
+    free = _free_memory(accelerator.device)
     if need > 0.9 * free:
-        raise LuyenError(f"this run needs about {need / 1e9:.1f} GB of memory but {free / 1e9:.1f} GB is free",
+        where = "GPU memory" if accelerator.device.type == "cuda" else "memory"
+        raise LuyenError(f"this run needs about {need / 1e9:.1f} GB of {where} but {free / 1e9:.1f} GB is free",
                          field="train.batch_size", fix="lower train.batch_size or train.max_length, turn on "
                          "train.gradient_checkpointing, or use method lora/qlora")
 
 
 def method_is_adapter(model) -> bool:
     return hasattr(model, "peft_config")
+
+
+def _free_memory(device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import psutil
+    return psutil.virtual_memory().available
 
 
 def _save_model(model, tokenizer, template: str | None, folder: Path, method: str, rd: RunDir) -> None:
