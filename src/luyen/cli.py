@@ -105,6 +105,12 @@ def train(
             console.print(f"[bold]{m.name:9}[/bold] trains {m.trains}; default lr {m.lr:g}; saved as "
                           f"{'a PEFT adapter' if m.adapter else 'safetensors weights'}", highlight=False)
         return
+    import logging
+    import warnings
+    # bitsandbytes offers to fetch a CPU kernel from the hub (luyen never does); transformers warns
+    # about a name peft still uses. Neither is the user's to act on.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from luyen.train.stage import run
     files, overrides = split_args(args or [])
     if len(files) > 1:

@@ -63,7 +63,7 @@ def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: 
 
 
 def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:
-    from luyen.models.estimate import describe_model, estimate_training, measure_matmul_peak
+    from luyen.models.estimate import describe_model, estimate_training, training_peak
     try:
         shape = describe_model(folder)
     except (OSError, ValueError, KeyError):
@@ -73,7 +73,7 @@ def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:
     return estimate_training(params=shape["params"], embed=shape["embed"], hidden=shape["hidden"],
                              layers=shape["layers"], vocab=shape["vocab"], method=t.method,
                              tokens=tok["train_tokens"] * t.epochs, loss_tokens=tok["train_loss_tokens"] * t.epochs,
-                             tokens_per_batch=per_batch, peak_flops=measure_matmul_peak(), lora_r=t.lora.r,
+                             tokens_per_batch=per_batch, peak_flops=training_peak(t.dtype), lora_r=t.lora.r,
                              gradient_checkpointing=t.gradient_checkpointing)
 
 

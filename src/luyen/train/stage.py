@@ -20,6 +20,7 @@ import torch
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
 from luyen.manifest import MANIFEST, RunDir, atomic_write, read_manifest
+from luyen.models.estimate import cpu_has_bf16
 from luyen.train import checkpoint
 from luyen.train.methods import METHODS, default_lr, prepare_model, trainable_summary
 
@@ -123,15 +124,6 @@ def _mixed_precision(dtype: str) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
         return "bf16" if cpu_has_bf16() else "fp32"
     return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[dtype]
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _identity(cfg: RunConfig, data_manifest: dict) -> dict:
