@@ -176,7 +176,8 @@ def _load(cfg: RunConfig, records: list[dict], out: Path, accelerator):
         kind = tc.pretrain.arch
         tokenizer = None
         if accelerator.is_main_process:
-            tokenizer = scratch.train_tokenizer(texts, tok_dir, vocab_size=tc.pretrain.vocab_size, kind=kind)
+            tokenizer = scratch.train_tokenizer(texts, tok_dir, vocab_size=tc.pretrain.vocab_size, kind=kind,
+                                                context=scratch.SIZE_PRESETS[tc.pretrain.size]["context"])
         accelerator.wait_for_everyone()
         if tokenizer is None:
             from transformers import AutoTokenizer
