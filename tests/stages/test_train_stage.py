@@ -232,3 +232,28 @@ def test_continued_pretraining_on_raw_text(tmp_path, tiny_model_dir):
                                "train.lr=1e-3"]), data, out)
     assert m["metrics"]["lr"] == 1e-3 and (out / "model" / "model.safetensors").is_file()
     assert m["metrics"]["loss_tokens"] > 0.9 * m["metrics"]["train_tokens"]  # raw text: (almost) every token is a target
+
+
+def test_multi_turn_chats_learn_every_assistant_turn_and_its_end(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from luyen.data.template import resolve_chat_template
+    from luyen.train.batches import IGNORE, encode
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    chat = {"kind": "chat", "messages": [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": "hello"}, {"role": "assistant", "content": "one"},
+                                         {"role": "user", "content": "again"}, {"role": "assistant", "content": "two"}]}
+    (ex,), stats = encode([chat], tok, resolve_chat_template(tok), 256)
+    learned = [t for t in ex.targets.tolist() if t != IGNORE]
+    text = tok.decode(learned)
+    assert "one" in text and "two" in text and "hello" not in text and "again" not in text
+    assert learned.count(tok.eos_token_id) == 2  # each assistant turn ends with EOS, and EOS is learned
+    assert stats.no_loss == 0
+
+
+def test_gradient_checkpointing_and_keep_last_k_checkpoints(tmp_path, tiny_model_dir, tiny_data_dir):
+    out = tmp_path / "gc"
+    m = run(cfg(tiny_model_dir, "train.gradient_checkpointing=true", "train.save_steps=1", "train.save_total_limit=2",
+                "train.max_steps=5"), tiny_data_dir, out)
+    assert math.isfinite(m["metrics"]["final_train_loss"])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000004", "step-000005"]
