@@ -4,12 +4,14 @@
     cfg = luyen.load_config("configs/data.yaml")
     luyen.check(["examples/data/vi_ai_qa.jsonl"], cfg)            # preflight report (dict)
     luyen.prepare(cfg, ["examples/data/vi_ai_qa.jsonl"], "runs/x") # train/val/test + manifest
+    luyen.train(cfg, "runs/x", "runs/x-train")                      # trained model + manifest
+    luyen.load("runs/x-train").chat([{"role": "user", "content": "Học máy là gì?"}]).text
 """
 from luyen.config import RunConfig, load_config
 from luyen.errors import LuyenError
 
 __version__ = "0.1.0"
-__all__ = ["RunConfig", "load_config", "LuyenError", "check", "prepare"]
+__all__ = ["RunConfig", "load_config", "LuyenError", "check", "prepare", "train", "load"]
 
 
 def check(inputs, cfg=None, **kw):
@@ -21,3 +23,14 @@ def prepare(cfg, inputs, out_dir, **kw):
     from pathlib import Path
     from luyen.data.stage import run
     return run(cfg, inputs, Path(out_dir), **kw)
+
+
+def train(cfg, data_dir, out_dir, **kw):
+    from luyen.train.stage import run
+    return run(cfg, data_dir, out_dir, **kw)
+
+
+def load(name, **kw):
+    """A generation engine over a trained run, a model folder, an adapter or a preset."""
+    from luyen.infer.engine import Engine
+    return Engine.load(str(name), **kw)

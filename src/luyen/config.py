@@ -127,12 +127,25 @@ class TrainConfig(Section):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
 
+class GenerateConfig(Section):
+    max_new_tokens: int = Field(256, ge=1, description="Longest answer in tokens.")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy (the default, so evaluations are reproducible); >0 samples.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest token set with this much probability.")
+    top_k: int = Field(0, ge=0, description="Sample only among the k likeliest tokens; 0 = no limit.")
+    repetition_penalty: float = Field(1.0, gt=0, description="Above 1 discourages repeating tokens already present.")
+    no_repeat_ngram_size: int = Field(0, ge=0, description="Never repeat an n-gram of this size; 0 = off.")
+    stop: list[str] = Field(default_factory=list, description="Strings that end the answer (not included in it).")
+    seed: int | None = Field(None, description="Seed for sampling; None = the run seed.")
+    batch_size: int = Field(8, ge=1, description="Prompts generated together (one KV cache per batch).")
+
+
 class RunConfig(Section):
     name: str = Field("run", description="Run name; `luyen run` writes runs/<name>/.")
     seed: int = Field(42, description="Seed for splitting, shuffling and initialisation.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -1,0 +1,105 @@
+"""One generation engine for `luyen generate`, `luyen chat`, evaluation and the server.
+
+    engine = Engine.load("runs/demo/train")             # a train run, a model folder, an adapter or a preset
+    engine.chat([{"role": "user", "content": "Học máy là gì?"}]).text
+    engine.generate(["Thủ đô của Việt Nam là"], GenerateConfig(max_new_tokens=20))
+
+Prompts are batched with left padding and generated together with one KV cache per batch
+(transformers' `generate`). Chats are rendered with the chat template the model was trained with
+(saved beside it by `luyen train`), and generation stops at the template's end-of-turn token, at EOS,
+at `max_new_tokens` or at a stop string, which is cut from the text; `finish_reason` says which.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from luyen.config import GenerateConfig
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (end token or stop string) or "length"
+    seconds: float
+
+
+class Engine:
+    def __init__(self, model, tokenizer, template: str | None = None):
+        from luyen.data.template import resolve_chat_template, stop_token_ids
+        self.model, self.tok = model.eval(), tokenizer
+        self.template = template or resolve_chat_template(tokenizer)
+        self.stop_ids = stop_token_ids(tokenizer, self.template)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def load(cls, name: str, *, base: str | None = None, dtype=None, trust_remote_code: bool = False) -> "Engine":
+        from luyen.models.trained import load_trained
+        model, tok = load_trained(name, base=base, dtype=dtype, trust_remote_code=trust_remote_code)
+        return cls(model, tok)
+
+    def render(self, messages: list[dict]) -> str:
+        from luyen.data.template import render
+        return render(self.tok, self.template, messages, add_generation_prompt=True)
+
+    def chat(self, conversations: list[dict] | list[list[dict]], cfg: GenerateConfig | None = None):
+        """One chat (a list of messages) -> a Completion; a list of chats -> a list."""
+        single = bool(conversations) and isinstance(conversations[0], dict)
+        chats = [conversations] if single else conversations
+        out = self._run([self.render(c) for c in chats], cfg or GenerateConfig(), templated=True)
+        return out[0] if single else out
+
+    def generate(self, prompts: str | list[str], cfg: GenerateConfig | None = None):
+        """Plain continuation of text prompts (the tokenizer's BOS added); a str gives one Completion."""
+        single = isinstance(prompts, str)
+        out = self._run([prompts] if single else list(prompts), cfg or GenerateConfig(), templated=False)
+        return out[0] if single else out
+
+    def _run(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
+        results = []
+        for i in range(0, len(texts), cfg.batch_size):
+            results += self._batch(texts[i:i + cfg.batch_size], cfg, templated)
+        return results
+
+    @torch.no_grad()
+    def _batch(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
+        tok = self.tok
+        side, tok.padding_side = tok.padding_side, "left"
+        try:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not templated)
+        finally:
+            tok.padding_side = side
+        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        sample = cfg.temperature > 0
+        kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
+                  pad_token_id=self.pad_id, repetition_penalty=cfg.repetition_penalty,
+                  no_repeat_ngram_size=cfg.no_repeat_ngram_size or None)
+        if sample:
+            kw.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k or None)
+            torch.manual_seed(cfg.seed if cfg.seed is not None else 0)
+        else:
+            kw.update(temperature=None, top_p=None, top_k=None)
+        if cfg.stop:
+            kw.update(stop_strings=cfg.stop, tokenizer=tok)
+        start = time.perf_counter()
+        out = self.model.generate(**enc, **kw)
+        seconds = time.perf_counter() - start
+        width = enc["input_ids"].shape[1]
+        results = []
+        for row, mask in zip(out, enc["attention_mask"]):
+            new = row[width:].tolist()
+            ended = next((j for j, t in enumerate(new) if t in self.stop_ids), None)
+            tokens = new[:ended] if ended is not None else [t for t in new if t != self.pad_id]
+            text = tok.decode(tokens, skip_special_tokens=True)
+            cut = min((text.find(s) for s in cfg.stop if s and s in text), default=-1)
+            stopped = ended is not None or cut >= 0
+            if cut >= 0:
+                text = text[:cut]
+            results.append(Completion(text=text, prompt_tokens=int(mask.sum()), completion_tokens=len(tokens),
+                                      finish_reason="stop" if stopped else "length", seconds=seconds))
+        return results
