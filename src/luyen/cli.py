@@ -128,6 +128,31 @@ def train(
                       f"{m['final_train_loss']:.4f}{best}, {m['tokens_per_s']:.0f} tokens/s", highlight=False)
 
 
+@app.command("eval", context_settings={"allow_extra_args": True})
+@friendly
+def evaluate(
+    args: List[str] = typer.Argument(None, help="Optional CONFIG.yaml, then key=value overrides (generate.max_new_tokens=64 ...)."),
+    model: str = typer.Option(..., "--model", "-m", help="A `luyen train` output folder, or any model."),
+    data: Path = typer.Option(..., "--data", "-d", help="Prepared data folder (its test split is evaluated)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for metrics.json, samples.jsonl, report.md/html."),
+    baselines: str = typer.Option("zero-shot,few-shot", "--baselines", help="Comma-separated: zero-shot, few-shot."),
+    shots: int = typer.Option(3, "--shots", help="Training examples shown to the few-shot baseline."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N test examples."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+):
+    """Compare the fine-tuned model with the base model zero-shot and few-shot on the test split."""
+    import logging
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    from luyen.evaluate.stage import run
+    files, overrides = split_args(args or [])
+    cfg = _config(Path(files[0]) if files else None, overrides)
+    names = [b.strip() for b in baselines.split(",") if b.strip()]
+    manifest = run(cfg, model, data, out, baselines=names, shots=shots, limit=limit, overwrite=overwrite,
+                   console=console)
+    console.print((out / "report.md").read_text(encoding="utf-8").split("## Samples")[0], highlight=False)
+    console.print(f"wrote {out}/report.html in {manifest['wall_time_s']:.0f} s", highlight=False)
+
+
 @config_app.command("show")
 @friendly
 def config_show(config: Optional[Path] = typer.Argument(None, help="YAML config file to resolve."),

@@ -1,0 +1,61 @@
+"""The evaluation stage on a tiny trained model: every system, every metric, safe reports."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from luyen.cli import app
+from luyen.config import load_config
+from luyen.errors import LuyenError
+from luyen.evaluate.stage import run
+from luyen.train.stage import run as train
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_model_dir, tiny_data_dir):
+    out = tmp_path_factory.mktemp("eval") / "train"
+    train(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=20",
+                             "train.lr=3e-3"]), tiny_data_dir, out)
+    return out
+
+
+def test_eval_compares_base_zero_shot_few_shot_and_fine_tuned(tmp_path, tiny_run, tiny_data_dir):
+    out = tmp_path / "eval"
+    m = run(load_config(None, ["generate.max_new_tokens=8"]), tiny_run, tiny_data_dir, out, limit=6)
+    metrics = json.loads((out / "metrics.json").read_text())
+    systems = metrics["systems"]
+    assert list(systems) == ["base zero-shot", "base few-shot", "fine-tuned"]
+    for r in systems.values():
+        assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact_match", "f1", "answer_perplexity",
+                "mean_answer_words", "seconds_per_example"} <= set(r)
+    assert "sequence_perplexity" in systems["fine-tuned"] and "sequence_perplexity" not in systems["base few-shot"]
+    # 20 steps at a high learning rate on this data: the answers became more likely
+    assert systems["fine-tuned"]["answer_perplexity"] < systems["base zero-shot"]["answer_perplexity"]
+    assert metrics["verdict"].startswith(("Fine-tuning was worth it", "Fine-tuning did not win"))
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 6 and {"prompt", "reference", "fine-tuned", "base few-shot"} <= set(samples[0])
+    page = (out / "report.html").read_text()
+    assert "<svg" in page and "<script" not in page and metrics["verdict"].split(":")[0] in page
+    assert "| fine-tuned |" in (out / "report.md").read_text()
+    assert m["stage"] == "eval" and (out / "manifest.json").is_file()
+
+
+def test_model_output_is_escaped_in_the_html_report():
+    from luyen.evaluate.stage import _html
+    page = _html({"fine-tuned": {"rougeL": 1.0}}, "v", [{"prompt": "<b>q</b>", "reference": "r",
+                                                         "fine-tuned": "<script>alert(1)</script>"}], "rougeL")
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+def test_bad_baselines_and_cli(tmp_path, tiny_run, tiny_data_dir):
+    with pytest.raises(LuyenError, match="unknown baseline 'ten-shot'"):
+        run(load_config(None), tiny_run, tiny_data_dir, tmp_path / "x", baselines=["ten-shot"])
+    with pytest.raises(LuyenError, match="retrieval index"):
+        run(load_config(None), tiny_run, tiny_data_dir, tmp_path / "x", baselines=["rag"])
+    result = CliRunner().invoke(app, ["eval", "--model", str(tiny_run), "--data", str(tiny_data_dir), "--out",
+                                      str(tmp_path / "cli"), "--baselines", "zero-shot", "--limit", "3",
+                                      "generate.max_new_tokens=4"])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "fine-tuned" in result.output and (tmp_path / "cli" / "report.html").is_file()
