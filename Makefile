@@ -23,6 +23,7 @@ demo: setup
 	$(PY) -m luyen data check examples/data/vi_ai_qa.jsonl
 	$(PY) -m luyen data prepare examples/data/vi_ai_qa.jsonl --out $(DEMO)/data --overwrite
 	$(PY) -m luyen train configs/train.yaml --data $(DEMO)/data --out $(DEMO)/train --overwrite
+	$(PY) -m luyen eval --model $(DEMO)/train --data $(DEMO)/data --out $(DEMO)/eval --overwrite configs/train.yaml
 
 test: setup
 	$(PY) -m pytest -q

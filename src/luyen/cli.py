@@ -40,6 +40,15 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     return paths, [a for a in args if a not in paths]
 
 
+def _quiet() -> None:
+    """bitsandbytes offers to fetch a CPU kernel from the hub (luyen never does); transformers warns
+    about a name peft still uses. Neither is the user's to act on."""
+    import logging
+    import warnings
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def _config(config: Optional[Path], overrides: list[str]):
     from luyen.config import load_config
     return load_config(config, overrides)
@@ -105,12 +114,7 @@ def train(
             console.print(f"[bold]{m.name:9}[/bold] trains {m.trains}; default lr {m.lr:g}; saved as "
                           f"{'a PEFT adapter' if m.adapter else 'safetensors weights'}", highlight=False)
         return
-    import logging
-    import warnings
-    # bitsandbytes offers to fetch a CPU kernel from the hub (luyen never does); transformers warns
-    # about a name peft still uses. Neither is the user's to act on.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    _quiet()
     from luyen.train.stage import run
     files, overrides = split_args(args or [])
     if len(files) > 1:
@@ -141,8 +145,7 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ):
     """Compare the fine-tuned model with the base model zero-shot and few-shot on the test split."""
-    import logging
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    _quiet()
     from luyen.evaluate.stage import run
     files, overrides = split_args(args or [])
     cfg = _config(Path(files[0]) if files else None, overrides)
