@@ -80,15 +80,24 @@ class StepClock:
         return CB()
 
 
-def counting_collator(collate, clock: StepClock, counts: dict):
-    def wrapped(features):
-        batch = collate(features)
-        if clock.step >= 1:  # after the warm-up step
-            counts["useful"] += int(batch["attention_mask"].sum()) if "attention_mask" in batch else int(
-                (batch["input_ids"] != counts["pad"]).sum())
-            counts["loss"] += int((batch["labels"] != -100).sum())
-        return batch
-    return wrapped
+def count_trained_tokens(trainer, counts: dict) -> None:
+    """Count the micro-batches each timed optimiser step trains on, as they reach `training_step`.
+
+    Counting in the collator would be off by one micro-batch: accelerate's data loader collates one batch ahead,
+    so the first batch of step 2 is built during the warm-up step and one batch after the last step is built
+    but never trained. `state.global_step` is the number of finished steps, so >= 1 means after the warm-up.
+    Useful tokens are the non-pad inputs (attention_mask, or input_ids != pad when TRL's padding-free packing
+    sends no mask); loss tokens are the positions with a target after HF's one-token shift.
+    """
+    step = trainer.training_step
+
+    def wrapped(model, inputs, *a, **kw):
+        if trainer.state.global_step >= 1:
+            mask = inputs.get("attention_mask")
+            counts["useful"] += int(mask.sum()) if mask is not None else int((inputs["input_ids"] != counts["pad"]).sum())
+            counts["loss"] += int((inputs["labels"][..., 1:] != -100).sum())
+        return step(model, inputs, *a, **kw)
+    trainer.training_step = wrapped
 
 
 def arm_article(args) -> dict:
@@ -96,6 +105,7 @@ def arm_article(args) -> dict:
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
     tok = AutoTokenizer.from_pretrained(args.model)
+    tok.padding_side = "right"  # the tokenizer's default is left; training recipes pad on the right
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32), lora_config())
     rows = []
     for r in make_dataset(args.records):
@@ -111,8 +121,8 @@ def arm_article(args) -> dict:
     targs = TrainingArguments(output_dir=args.tmp, per_device_train_batch_size=2, gradient_accumulation_steps=8,
                               learning_rate=LR, max_steps=steps, logging_steps=1, save_strategy="no", report_to=[],
                               use_cpu=True, bf16=False, fp16=False, dataloader_num_workers=0, seed=0)
-    trainer = Trainer(model=model, args=targs, train_dataset=rows, data_collator=counting_collator(collate, clock, counts),
-                      callbacks=[clock.callback()])
+    trainer = Trainer(model=model, args=targs, train_dataset=rows, data_collator=collate, callbacks=[clock.callback()])
+    count_trained_tokens(trainer, counts)
     out = trainer.train()
     return {"useful_tokens": counts["useful"], "loss_tokens": counts["loss"], "seconds": clock.t_end - clock.t_warm,
             "final_loss": out.training_loss, "dtype": "float32", "timed_steps": args.article_steps}
@@ -124,16 +134,24 @@ def arm_trl(args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
     tok = AutoTokenizer.from_pretrained(args.model)
-    ds = Dataset.from_list([dict(zip(("prompt", "completion"), gemma_text(r))) for r in make_dataset(args.records)])
+    # Tokenised here, as prompt/completion ids with a completion mask, so TRL trains on exactly the tokens the
+    # other arms do: given text, TRL 1.16 tokenises with add_special_tokens=True (a second <bos> after ours) and
+    # appends <eos> to every completion. TRL still packs these rows and applies completion_only_loss to them.
+    rows = []
+    for r in make_dataset(args.records):
+        p, a = gemma_text(r)
+        ids, n = tok(p + a, add_special_tokens=False)["input_ids"], len(tok(p, add_special_tokens=False)["input_ids"])
+        rows.append({"input_ids": ids, "completion_mask": [0] * n + [1] * (len(ids) - n)})
+    ds = Dataset.from_list(rows)
     clock, counts = StepClock(), {"useful": 0, "loss": 0, "pad": tok.pad_token_id}
     cfg = SFTConfig(output_dir=args.tmp, packing=True, max_length=512, per_device_train_batch_size=2,
                     gradient_accumulation_steps=1, learning_rate=LR, max_steps=1 + args.steps, logging_steps=1,
                     save_strategy="no", report_to=[], bf16=False, fp16=False, use_cpu=True, seed=0,
-                    completion_only_loss=True, dataset_kwargs={"add_special_tokens": False}, dataloader_num_workers=0)
+                    completion_only_loss=True, dataloader_num_workers=0)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok, peft_config=lora_config(),
                          callbacks=[clock.callback()])
-    trainer.data_collator = counting_collator(trainer.data_collator, clock, counts)
+    count_trained_tokens(trainer, counts)
     out = trainer.train()
     return {"useful_tokens": counts["useful"], "loss_tokens": counts["loss"], "seconds": clock.t_end - clock.t_warm,
             "final_loss": out.training_loss, "dtype": "float32", "timed_steps": args.steps}
@@ -160,13 +178,24 @@ ARMS = {"article": arm_article, "trl": arm_trl, "luyen": arm_luyen,
         "luyen-fp32": lambda args: arm_luyen(args, "float32")}
 
 
+def peak_rss_kb() -> int:
+    """This process's peak RSS. Not ru_maxrss alone: Python spawns children with vfork, and Linux carries the
+    parent's high-water RSS into the child's ru_maxrss at exec, so a child would report at least the parent's
+    peak. VmHWM is the high-water mark of this process's own address space."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def child(args) -> None:
     import torch
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         args.tmp = tmp
         result = ARMS[args.child](args)
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = round(peak_rss_kb() / 1024, 1)
     print("RESULT " + json.dumps(result))
 
 
@@ -193,19 +222,6 @@ def loss_tokens_luyen(args, data: Path) -> float:
     return stats.loss_tokens / stats.tokens
 
 
-def matmul_peak(dtype, n: int = 2048, repeats: int = 6) -> float:
-    """Best FLOP/s of an n^3 matmul in `dtype` on this machine."""
-    import torch
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arms", default="article,trl,luyen,luyen-fp32")
@@ -222,8 +238,8 @@ def main() -> None:
         return child(args)
     import torch
 
-    from luyen.models.estimate import describe_model
-    peak16, peak32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
+    from luyen.models.estimate import describe_model, measure_matmul_peak
+    peak16, peak32 = (measure_matmul_peak(n=2048, repeats=6, dtype=d) for d in (torch.bfloat16, torch.float32))
     shape = describe_model(args.model)
     body = shape["params"] - shape["embed"]
     results = []
