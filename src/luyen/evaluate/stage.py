@@ -128,12 +128,14 @@ def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: 
     for p, a in zip(prompts, answers):
         ids, mask = encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}])
         ex = shifted(ids, mask)
-        s, k = loss_sum(engine.model, head, collate([ex], engine.pad_id), 512, device)
+        with engine.autocast():
+            s, k = loss_sum(engine.model, head, collate([ex], engine.pad_id), 512, device)
         nll["answer"] += float(s)
         count["answer"] += k
         if whole:
             full = shifted(ids, [True] * len(ids))
-            s, k = loss_sum(engine.model, head, collate([full], engine.pad_id), 512, device)
+            with engine.autocast():
+                s, k = loss_sum(engine.model, head, collate([full], engine.pad_id), 512, device)
             nll["sequence"] += float(s)
             count["sequence"] += k
     out = {"answer_perplexity": perplexity(nll["answer"], count["answer"])}
