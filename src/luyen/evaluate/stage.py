@@ -38,7 +38,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
 
     from luyen.data.formats import as_chat
     from luyen.data.stage import read_split
-    from luyen.infer.engine import Engine
+    from luyen.infer.engine import Engine, inference_dtype
     from luyen.models.trained import load_trained, model_folder
     console = console or Console(stderr=True)
     baselines = list(baselines if baselines is not None else ["zero-shot", "few-shot"])
@@ -57,14 +57,15 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
         raise LuyenError("the test split has no examples to evaluate", file=str(data_dir / "test.jsonl"),
                          fix="prepare the data with a non-zero data.split.test")
     train = [r for r in read_split(data_dir, "train") if as_chat(r)]
-    tuned_model, tok = load_trained(model)
+    dtype = inference_dtype()
+    tuned_model, tok = load_trained(model, dtype=dtype)
     engine = Engine(tuned_model, tok)
     adapter = hasattr(tuned_model, "disable_adapter")
     trained_run = (Path(model) / "manifest.json").is_file() or (model_folder(model) != Path(model))
     base_engine = engine
     if not adapter and trained_run and baselines:
         base_name = read_manifest(Path(model), stage="train")["config"]["model"]["name"]
-        base_model, _ = load_trained(base_name)
+        base_model, _ = load_trained(base_name, dtype=dtype)
         base_engine = Engine(base_model, tok, engine.template)
     labelled = all(r["kind"] == "labelled" for r in test)
     examples = [_split_chat(as_chat(r)) for r in test]
@@ -116,31 +117,27 @@ def _split_chat(chat: list[dict]) -> tuple[list[dict], str]:
 
 
 @torch.no_grad()
-def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: bool) -> dict[str, float]:
-    """Token-weighted perplexity of the reference answers (and of whole formatted examples)."""
+def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: bool, batch: int = 8) -> dict[str, float]:
+    """Token-weighted perplexity of the reference answers (and of whole formatted examples), batched."""
     from luyen.data.template import encode_chat
     from luyen.train.batches import collate, shifted
     from luyen.train.loop import HiddenHead, loss_sum
     head = HiddenHead(engine.model)
-    nll = {"answer": 0.0, "sequence": 0.0}
-    count = {"answer": 0, "sequence": 0}
-    device = engine.device
-    for p, a in zip(prompts, answers):
-        ids, mask = encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}])
-        ex = shifted(ids, mask)
-        with engine.autocast():
-            s, k = loss_sum(engine.model, head, collate([ex], engine.pad_id), 512, device)
-        nll["answer"] += float(s)
-        count["answer"] += k
-        if whole:
-            full = shifted(ids, [True] * len(ids))
-            with engine.autocast():
-                s, k = loss_sum(engine.model, head, collate([full], engine.pad_id), 512, device)
-            nll["sequence"] += float(s)
-            count["sequence"] += k
-    out = {"answer_perplexity": perplexity(nll["answer"], count["answer"])}
+    encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}])
+               for p, a in zip(prompts, answers)]
+    kinds = {"answer": [shifted(ids, mask) for ids, mask in encoded]}
     if whole:
-        out["sequence_perplexity"] = perplexity(nll["sequence"], count["sequence"])
+        kinds["sequence"] = [shifted(ids, [True] * len(ids)) for ids, _ in encoded]
+    out = {}
+    for kind, examples in kinds.items():
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # similar lengths pad little
+        nll, count = 0.0, 0
+        for i in range(0, len(order), batch):
+            group = [examples[j] for j in order[i:i + batch]]
+            with engine.autocast():
+                s, k = loss_sum(engine.model, head, collate(group, engine.pad_id), 512, engine.device)
+            nll, count = nll + float(s), count + k
+        out[f"{kind}_perplexity"] = perplexity(nll, count)
     return out
 
 

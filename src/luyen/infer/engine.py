@@ -28,18 +28,27 @@ class Completion:
     seconds: float
 
 
+def inference_dtype(precision: str = "auto"):
+    """bf16 where the hardware multiplies it natively (GPUs, AVX512-BF16/AMX CPUs: 2.2x fp32 here), else fp32."""
+    from luyen.models.estimate import cpu_has_bf16
+    if precision == "fp32":
+        return torch.float32
+    native = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else cpu_has_bf16()
+    return torch.bfloat16 if precision == "bf16" or native else torch.float32
+
+
 class Engine:
-    def __init__(self, model, tokenizer, template: str | None = None, precision: str = "auto"):
+    def __init__(self, model, tokenizer, template: str | None = None):
         from luyen.data.template import resolve_chat_template, stop_token_ids
-        from luyen.models.estimate import cpu_has_bf16
         self.model, self.tok = model.eval(), tokenizer
         self.template = template or resolve_chat_template(tokenizer)
         self.stop_ids = stop_token_ids(tokenizer, self.template)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.device = next(model.parameters()).device
-        # bf16 autocast where the hardware multiplies bf16 natively (2.2x fp32 matmul on AVX512-BF16 CPUs)
-        native = cpu_has_bf16() if self.device.type == "cpu" else torch.cuda.is_bf16_supported()
-        self.bf16 = precision == "bf16" or (precision == "auto" and native)
+        # Weights already in bf16 (Engine.load picks bf16 where the hardware multiplies it natively) run
+        # under bf16 autocast so fp32 adapter weights follow; fp32 weights are never autocast, because
+        # casting every frozen weight at every decoding step costs more than it saves.
+        self.bf16 = next(model.parameters()).dtype == torch.bfloat16
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -48,8 +57,9 @@ class Engine:
     def load(cls, name: str, *, base: str | None = None, dtype=None, trust_remote_code: bool = False,
              precision: str = "auto") -> "Engine":
         from luyen.models.trained import load_trained
-        model, tok = load_trained(name, base=base, dtype=dtype, trust_remote_code=trust_remote_code)
-        return cls(model, tok, precision=precision)
+        model, tok = load_trained(name, base=base, dtype=dtype or inference_dtype(precision),
+                                  trust_remote_code=trust_remote_code)
+        return cls(model, tok)
 
     def render(self, messages: list[dict]) -> str:
         from luyen.data.template import render

@@ -12,8 +12,8 @@ from luyen.infer.engine import Engine
 def engine(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     torch.manual_seed(0)
-    return Engine(AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir),
-                  precision="fp32")  # exact comparisons below; bf16 rounding may differ between batch shapes
+    return Engine(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+                  AutoTokenizer.from_pretrained(tiny_model_dir))  # fp32: exact comparisons below
 
 
 PROMPTS = ["Học máy", "Hà Nội là thủ đô của Việt Nam và", "The quick brown fox"]
