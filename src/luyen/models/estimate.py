@@ -64,8 +64,9 @@ def estimate_training(*, params: float, embed: float, hidden: int, layers: int, 
     act = tokens_per_batch * layers * hidden * ACT_BYTES_PER_TOKEN_LAYER_HIDDEN * (0.15 if gradient_checkpointing else 1)
     logits = min(LOGIT_CHUNK, tokens_per_batch) * vocab * 4 * 3  # logits, softmax and their gradient
     peak = weight_bytes + optimizer_bytes + act + logits + 0.5e9  # + runtime overhead
+    # seconds to 3 significant digits: a tiny run takes milliseconds, not 0
     return {"method": method, "trainable_params": int(trainable), "train_tokens": int(tokens),
-            "flops": flops, "seconds": round(seconds, 1), "peak_memory_gb": round(peak / 1e9, 2),
+            "flops": flops, "seconds": float(f"{seconds:.3g}"), "peak_memory_gb": round(peak / 1e9, 2),
             "assumed_efficiency": EFFICIENCY[device], "matmul_peak_gflops": round(peak_flops / 1e9, 1)}
 
 
