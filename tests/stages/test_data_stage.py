@@ -167,3 +167,65 @@ def test_estimate_uses_the_model(tiny_model_dir, tmp_path):
     est = stage.check([src], cfg_for(tiny_model_dir, "train.method=full"))["estimate"]
     assert est["method"] == "full" and est["seconds"] > 0 and est["peak_memory_gb"] > 0
     assert est["trainable_params"] > 0 and est["matmul_peak_gflops"] > 0
+
+
+def _messy_inputs(tmp_path: Path) -> list[Path]:
+    """Two .jsonl files (with bad lines, duplicates, PII, a BOM) around a .csv read in-process."""
+    rows = qa_rows(300)
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    lines[5:5] = ['{"question": "thiếu dấu ngoặc"', '[1, 2]', '{"question": "Hỏi?", "answer": null}', ""]
+    lines += [json.dumps(r, ensure_ascii=False) for r in rows[:20]]  # exact duplicates
+    lines += [json.dumps({"question": "Liên hệ ai?", "answer": f"Gọi 0912 345 {i:03d} hoặc an{i}@example.com"},
+                         ensure_ascii=False) for i in range(5)]
+    a = tmp_path / "a.jsonl"
+    a.write_bytes(codecs.BOM_UTF8 + ("\n".join(lines) + "\n").encode())
+    b = tmp_path / "b.csv"
+    with open(b, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, ["question", "answer"])
+        w.writeheader()
+        w.writerows(qa_rows(30, prefix="csv "))
+    c = write_jsonl(tmp_path / "c.jsonl", qa_rows(200, prefix="C ") + [{"question": "x"}] + rows[100:110])
+    return [a, b, c]
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "manifest.json"}
+
+
+def test_parallel_workers_give_byte_identical_outputs(tiny_tokenizer_dir, tmp_path, monkeypatch):
+    from luyen.data import pipeline
+    inputs = _messy_inputs(tmp_path)
+    cfg = cfg_for(tiny_tokenizer_dir, "data.on_error=skip")
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 1 << 40)
+    assert pipeline._worker_count(inputs) == 0
+    stage.run(cfg, inputs, tmp_path / "serial", estimate=False)
+    serial_check = stage.check(inputs, cfg, estimate=False)
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(pipeline, "PARALLEL_WORKERS", 2)
+    monkeypatch.setattr(pipeline, "BLOCK_BYTES", 2000)  # many small blocks, merged in order
+    if pipeline._worker_count(inputs) < 2:
+        pytest.skip("needs fork and two cores")
+    sent = []
+    real = pipeline._tasks
+    monkeypatch.setattr(pipeline, "_tasks", lambda files: (sent.append(t) or t for t in real(files)))
+    stage.run(cfg, inputs, tmp_path / "parallel", estimate=False)
+    assert sum(isinstance(t, tuple) for t in sent) > 10  # blocks went to the workers; b.csv did not
+    assert _outputs(tmp_path / "parallel") == _outputs(tmp_path / "serial")
+    assert stage.check(inputs, cfg, estimate=False) == serial_check
+    report = json.loads((tmp_path / "parallel" / "report.json").read_text())
+    assert report["errors"]["count"] == 4 and report["cleaning"]["exact_duplicates"] == 30 + 4  # 4: same after redaction
+    assert report["records"]["rows_read"] == 300 + 3 + 20 + 5 + 30 + 200 + 1 + 10  # the blank line is no row
+
+
+def test_parallel_workers_fail_on_the_first_bad_record(tiny_tokenizer_dir, tmp_path, monkeypatch):
+    from luyen.data import pipeline
+    from luyen.errors import LuyenError
+    inputs = _messy_inputs(tmp_path)
+    errors = []
+    for min_bytes in (1 << 40, 0):
+        monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", min_bytes)
+        monkeypatch.setattr(pipeline, "BLOCK_BYTES", 2000)
+        with pytest.raises(LuyenError) as e:
+            stage.run(cfg_for(tiny_tokenizer_dir), inputs, tmp_path / f"o{min_bytes}", estimate=False)
+        errors.append(e.value.render())
+    assert errors[0] == errors[1] and "a.jsonl:6:" in errors[0]

@@ -139,20 +139,42 @@ class Deduper:
 
     def add(self, texts: list[str]) -> None:
         """Add a batch of cleaned texts; batches must come in record order."""
-        for words, bounds in _word_chunks(texts, self._words):
-            self._add_chunk(words, bounds)
+        self.extend(*self.signatures(texts))
 
-    def _add_chunk(self, words: np.ndarray, bounds: np.ndarray) -> None:
+    def signatures(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """What `add` stores for a batch of texts, without storing it: per-record hash rows (the
+        shingle positions counted from the batch's start) and the batch's shingles. A pure function
+        of the texts, so worker processes can compute it and the owner `extend`s in record order."""
+        rows, shingles = [np.zeros((0, self._hashes.width), np.uint64)], [np.zeros(0, np.uint32)]
+        done = 0
+        for words, bounds in _word_chunks(texts, self._words):
+            hashes, sh = self._chunk_rows(words, bounds)
+            if self.near:
+                hashes[:, 1] += np.uint64(done)
+                done += len(sh)
+                shingles.append(sh)
+            rows.append(hashes)
+        return np.concatenate(rows), np.concatenate(shingles)
+
+    def extend(self, hashes: np.ndarray, shingles: np.ndarray) -> None:
+        """Store the output of `signatures` for the next records."""
+        if self.near:
+            hashes = hashes.copy()
+            hashes[:, 1] += np.uint64(self._shingles.n)
+            self._shingles.extend(shingles[:, None])
+        self._hashes.extend(hashes)
+
+    def _chunk_rows(self, words: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         rid = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))  # record of each word
         hashes = np.zeros((len(bounds) - 1, self._hashes.width), np.uint64)
         hashes[:, 0] = _exact_hashes(words, rid, bounds)
-        if self.near:
-            shingles, count = _shingles(words, rid, bounds)
-            sig, has = _minhash(shingles, count, self._a, self._b, self._scratch)
-            hashes[:, 1] = self._shingles.n + np.cumsum(count) - count
-            hashes[:, 2:] = self._band_hashes(sig) * has[:, None]  # 0 marks "no words": never a candidate
-            self._shingles.extend(shingles[:, None])
-        self._hashes.extend(hashes)
+        if not self.near:
+            return hashes, None
+        shingles, count = _shingles(words, rid, bounds)
+        sig, has = _minhash(shingles, count, self._a, self._b, self._scratch)
+        hashes[:, 1] = np.cumsum(count) - count
+        hashes[:, 2:] = self._band_hashes(sig) * has[:, None]  # 0 marks "no words": never a candidate
+        return hashes, shingles
 
     def _band_hashes(self, sig: np.ndarray) -> np.ndarray:
         terms = sig.astype(np.uint64) * self._band_mult  # a random linear map of each band's rows, mod 2**64

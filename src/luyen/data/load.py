@@ -20,7 +20,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import orjson
 
@@ -157,19 +157,40 @@ def _jsonl(path: Path, limit: int) -> Iterator[Row]:
                 except LuyenError as e:
                     yield Row(str(path), n, e)
         return
-    name = str(path)
     with _open_binary(path) as f:
-        for n, line in enumerate(f, 1):
-            if n == 1 and line.startswith(codecs.BOM_UTF8):
-                line = line[3:]
-            if not line.strip():
-                continue
-            try:
-                if len(line) > limit:
-                    _check_size(path, n, len(line), limit)
-                yield Row(name, n, _loads(path, n, line))
-            except LuyenError as e:  # one bad line: the pipeline fails or skips it, per data.on_error
-                yield Row(name, n, e)
+        yield from jsonl_rows(path, enumerate(f, 1), limit)
+
+
+def jsonl_rows(path: Path, lines: Iterable[tuple[int, bytes]], limit: int) -> Iterator[Row]:
+    """Rows of numbered raw lines (each with its newline) of a UTF-8 .jsonl file, as `read_rows`
+    yields them; the data stage's worker processes parse blocks of lines with this."""
+    name = str(path)
+    for n, line in lines:
+        if n == 1 and line.startswith(codecs.BOM_UTF8):
+            line = line[3:]
+        if not line.strip():
+            continue
+        try:
+            if len(line) > limit:
+                _check_size(path, n, len(line), limit)
+            yield Row(name, n, _loads(path, n, line))
+        except LuyenError as e:  # one bad line: the pipeline fails or skips it, per data.on_error
+            yield Row(name, n, e)
+
+
+def jsonl_blocks(path: Path, size: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, block) for consecutive blocks of whole lines of an uncompressed
+    .jsonl file, about `size` bytes each; read errors name the file as `read_rows` does."""
+    first = 1
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(size):
+                if not block.endswith(b"\n"):
+                    block += f.readline()
+                yield first, block
+                first += block.count(b"\n")
+    except OSError as e:
+        raise LuyenError(f"cannot read: {e.strerror or e}", file=str(path)) from None
 
 
 def _loads(path: Path, n: int | None, data: bytes) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from luyen.config import RunConfig
-from luyen.data.load import expand_paths, read_rows
+from luyen.data.load import expand_paths
 from luyen.data.pipeline import Outcome, Scan
 from luyen.data.report import build_report
 from luyen.data.split import SPLITS
@@ -52,7 +52,7 @@ def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: 
     source = ("config" if cfg.model.chat_template else "tokenizer's own" if getattr(tokenizer, "chat_template", None)
               else "luyen default")
     scan = Scan(cfg, tokenizer, template, scratch, collect_errors=collect_errors)
-    scan.consume(read_rows(files, cfg.data.max_record_bytes))
+    scan.consume_files(files)
     outcome = scan.finish()
     report = build_report(scan.tally, outcome, scan.counter, tokenizer=tokenizer, template_source=source,
                           max_length=cfg.data.max_length, on_error=cfg.data.on_error,
