@@ -37,6 +37,17 @@ def inference_dtype(precision: str = "auto"):
     return torch.bfloat16 if precision == "bf16" or native else torch.float32
 
 
+def _contiguous_head_input(model) -> None:
+    """Make the output layer's input contiguous. At the first decoding step transformers slices the
+    last position out of the prompt's hidden states ([B, L, H] -> [B, 1, H], not contiguous); for
+    such an input torch.matmul takes its batched path and copies the [V, H] weight once per row:
+    41 s instead of 30 ms for 37 prompts on Gemma-3's 262k-token head (measured under PEFT)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if isinstance(head, torch.nn.Module) and not getattr(head, "_luyen_contiguous", False):
+        head.register_forward_pre_hook(lambda _, args: (args[0].contiguous(), *args[1:]) if args else None)
+        head._luyen_contiguous = True
+
+
 class Engine:
     def __init__(self, model, tokenizer, template: str | None = None):
         from luyen.data.template import resolve_chat_template, stop_token_ids
@@ -49,6 +60,7 @@ class Engine:
         # under bf16 autocast so fp32 adapter weights follow; fp32 weights are never autocast, because
         # casting every frozen weight at every decoding step costs more than it saves.
         self.bf16 = next(model.parameters()).dtype == torch.bfloat16
+        _contiguous_head_input(model)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)

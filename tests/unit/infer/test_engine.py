@@ -58,3 +58,19 @@ def test_a_trained_run_loads_into_the_engine(tmp_path, tiny_model_dir, tiny_data
     engine = Engine.load(str(tmp_path / "run"))
     assert hasattr(engine.model, "peft_config")
     assert isinstance(engine.chat([{"role": "user", "content": "vé"}], GenerateConfig(max_new_tokens=4)).text, str)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_output_layer_sees_contiguous_rows(tiny_model_dir, lora):
+    """A sliced, non-contiguous [B, 1, H] input sends torch.matmul down a path that copies the whole
+    vocabulary matrix once per row (41 s instead of 30 ms per step on Gemma-3's head)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    if lora:
+        model = get_peft_model(model, LoraConfig(r=2, target_modules="all-linear"))
+    engine = Engine(model, AutoTokenizer.from_pretrained(tiny_model_dir))
+    seen = []
+    model.get_output_embeddings().register_forward_pre_hook(lambda _, a: seen.append(a[0].is_contiguous()))
+    engine.chat([[{"role": "user", "content": p}] for p in PROMPTS], GenerateConfig(max_new_tokens=3))
+    assert seen and all(seen)
