@@ -139,19 +139,22 @@ def evaluate(
     model: str = typer.Option(..., "--model", "-m", help="A `luyen train` output folder, or any model."),
     data: Path = typer.Option(..., "--data", "-d", help="Prepared data folder (its test split is evaluated)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for metrics.json, samples.jsonl, report.md/html."),
-    baselines: str = typer.Option("zero-shot,few-shot", "--baselines", help="Comma-separated: zero-shot, few-shot."),
-    shots: int = typer.Option(3, "--shots", help="Training examples shown to the few-shot baseline."),
+    baselines: str = typer.Option("zero-shot,few-shot", "--baselines", help="Comma-separated: zero-shot, few-shot, rag."),
+    shots: Optional[int] = typer.Option(None, "--shots", help="Training examples shown to the few-shot baseline (default eval.shots, 3)."),
+    rag: Optional[Path] = typer.Option(None, "--rag", help="A `luyen rag index` folder: adds base and fine-tuned systems with retrieval."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N test examples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ):
-    """Compare the fine-tuned model with the base model zero-shot and few-shot on the test split."""
+    """Compare the fine-tuned model with the base model zero-shot, few-shot and with retrieval on the test split.
+
+    An LLM judge on any OpenAI-compatible endpoint grades answers 1-5 when eval.judge.url is set."""
     _quiet()
     from luyen.evaluate.stage import run
     files, overrides = split_args(args or [])
     cfg = _config(Path(files[0]) if files else None, overrides)
     names = [b.strip() for b in baselines.split(",") if b.strip()]
-    manifest = run(cfg, model, data, out, baselines=names, shots=shots, limit=limit, overwrite=overwrite,
-                   console=console)
+    manifest = run(cfg, model, data, out, baselines=names, shots=shots, limit=limit, rag=rag,
+                   overwrite=overwrite, console=console)
     console.print((out / "report.md").read_text(encoding="utf-8").split("## Samples")[0], highlight=False)
     console.print(f"wrote {out}/report.html in {manifest['wall_time_s']:.0f} s", highlight=False)
 

@@ -139,6 +139,37 @@ class GenerateConfig(Section):
     batch_size: int = Field(8, ge=1, description="Prompts generated together (one KV cache per batch).")
 
 
+class JudgeConfig(Section):
+    url: str | None = Field(None, description="OpenAI-compatible base URL of a judge model (e.g. http://127.0.0.1:8000/v1); unset = no judge.")
+    model: str = Field("judge", description="Model name sent to the judge endpoint.")
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="Environment variable holding the judge's API key (never the key itself).")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for one judgement.")
+    concurrency: int = Field(4, ge=1, description="Judgements requested at once.")
+    max_examples: int = Field(100, ge=1, description="Judge at most this many test examples per system.")
+
+
+class EvalConfig(Section):
+    shots: int = Field(3, ge=0, description="Training examples shown to the few-shot baseline.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+
+
+class ServeConfig(Section):
+    host: str = Field("127.0.0.1", description="Address to bind; any non-loopback address requires api_key.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0 = any free port).")
+    api_key: str | None = Field(None, description="Bearer key every route but /health requires; none = open (loopback only).")
+    backend: Literal["transformers", "llamacpp"] = Field("transformers", description="transformers (batched, LoRA adapters) or llamacpp (a .gguf file).")
+    adapters: dict[str, str] = Field(default_factory=dict, description="LoRA adapters over the base, {name: folder}; a request picks one by its `model`.")
+    rag: str | None = Field(None, description="RAG index folder whose passages are added to chat requests.")
+    max_batch_size: int = Field(16, ge=1, description="Requests generated together in one batch.")
+    batch_wait_ms: float = Field(5.0, ge=0, description="How long the first request of a batch waits for others to join it.")
+    max_body_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused with 413.")
+    max_prompt_tokens: int = Field(0, ge=0, description="Longer prompts are refused with 400; 0 = the model's context minus max_tokens.")
+    max_tokens: int = Field(1024, ge=1, description="The largest max_tokens a request may ask for (400 above it).")
+    default_max_tokens: int = Field(256, ge=1, description="max_tokens of a request that does not set it.")
+    cache_size: int = Field(256, ge=0, description="Deterministic answers kept (LRU) to answer identical requests; 0 = off.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a browser; empty = CORS off.")
+
+
 class RunConfig(Section):
     name: str = Field("run", description="Run name; `luyen run` writes runs/<name>/.")
     seed: int = Field(42, description="Seed for splitting, shuffling and initialisation.")
@@ -146,6 +177,8 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

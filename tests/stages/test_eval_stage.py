@@ -59,3 +59,25 @@ def test_bad_baselines_and_cli(tmp_path, tiny_run, tiny_data_dir):
                                       "generate.max_new_tokens=4"])
     assert result.exit_code == 0, result.output[-2000:]
     assert "fine-tuned" in result.output and (tmp_path / "cli" / "report.html").is_file()
+
+
+def test_judge_rating_parser():
+    from luyen.evaluate.judge import parse_rating
+    assert parse_rating("Close to the reference but misses the fee. Rating: 3") == 3
+    assert parse_rating("Rating: [[5]]") == 5 and parse_rating("rating=2") == 2 and parse_rating(" 4 ") == 4
+    assert parse_rating("Rating: 2 at first, on reflection Rating: 4") == 4  # the last one counts
+    assert parse_rating("4/5") == 4
+    assert parse_rating("I would give it a 7") is None and parse_rating("") is None
+    assert parse_rating("Rating: 6") is None  # out of scale: not guessed
+
+
+def test_judge_endpoint_down_is_one_line_error(tmp_path, tiny_run, tiny_data_dir):
+    import socket
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = load_config(None, [f"eval.judge.url=http://127.0.0.1:{port}/v1", "eval.judge.timeout=5",
+                             "generate.max_new_tokens=2"])
+    with pytest.raises(LuyenError, match=r"judge endpoint .* failed") as e:
+        run(cfg, tiny_run, tiny_data_dir, tmp_path / "j", baselines=["zero-shot"], limit=2)
+    assert "\n" not in str(e.value) and not (tmp_path / "j" / "manifest.json").exists()

@@ -27,27 +27,33 @@ from luyen.errors import LuyenError
 from luyen.evaluate.metrics import classification_metrics, generation_metrics, perplexity
 from luyen.manifest import RunDir, read_manifest
 
-BASELINES = ("zero-shot", "few-shot", "rag")
+BASELINES = ("zero-shot", "few-shot", "rag")  # rag: the base model with retrieved passages (needs --rag INDEX)
 TUNED = "fine-tuned"
 
 
 def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | Path, *,
-        baselines: list[str] | None = None, shots: int = 3, limit: int | None = None, overwrite: bool = False,
-        console=None) -> dict:
+        baselines: list[str] | None = None, shots: int | None = None, limit: int | None = None,
+        rag: str | Path | None = None, overwrite: bool = False, console=None) -> dict:
     from rich.console import Console
 
     from luyen.data.formats import as_chat
     from luyen.data.stage import read_split
+    from luyen.evaluate.judge import Judge
     from luyen.infer.engine import Engine, inference_dtype
     from luyen.models.trained import load_trained, model_folder
     console = console or Console(stderr=True)
     baselines = list(baselines if baselines is not None else ["zero-shot", "few-shot"])
+    shots = cfg.eval.shots if shots is None else shots
     for b in baselines:
         if b not in BASELINES:
             raise LuyenError(f"unknown baseline '{b}'", field="--baselines", fix=f"use some of {', '.join(BASELINES)}")
-    if "rag" in baselines:
-        raise LuyenError("the rag baseline needs a retrieval index, and `luyen rag` is not built yet",
-                         field="--baselines", fix="leave out rag for now")
+    if "rag" in baselines and rag is None:
+        raise LuyenError("the rag baseline needs a retrieval index", field="--baselines",
+                         fix="pass --rag INDEX (built by `luyen rag index DOCS --out INDEX`) or leave out rag")
+    index = _load_index(rag) if rag is not None else None
+    if index is not None and "rag" not in baselines:
+        baselines.append("rag")
+    judge = Judge.from_config(cfg.eval.judge)
     data_dir = Path(data_dir)
     read_manifest(data_dir, stage="data")
     test = [r for r in read_split(data_dir, "test") if as_chat(r)]
@@ -70,20 +76,26 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
     labelled = all(r["kind"] == "labelled" for r in test)
     examples = [_split_chat(as_chat(r)) for r in test]
     shots_chat = [m for r in train[:shots] for m in as_chat(r)[-2:]] if "few-shot" in baselines else []
+    # (name, engine, prompt style, base weights?) for every system, baselines first
+    label = {"zero-shot": "zero-shot", "few-shot": "few-shot", "rag": "+ retrieval"}
     systems = []
     if trained_run:
-        systems += [(f"base {b}", base_engine, b, True) for b in baselines]
+        systems += [(f"base {label[b]}", base_engine, b, True) for b in baselines]
         systems.append((TUNED, engine, "zero-shot", False))
+        if index is not None:
+            systems.append((f"{TUNED} + retrieval", engine, "rag", False))
     else:
-        systems += [(f"model {b}", engine, b, False) for b in baselines]
+        systems += [(f"model {label[b]}", engine, b, False) for b in baselines]
+    if index is not None:
+        contexts = [_retrieve(index, cfg, p) for p, _ in examples]
     with RunDir.create(Path(out_dir), stage="eval", overwrite=overwrite) as rd:
         results, answers = {}, {}
         for name, eng, style, base in systems:
             t0 = time.perf_counter()
-            console.print(f"eval: {name} on {len(examples)} test examples", highlight=False)
             off = eng.model.disable_adapter() if base and adapter else nullcontext()
-            with off:
-                prompts = [(shots_chat if style == "few-shot" else []) + p for p, _ in examples]
+            with off, console.status(f"eval: {name}: perplexity and {len(examples)} answers", spinner="dots"):
+                prompts = [_prompt(style, p, shots_chat, contexts[i] if style == "rag" else None, cfg)
+                           for i, (p, _) in enumerate(examples)]
                 ppl = _perplexities(eng, prompts, [a for _, a in examples], whole=style == "zero-shot")
                 outs = eng.chat(prompts, cfg.generate)
             preds = [o.text.strip() for o in outs]
@@ -92,7 +104,15 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
             m.update(ppl)
             m["mean_answer_words"] = sum(len(p.split()) for p in preds) / len(preds)
             m["seconds_per_example"] = sum(o.seconds for o in outs) / len(outs) / max(1, min(cfg.generate.batch_size, len(outs)))
+            if judge is not None:
+                n = min(len(examples), cfg.eval.judge.max_examples)
+                with console.status(f"eval: {name}: judge {cfg.eval.judge.model} grading {n} answers"):
+                    scores = judge.score([p[-1]["content"] for p, _ in examples[:n]], refs[:n], preds[:n])
+                if scores.mean is not None:
+                    m["judge"] = scores.mean
+                m["judge_unparsed"] = n - scores.parsed
             m["wall_seconds"] = time.perf_counter() - t0
+            console.print(f"eval: {name} on {len(examples)} test examples in {m['wall_seconds']:.0f} s", highlight=False)
             results[name], answers[name] = {k: round(v, 4) for k, v in m.items()}, preds
         primary = "accuracy" if labelled else "rougeL"
         verdict = _verdict(results, primary)
@@ -107,7 +127,29 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
         return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed,
                          metrics={"verdict": verdict, "primary": primary,
                                   **{f"{n}/{k}": v for n, r in results.items() for k, v in r.items()
-                                     if k in (primary, "answer_perplexity")}})
+                                     if k in (primary, "answer_perplexity", "judge")}})
+
+
+def _load_index(path: str | Path):
+    try:
+        from luyen.rag import load_index
+    except ImportError:
+        raise LuyenError("retrieval needs the rag extra", field="--rag", fix="pip install 'luyen[rag]'") from None
+    return load_index(path)
+
+
+def _retrieve(index, cfg: RunConfig, prompt: list[dict]):
+    k = getattr(getattr(cfg, "rag", None), "k", 5)
+    return index.search(prompt[-1]["content"], k)
+
+
+def _prompt(style: str, prompt: list[dict], shots_chat: list[dict], hits, cfg: RunConfig) -> list[dict]:
+    if style == "few-shot":
+        return shots_chat + prompt
+    if style == "rag":
+        from luyen.rag import augment
+        return augment(prompt, hits, getattr(getattr(cfg, "rag", None), "template", None))
+    return prompt
 
 
 def _split_chat(chat: list[dict]) -> tuple[list[dict], str]:
@@ -146,20 +188,22 @@ def _verdict(results: dict, primary: str) -> str:
     ranked = sorted(results, key=lambda n: results[n][primary], reverse=True)
     best = ranked[0]
     label = "ROUGE-L" if primary == "rougeL" else "accuracy"
-    if TUNED not in results:
+    tuned = [n for n in ranked if n.startswith(TUNED)]
+    if not tuned:
         return f"Best: {best} with {label} {results[best][primary]:.1f}."
-    baselines = [n for n in ranked if n != TUNED]
+    baselines = [n for n in ranked if not n.startswith(TUNED)]
     if not baselines:
         return f"{TUNED}: {label} {results[TUNED][primary]:.1f} (no baseline was run)."
-    rival = baselines[0]
-    t, r = results[TUNED], results[rival]
+    rival, mine = baselines[0], tuned[0]
+    t, r = results[mine], results[rival]
     gap = t[primary] - r[primary]
     ppl = (f"; answer perplexity {r['answer_perplexity']:.2f} -> {t['answer_perplexity']:.2f}"
            if math.isfinite(t.get("answer_perplexity", math.nan)) else "")
     if gap > 0:
-        return (f"Fine-tuning was worth it: the fine-tuned model beats the best baseline ({rival}) by {gap:.1f} "
+        who = "the fine-tuned model" if mine == TUNED else f"the {mine} system"
+        return (f"Fine-tuning was worth it: {who} beats the best baseline ({rival}) by {gap:.1f} "
                 f"{label} points ({t[primary]:.1f} vs {r[primary]:.1f}){ppl}.")
-    return (f"Fine-tuning did not win: {rival} scores {r[primary]:.1f} {label} against the fine-tuned model's "
+    return (f"Fine-tuning did not win: {rival} scores {r[primary]:.1f} {label} against {mine}'s "
             f"{t[primary]:.1f}{ppl}. Suggestion: ship {rival} (it needs no training), or train on more and "
             "cleaner examples, for more epochs, and check the data report for leakage and truncation.")
 
@@ -168,7 +212,7 @@ COLUMNS = [("answer_perplexity", "answer PPL", "{:.2f}"), ("sequence_perplexity"
            ("bleu", "BLEU-4", "{:.1f}"), ("chrf", "chrF", "{:.1f}"), ("rouge1", "ROUGE-1", "{:.1f}"),
            ("rouge2", "ROUGE-2", "{:.1f}"), ("rougeL", "ROUGE-L", "{:.1f}"), ("exact_match", "EM", "{:.1f}"),
            ("f1", "F1", "{:.1f}"), ("accuracy", "accuracy", "{:.1f}"), ("macro_f1", "macro-F1", "{:.1f}"),
-           ("mean_answer_words", "words/answer", "{:.1f}"), ("seconds_per_example", "s/example", "{:.2f}")]
+           ("judge", "judge (1-5)", "{:.2f}"), ("mean_answer_words", "words/answer", "{:.1f}"), ("seconds_per_example", "s/example", "{:.2f}")]
 
 
 def _cols(results: dict) -> list[tuple[str, str, str]]:
