@@ -1,0 +1,154 @@
+"""Generation speed of the embedded model (Gemma-3-270M) through each runtime luyen exports to.
+
+    python bench/generate_speed.py [--arms transformers-fp32,onnxruntime-fp32,onnxruntime-int8] [--new-tokens 64]
+
+Every arm greedily continues the same Vietnamese prompts one at a time (batch 1, the interactive
+case), producing exactly ``--new-tokens`` tokens (end-of-text ignored, so every arm does the same
+work), after one untimed warm-up. Per arm it reports:
+
+* ``first_token_s``: time to first token (prompt processing plus the first new token), median;
+* ``decode_tokens_per_s``: the tokens after the first over the time after the first, i.e. the
+  steady decoding rate;
+* ``tokens_per_s``: all new tokens over the whole time (what a user waiting for the answer sees).
+
+Arms are entries of ``ARMS`` (name -> setup function returning a ``generate(prompt, n) -> Timing``
+callable), so another runtime is one function. The ONNX arms export the model once into
+``--workdir`` with ``luyen.export.onnx.export`` and print that export's own metrics (sizes, greedy
+agreement with transformers, perplexity fp32 vs int8) under ``onnx_export``. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+PROMPTS = [
+    "Thủ đô của Việt Nam là",
+    "Học máy là một nhánh của trí tuệ nhân tạo, trong đó",
+    "Để đổi vé máy bay, khách hàng cần",
+]
+
+
+@dataclass
+class Timing:
+    first_token_s: float
+    seconds: float
+    tokens: int
+
+
+@dataclass
+class Context:
+    model_dir: Path  # the embedded model as a transformers folder
+    workdir: Path    # exported files are built here once and reused
+    threads: int
+    info: dict       # arms add what the JSON should carry besides timings (e.g. export metrics)
+
+
+def transformers_fp32(ctx: Context) -> Callable[[str, int], Timing]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.generation.streamers import BaseStreamer
+    torch.set_num_threads(ctx.threads)
+    model = AutoModelForCausalLM.from_pretrained(ctx.model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(ctx.model_dir)
+
+    class FirstToken(BaseStreamer):  # generate() calls put() with the prompt, then once per new token
+        def __init__(self):
+            self.calls, self.at = 0, None
+
+        def put(self, value):
+            self.calls += 1
+            if self.calls == 2:
+                self.at = time.perf_counter()
+
+        def end(self):
+            pass
+
+    def generate(prompt: str, n: int) -> Timing:
+        ids = tok(prompt, return_tensors="pt")
+        streamer, start = FirstToken(), time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(**ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, streamer=streamer,
+                                 temperature=None, top_p=None, top_k=None)
+        return Timing(streamer.at - start, time.perf_counter() - start, out.shape[1] - ids["input_ids"].shape[1])
+    return generate
+
+
+def onnx_files(ctx: Context) -> Path:
+    """The embedded model exported once (fp32 + int8) into the workdir; the export's metrics go in the JSON."""
+    from luyen.export.onnx import INT8_FILE, export
+    out = ctx.workdir / "onnx"
+    metrics_file = out / "export-metrics.json"
+    if not (out / INT8_FILE).is_file() or not metrics_file.is_file():
+        metrics = export(ctx.model_dir, out, ["int8"], None)
+        metrics_file.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    ctx.info["onnx_export"] = json.loads(metrics_file.read_text(encoding="utf-8"))
+    return out
+
+
+def onnxruntime_arm(file_name: str):
+    def setup(ctx: Context) -> Callable[[str, int], Timing]:
+        from transformers import AutoTokenizer
+        from luyen.export.onnx import OrtLM
+        folder = onnx_files(ctx)
+        lm, tok = OrtLM(folder / file_name, threads=ctx.threads), AutoTokenizer.from_pretrained(folder)
+
+        def generate(prompt: str, n: int) -> Timing:
+            run = lm.greedy([tok(prompt)["input_ids"]], n)  # no stop ids: exactly n tokens
+            return Timing(run.first_token_s, run.seconds, len(run.tokens[0]))
+        return generate
+    return setup
+
+
+ARMS: dict[str, Callable[[Context], Callable[[str, int], Timing]]] = {
+    "transformers-fp32": transformers_fp32,
+    "onnxruntime-fp32": onnxruntime_arm("model.onnx"),
+    "onnxruntime-int8": onnxruntime_arm("model_int8.onnx"),
+}
+
+
+def measure(generate: Callable[[str, int], Timing], n: int) -> dict:
+    generate(PROMPTS[0], 4)  # warm-up: first calls allocate and pick kernels
+    runs = [generate(p, n) for p in PROMPTS]
+    assert all(r.tokens == n for r in runs), f"an arm produced {[r.tokens for r in runs]} tokens, expected {n}"
+    decode = [(r.tokens - 1) / (r.seconds - r.first_token_s) for r in runs]
+    return {"first_token_s": round(statistics.median(r.first_token_s for r in runs), 4),
+            "decode_tokens_per_s": round(statistics.median(decode), 1),
+            "tokens_per_s": round(sum(r.tokens for r in runs) / sum(r.seconds for r in runs), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from: {', '.join(ARMS)}")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "luyen" / "bench" / "generate")
+    args = parser.parse_args()
+    names = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in names if a not in ARMS]
+    if unknown:
+        sys.exit(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    from luyen.models.resolve import resolve_model
+    ctx = Context(resolve_model("gemma3-270m"), args.workdir, args.threads, {})
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    result = {"model": "gemma3-270m", "new_tokens": args.new_tokens, "threads": args.threads,
+              "prompts": len(PROMPTS), "batch": 1, "arms": {}}
+    for name in names:
+        start = time.perf_counter()
+        generate = ARMS[name](ctx)
+        setup_s = time.perf_counter() - start
+        result["arms"][name] = {**measure(generate, args.new_tokens), "setup_s": round(setup_s, 1)}
+        del generate
+        print(f"{name}: {result['arms'][name]}", file=sys.stderr, flush=True)
+    result.update(ctx.info)
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
