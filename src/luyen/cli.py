@@ -32,6 +32,8 @@ def _models_app():
 
 
 app.add_typer(_models_app(), name="models", help="Prepare the embedded model, list presets and cached models.")
+from luyen.serve.cli import serve_command  # noqa: E402  (light: typer only; the server loads on use)
+app.command("serve")(serve_command)
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:

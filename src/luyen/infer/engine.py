@@ -96,15 +96,11 @@ class Engine:
             results += self._batch(texts[i:i + cfg.batch_size], cfg, templated)
         return results
 
-    @torch.no_grad()
-    def _batch(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
-        tok = self.tok
-        side, tok.padding_side = tok.padding_side, "left"
-        try:
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not templated)
-        finally:
-            tok.padding_side = side
-        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+    def encode(self, text: str, templated: bool = True) -> list[int]:
+        """Token ids of a prompt: a rendered chat already holds its BOS, plain text gets the tokenizer's."""
+        return self.tok(text, add_special_tokens=not templated)["input_ids"]
+
+    def _generate_kwargs(self, cfg: GenerateConfig) -> dict:
         sample = cfg.temperature > 0
         kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
                   pad_token_id=self.pad_id, repetition_penalty=cfg.repetition_penalty,
@@ -114,6 +110,34 @@ class Engine:
             torch.manual_seed(cfg.seed if cfg.seed is not None else 0)
         else:
             kw.update(temperature=None, top_p=None, top_k=None)
+        return kw
+
+    @torch.no_grad()
+    def generate_ids(self, prompts: list[list[int]], cfg: GenerateConfig, stopping_criteria=None) -> torch.Tensor:
+        """One batch from token-id prompts (left-padded here, so prompts encoded one by one can share it):
+        the new tokens, [rows, steps]. ``stopping_criteria`` may end rows early, each on its own (the
+        server's per-row limits, stop strings and disconnected clients); ``cfg.stop`` is not applied."""
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        kw = self._generate_kwargs(cfg)
+        if stopping_criteria is not None:
+            from transformers import StoppingCriteriaList
+            kw["stopping_criteria"] = StoppingCriteriaList(stopping_criteria)
+        with self.autocast():
+            out = self.model.generate(input_ids=ids, attention_mask=mask, **kw)
+        return out[:, width:]
+
+    @torch.no_grad()
+    def _batch(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
+        tok = self.tok
+        side, tok.padding_side = tok.padding_side, "left"
+        try:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not templated)
+        finally:
+            tok.padding_side = side
+        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        kw = self._generate_kwargs(cfg)
         if cfg.stop:
             kw.update(stop_strings=cfg.stop, tokenizer=tok)
         start = time.perf_counter()

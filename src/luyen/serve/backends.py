@@ -1,0 +1,120 @@
+"""What the server generates with: one base model plus named LoRA adapters, behind one small interface.
+
+    backend = TransformersBackend.load("gemma3-270m", adapters={"support": "runs/demo/train"})
+    backend.models()                         # ['gemma3-270m', 'support']
+    ids = backend.encode("support", backend.render("support", [{"role": "user", "content": "Chào"}]))
+    backend.run(key, rows)                   # one batch, on the scheduler's thread
+
+A request's `model` picks the base or an adapter, as in vLLM's multi-LoRA serving: the base is
+loaded once, every adapter is loaded into the same PeftModel, and each batch (batches are grouped by
+model) activates its adapter, or runs with adapters disabled for the base.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from luyen.config import GenerateConfig
+from luyen.errors import LuyenError
+from luyen.serve.scheduler import Row, RowRouter
+
+LLAMACPP_HINT = "pip install llama-cpp-python (or 'luyen[export]'), or use --backend transformers"
+
+
+class TransformersBackend:
+    def __init__(self, engine, base_name: str, adapters: dict[str, str] | None = None):
+        """``engine.model`` is a PeftModel holding ``adapters`` ({served name: adapter name}) when there are any."""
+        self.engine, self.base_name = engine, base_name
+        self.adapters = dict(adapters or {})
+        config = getattr(engine.model, "config", None)
+        self.context = int(getattr(config, "max_position_embeddings", 0) or 4096)
+
+    @classmethod
+    def load(cls, model: str, adapters: dict[str, str] | None = None, dtype=None) -> "TransformersBackend":
+        """Load ``model`` (any name `luyen` takes, a trained adapter run too) and each adapter folder over it;
+        in bf16 where the hardware multiplies it natively, else fp32 (see luyen.infer.engine)."""
+        from luyen.infer.engine import Engine, inference_dtype
+        from luyen.models.trained import load_trained
+        base, tok = load_trained(model, dtype=dtype or inference_dtype())
+        served = {}
+        for name, path in (adapters or {}).items():
+            base = attach_adapter(base, name, path, model)
+            served[name] = name
+        return cls(Engine(base, tok), model, served)
+
+    def models(self) -> list[str]:
+        return [self.base_name, *self.adapters]
+
+    def render(self, model: str, messages: list[dict]) -> str:
+        try:
+            return self.engine.render(messages)
+        except Exception as e:  # jinja's TemplateError and the template's own raise_exception
+            from luyen.serve.protocol import APIError
+            raise APIError(400, f"the chat template refused these messages: {str(e)[:200]}", param="messages") from None
+
+    def encode(self, model: str, text: str, templated: bool) -> list[int]:
+        return self.engine.encode(text, templated)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.engine.tok.decode(ids, skip_special_tokens=True)
+
+    def run(self, key: tuple, rows: list[Row]) -> None:
+        """Generate one batch; key = (model, temperature, top_p, seed, ...) as the app groups requests."""
+        model, temperature, top_p, seed = key[:4]
+        cfg = GenerateConfig(max_new_tokens=max(r.max_tokens for r in rows), temperature=temperature,
+                             top_p=top_p, seed=seed if seed is not None else random.randrange(2**31))
+        router = RowRouter(rows, self.decode, self.engine.stop_ids)
+        with self._use(model):
+            self.engine.generate_ids([r.prompt_ids for r in rows], cfg, stopping_criteria=[router])
+        router.close()
+
+    def _use(self, model: str):
+        import contextlib
+        peft = self.engine.model
+        if not self.adapters:
+            return contextlib.nullcontext()
+        if model in self.adapters:
+            peft.set_adapter(self.adapters[model])
+            return contextlib.nullcontext()
+        if "default" in peft.peft_config:  # the served model was itself a trained adapter
+            peft.set_adapter("default")
+            return contextlib.nullcontext()
+        return peft.disable_adapter()
+
+
+def attach_adapter(model, name: str, path: str, base_name: str):
+    """Load the PEFT adapter at ``path`` into ``model`` as ``name`` (wrapping a plain model once)."""
+    from peft import PeftModel
+    from luyen.models.trained import check_adapter_base, model_folder
+    folder = model_folder(path)
+    if not (folder / "adapter_config.json").is_file():
+        raise LuyenError("not a LoRA adapter (no adapter_config.json)", file=str(folder), field=f"adapters.{name}",
+                         fix="pass a `luyen train` run of a LoRA method, or its model/ folder")
+    base_cfg = model.get_base_model().config if isinstance(model, PeftModel) else model.config
+    check_adapter_base(folder, base_cfg, base_name)
+    try:
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(folder), adapter_name=name)
+            return model
+        return PeftModel.from_pretrained(model, str(folder), adapter_name=name)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise LuyenError(f"this adapter does not fit base model {base_name}: {str(e).splitlines()[0][:200]}",
+                         file=str(folder), field=f"adapters.{name}", fix="serve the base it was trained on") from None
+
+
+def load_backend(kind: str, model: str, adapters: dict[str, str]):
+    if kind == "transformers":
+        return TransformersBackend.load(model, adapters)
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        raise LuyenError("the llamacpp backend needs llama-cpp-python, which is not installed",
+                         field="serve.backend", fix=LLAMACPP_HINT) from None
+    if adapters:
+        raise LuyenError("the llamacpp backend serves one .gguf file without adapters", field="serve.adapters",
+                         fix="merge the adapter first (luyen export), or use --backend transformers")
+    if not Path(model).suffix.lower() == ".gguf":
+        raise LuyenError("the llamacpp backend needs a .gguf file", file=model, field="serve.backend",
+                         fix="export one with `luyen export --format gguf`, or use --backend transformers")
+    from luyen.serve.llamacpp import LlamaCppBackend
+    return LlamaCppBackend.load(model)

@@ -1,0 +1,278 @@
+"""`luyen serve` end to end: a real uvicorn server on loopback over a tiny model and a LoRA adapter,
+driven by the official openai client and by raw HTTP (stdlib), never by a test client."""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+import torch
+from openai import OpenAI
+
+from luyen.config import GenerateConfig, ServeConfig
+from luyen.errors import LuyenError
+from luyen.serve import check, running
+from luyen.serve.app import create_app
+from luyen.serve.backends import TransformersBackend
+
+HI = [{"role": "user", "content": "Xin chào, bạn khỏe không?"}]
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory, tiny_model_dir):
+    """A LoRA adapter with random (non-zero) weights, so it answers differently from its base."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=64, target_modules="all-linear", init_lora_weights=False))
+    out = tmp_path_factory.mktemp("adapter")
+    peft.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir, adapter_dir):
+    # fp32, like the engines it is compared with (the default is bf16 on CPUs that multiply it natively)
+    return TransformersBackend.load(str(tiny_model_dir), adapters={"tuned": str(adapter_dir)}, dtype=torch.float32)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    """The base model in the shared engine, loaded on its own: what the server must agree with."""
+    from luyen.infer.engine import Engine
+    from luyen.models.trained import load_trained
+    return Engine(*load_trained(str(tiny_model_dir), dtype=torch.float32))
+
+
+@pytest.fixture(scope="module")
+def server(backend):
+    app = create_app(backend, ServeConfig(max_tokens=200, max_body_bytes=20_000, batch_wait_ms=20))
+    with running(app) as url:
+        yield url, app
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return OpenAI(base_url=server[0] + "/v1", api_key="unused", max_retries=0)
+
+
+def call(url, method="GET", body=None, headers=None):
+    """(status, headers, text) over plain HTTP."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+def metric(base_url: str, name: str) -> float:
+    text = call(base_url + "/metrics")[2]
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def test_models_lists_the_base_and_every_adapter(client, tiny_model_dir):
+    ids = [m.id for m in client.models.list()]
+    assert ids == [str(tiny_model_dir), "tuned"]
+    assert client.models.retrieve("tuned").id == "tuned"
+
+
+def test_chat_plain_and_streaming_agree_with_the_engine(client, engine, tiny_model_dir):
+    model = str(tiny_model_dir)
+    want = engine.chat(HI, GenerateConfig(max_new_tokens=10))
+    stream = client.chat.completions.create(model=model, messages=HI, max_tokens=10, temperature=0,
+                                            stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(deltas) == want.text and len(deltas) > 1  # really streamed, token by token
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == want.finish_reason
+    assert chunks[-1].usage.completion_tokens == want.completion_tokens
+    plain = client.chat.completions.create(model=model, messages=HI, max_tokens=10, temperature=0)
+    assert plain.choices[0].message.content == want.text
+    assert plain.usage.prompt_tokens == want.prompt_tokens and plain.usage.completion_tokens == want.completion_tokens
+    assert plain.usage.total_tokens == plain.usage.prompt_tokens + plain.usage.completion_tokens
+    assert plain.choices[0].finish_reason == want.finish_reason
+
+
+def test_completions_batch_stream_max_tokens_and_stop(client, engine, tiny_model_dir):
+    model = str(tiny_model_dir)
+    prompts = ["Hà Nội là thủ đô", "The quick brown fox"]
+    out = client.completions.create(model=model, prompt=prompts, max_tokens=6, temperature=0)
+    want = engine.generate(prompts, GenerateConfig(max_new_tokens=6))
+    assert [c.text for c in sorted(out.choices, key=lambda c: c.index)] == [w.text for w in want]
+    assert all(c.finish_reason == "length" for c in out.choices) and out.usage.completion_tokens == 12
+    text = "".join(c.choices[0].text for c in client.completions.create(
+        model=model, prompt=prompts[0], max_tokens=6, temperature=0, stream=True) if c.choices)
+    assert text == want[0].text
+    full = client.completions.create(model=model, prompt=prompts[0], max_tokens=16, temperature=0).choices[0].text
+    stop = full.strip()[2:5]
+    cut = client.completions.create(model=model, prompt=prompts[0], max_tokens=16, temperature=0, stop=[stop])
+    assert cut.choices[0].finish_reason == "stop" and stop not in cut.choices[0].text
+    assert full.startswith(cut.choices[0].text)
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model=model, prompt=prompts[0], max_tokens=16, temperature=0, stop=stop, seed=1, stream=True) if c.choices)
+    assert streamed == cut.choices[0].text  # a stop string split across tokens never leaks into the stream
+
+
+def test_seeded_sampling_is_reproducible_and_top_p_one_token_is_greedy(client, tiny_model_dir):
+    model = str(tiny_model_dir)
+    ask = dict(model=model, messages=HI, max_tokens=12, temperature=1.5)
+    a = client.chat.completions.create(**ask, seed=11).choices[0].message.content
+    b = client.chat.completions.create(**ask, seed=11, top_p=0.999999).choices[0].message.content
+    c = client.chat.completions.create(**ask, seed=12).choices[0].message.content
+    assert a == b and a != c
+    greedy = client.chat.completions.create(model=model, messages=HI, max_tokens=12, temperature=0)
+    nucleus = client.chat.completions.create(**ask, top_p=1e-6, seed=3)
+    assert nucleus.choices[0].message.content == greedy.choices[0].message.content
+
+
+def test_the_request_model_picks_the_adapter(client, adapter_dir, tiny_model_dir):
+    from luyen.infer.engine import Engine
+    from luyen.models.trained import load_trained
+    tuned = client.chat.completions.create(model="tuned", messages=HI, max_tokens=10, temperature=0)
+    base = client.chat.completions.create(model=str(tiny_model_dir), messages=HI, max_tokens=10, temperature=0)
+    alone = Engine(*load_trained(str(adapter_dir), base=str(tiny_model_dir), dtype=torch.float32))
+    assert tuned.choices[0].message.content == alone.chat(HI, GenerateConfig(max_new_tokens=10)).text
+    assert tuned.choices[0].message.content != base.choices[0].message.content
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="nope", messages=HI, max_tokens=2)
+    assert e.value.body["code"] == "model_not_found"
+
+
+def test_concurrent_requests_are_batched_and_repeats_come_from_the_cache(server, tiny_model_dir):
+    url, _ = server
+    batches = metric(url, "luyen_batches_total")
+    results, errors = {}, []
+
+    def ask(i):
+        try:
+            body = {"model": str(tiny_model_dir), "max_tokens": 4, "temperature": 0,
+                    "messages": [{"role": "user", "content": f"câu hỏi số {i}"}]}
+            results[i] = call(url + "/v1/chat/completions", "POST", body)
+        except Exception as e:  # noqa: BLE001 - any failure counts
+            errors.append(e)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 100 and {r[0] for r in results.values()} == {200}
+    used = metric(url, "luyen_batches_total") - batches
+    assert used <= 40, f"100 requests took {used} batches: they were not batched"
+    hits = metric(url, "luyen_cache_hits_total")
+    status, _, again = call(url + "/v1/chat/completions", "POST", {
+        "model": str(tiny_model_dir), "max_tokens": 4, "temperature": 0,
+        "messages": [{"role": "user", "content": "câu hỏi số 7"}]})
+    assert status == 200 and metric(url, "luyen_cache_hits_total") == hits + 1
+    first = json.loads(results[7][2])
+    assert json.loads(again)["choices"] == first["choices"] and json.loads(again)["usage"] == first["usage"]
+
+
+def test_a_client_that_disconnects_mid_stream_frees_its_row(server, tiny_model_dir):
+    url, _ = server
+    host, port = url.removeprefix("http://").split(":")
+    cancelled = metric(url, "luyen_cancelled_total")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = {"model": str(tiny_model_dir), "max_tokens": 200, "temperature": 0, "seed": 99, "stream": True,
+            "stop": ["\u2063never\u2063"], "messages": [{"role": "user", "content": "kể một câu chuyện dài"}]}
+    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.readline().startswith(b"data: ")
+    conn.sock.close()  # gone mid-stream
+    conn.close()
+    deadline = time.time() + 20
+    while metric(url, "luyen_cancelled_total") == cancelled and time.time() < deadline:
+        time.sleep(0.05)
+    assert metric(url, "luyen_cancelled_total") == cancelled + 1
+    assert metric(url, "luyen_requests_in_flight") == 0
+
+
+def test_errors_have_openai_shape_and_limits_hold(server, client, tiny_model_dir):
+    url, app = server
+    model = str(tiny_model_dir)
+    cases = {
+        "bad json": (call(url + "/v1/chat/completions", "POST", b"{not json"), 400),
+        "no messages": (call(url + "/v1/chat/completions", "POST", {"model": model}), 400),
+        "max_tokens over limit": (call(url + "/v1/chat/completions", "POST",
+                                       {"model": model, "messages": HI, "max_tokens": 201}), 400),
+        "prompt too long": (call(url + "/v1/completions", "POST",
+                                 {"model": model, "prompt": "Hà Nội " * 300, "max_tokens": 4}), 400),
+        "body too large": (call(url + "/v1/completions", "POST",
+                                {"model": model, "prompt": "x" * 30_000}), 413),
+        "n > 1": (call(url + "/v1/completions", "POST", {"model": model, "prompt": "a", "n": 2}), 400),
+        "unknown route": (call(url + "/v2/nothing"), 404),
+    }
+    for name, ((status, _, text), want) in cases.items():
+        err = json.loads(text)["error"]
+        assert status == want, (name, status, text)
+        assert err["message"] and err["type"] and "Traceback" not in text, name
+    prompt_err = json.loads(cases["prompt too long"][0][2])["error"]
+    assert prompt_err["code"] == "context_length_exceeded" and prompt_err["param"] == "prompt"
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=model, messages=HI, max_tokens=201)
+
+
+def test_an_internal_error_never_shows_its_trace(server):
+    url, app = server
+
+    def boom():
+        raise RuntimeError("secret detail /home/user/.ssh/id_rsa")
+    app.add_api_route("/boom", boom)
+    status, _, text = call(url + "/boom")
+    assert status == 500 and json.loads(text)["error"]["type"] == "server_error"
+    assert "secret" not in text and "Traceback" not in text and "RuntimeError" not in text
+
+
+def test_api_keys_cors_and_the_loopback_rule(backend, tiny_model_dir):
+    model = str(tiny_model_dir)
+    cfg = ServeConfig(api_key="s3cret-key", cors_origins=["http://app.example"])
+    with running(create_app(backend, cfg)) as url:
+        assert call(url + "/health")[0] == 200
+        for route in ["/", "/v1/models", "/metrics"]:
+            status, headers, text = call(url + route)
+            assert status == 401 and json.loads(text)["error"]["type"] == "authentication_error", route
+        assert "Basic" in call(url + "/")[1]["www-authenticate"]  # the browser asks, then the page works
+        basic = base64.b64encode(b"me:s3cret-key").decode()
+        assert call(url + "/", headers={"Authorization": f"Basic {basic}"})[0] == 200
+        with pytest.raises(openai.AuthenticationError):
+            OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0).models.list()
+        good = OpenAI(base_url=url + "/v1", api_key="s3cret-key", max_retries=0)
+        text = "".join(c.choices[0].delta.content or "" for c in good.chat.completions.create(
+            model=model, messages=HI, max_tokens=3, temperature=0, stream=True) if c.choices)
+        assert text
+        pre = call(url + "/v1/chat/completions", "OPTIONS", headers={
+            "Origin": "http://app.example", "Access-Control-Request-Method": "POST"})
+        assert pre[0] == 200 and pre[1]["access-control-allow-origin"] == "http://app.example"
+    with running(create_app(backend, ServeConfig())) as url:  # CORS is off unless configured
+        status, headers, _ = call(url + "/v1/models", headers={"Origin": "http://evil.example"})
+        assert status == 200 and "access-control-allow-origin" not in {k.lower() for k in headers}
+    for host in ["0.0.0.0", "192.168.1.5", "example.com", "::"]:
+        with pytest.raises(LuyenError, match="api-key"):
+            check(ServeConfig(host=host))
+        check(ServeConfig(host=host, api_key="k"))
+    for host in ["127.0.0.1", "localhost", "::1", "127.0.0.2"]:
+        check(ServeConfig(host=host))
+
+
+def test_cli_refuses_an_open_public_bind_and_a_bad_adapter_spec(tiny_model_dir):
+    from typer.testing import CliRunner
+    from luyen.cli import app
+    runner = CliRunner()
+    out = runner.invoke(app, ["serve", str(tiny_model_dir), "--host", "0.0.0.0"])
+    assert out.exit_code == 2 and "without an API key" in out.output and "Traceback" not in out.output
+    out = runner.invoke(app, ["serve", str(tiny_model_dir), "--adapters", "no-equals-sign"])
+    assert out.exit_code == 2 and "NAME=PATH" in out.output
+    out = runner.invoke(app, ["serve", str(tiny_model_dir), "--adapters", f"x={tiny_model_dir}"])
+    assert out.exit_code == 2 and "not a LoRA adapter" in out.output
