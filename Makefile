@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
+	@# Debian's chromium for the chat page's browser test (playwright drives it; it never downloads a browser)
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
+		|| { echo "install Debian's chromium (apt-get install chromium) for tests/stages/test_serve_browser.py"; exit 1; }
 
 demo: setup
 	$(PY) -m luyen models prepare

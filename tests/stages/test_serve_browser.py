@@ -1,0 +1,99 @@
+"""The chat page in real headless Chromium (Debian's package; `make test` installs it) against a real
+server. The model is a tiny one trained here, in a second, to answer "Xin chào" with markup and
+Vietnamese, so the test can see that model output is shown as text and never becomes HTML."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from luyen.config import ServeConfig
+from luyen.serve import running
+from luyen.serve.app import create_app
+from luyen.serve.backends import TransformersBackend
+
+REPLY = '<b>Chào bạn</b> <img src=x onerror="document.title=\'pwned\'"> tiếng Việt đậm & rõ'
+ASK = "Xin chào"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def parrot_dir(tmp_path_factory):
+    """A tiny model that has learnt one reply to one chat prompt (about 60 Adam steps)."""
+    from conftest import make_tiny_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from luyen.infer.engine import Engine
+    folder = make_tiny_model(tmp_path_factory.mktemp("parrot"))
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    engine = Engine(model, tok)
+    prompt = engine.encode(engine.render([{"role": "user", "content": ASK}]))
+    target = tok(REPLY, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    ids, labels = torch.tensor([prompt + target]), torch.tensor([[-100] * len(prompt) + target])
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        loss = model(input_ids=ids, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.005:
+            break
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chat_url(parrot_dir):
+    backend = TransformersBackend.load(str(parrot_dir), dtype=torch.float32)
+    with running(create_app(backend, ServeConfig())) as url:
+        yield url
+
+
+def test_chat_page_streams_shows_markup_as_text_and_keeps_history(chat_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: `make setup` installs it (apt-get install chromium)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        requests, bodies = [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.method == "POST" else None)
+        page.goto(chat_url + "/")
+        page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+        # count how often the reply text changes while it streams
+        page.evaluate("""() => { window.updates = 0; new MutationObserver(() => window.updates++)
+            .observe(document.getElementById('log'), {subtree: true, characterData: true, childList: true}); }""")
+        page.fill("#max_tokens", "80")
+        page.fill("#input", ASK)
+        page.press("#input", "Enter")
+        page.wait_for_selector(".msg.assistant[data-done='1']", timeout=60_000)
+        reply = page.locator(".msg.assistant .text").first
+        assert reply.text_content() == REPLY  # markup and Vietnamese arrive as the characters the model wrote
+        assert page.locator("#log b, #log img").count() == 0 and page.title() != "pwned"
+        assert page.evaluate("window.updates") > 5  # streamed in pieces, not one final write
+        assert bodies[-1]["stream"] is True and bodies[-1]["max_tokens"] == 80 and bodies[-1]["temperature"] == 0
+
+        page.fill("#system", "Bạn là trợ lý.")
+        page.evaluate("document.getElementById('system').dispatchEvent(new Event('change'))")
+        page.fill("#input", "Cảm ơn")
+        page.press("#input", "Enter")
+        page.wait_for_function("document.querySelectorAll(\".msg.assistant[data-done='1']\").length == 2",
+                               timeout=60_000)
+        sent = bodies[-1]["messages"]
+        assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+        assert sent[0]["content"] == "Bạn là trợ lý." and sent[2]["content"] == REPLY and sent[3]["content"] == "Cảm ơn"
+
+        page.reload()  # the conversation and settings survive a reload
+        page.wait_for_function("document.querySelectorAll('.msg').length == 4")
+        assert page.locator(".msg.assistant .text").first.text_content() == REPLY
+        assert page.input_value("#system") == "Bạn là trợ lý."
+        shot = tmp_path / "chat.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 10_000
+    assert requests and all(u.startswith(chat_url) for u in requests), "the page reached outside the server"
