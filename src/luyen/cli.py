@@ -34,6 +34,9 @@ def _models_app():
 app.add_typer(_models_app(), name="models", help="Prepare the embedded model, list presets and cached models.")
 from luyen.serve.cli import serve_command  # noqa: E402  (light: typer only; the server loads on use)
 app.command("serve")(serve_command)
+from luyen.infer import cli as _infer_cli  # noqa: E402  (light: typer and pydantic; the engine loads on use)
+app.command("generate")(_infer_cli.generate)
+app.command("chat")(_infer_cli.chat)
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
