@@ -276,3 +276,32 @@ def test_cli_refuses_an_open_public_bind_and_a_bad_adapter_spec(tiny_model_dir):
     assert out.exit_code == 2 and "NAME=PATH" in out.output
     out = runner.invoke(app, ["serve", str(tiny_model_dir), "--adapters", f"x={tiny_model_dir}"])
     assert out.exit_code == 2 and "not a LoRA adapter" in out.output
+
+
+def test_luyen_serve_command_starts_a_working_server(tiny_model_dir, adapter_dir):
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "luyen", "serve", str(tiny_model_dir), "--port", str(port),
+                             "--adapters", f"tuned={adapter_dir}", "--api-key", "0123"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if call(url + "/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        client = OpenAI(base_url=url + "/v1", api_key="0123", max_retries=0)
+        assert [m.id for m in client.models.list()] == [str(tiny_model_dir), "tuned"]
+        out = client.chat.completions.create(model="tuned", messages=HI, max_tokens=3, temperature=0)
+        assert out.usage.completion_tokens <= 3 and out.choices[0].message.content is not None
+    finally:
+        proc.terminate()
+        log = proc.communicate(timeout=30)[0]
+    assert "Traceback" not in log, log

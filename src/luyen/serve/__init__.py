@@ -46,13 +46,19 @@ def build_app(model: str, cfg: ServeConfig):
     return create_app(load_backend(cfg.backend, model, cfg.adapters), cfg, rag=rag)
 
 
-def load_rag(path: str):
+def load_rag(path: str, k: int = 4):
+    """A function messages -> messages that adds the index's passages for the last user turn."""
     try:
-        from luyen import rag
+        from luyen.rag import augment, load_index
     except ImportError:
-        raise LuyenError("RAG is not available in this version of luyen", field="serve.rag",
-                         fix="serve without --rag") from None
-    return rag.Retriever(rag.load_index(path), rag.augment)
+        raise LuyenError("--rag needs luyen's RAG module, which this installation lacks", field="serve.rag",
+                         fix="pip install 'luyen[rag]', or serve without --rag") from None
+    index = load_index(path)
+
+    def with_context(messages: list[dict]) -> list[dict]:
+        query = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        return augment(messages, index.search(query, k)) if query.strip() else messages
+    return with_context
 
 
 def serve(model: str, cfg: ServeConfig | None = None) -> None:

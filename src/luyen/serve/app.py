@@ -29,7 +29,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-i
 
 
 def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
-    """``rag``: an object with search(query, k) and augment(messages, hits), applied to chat requests."""
+    """``rag``: a function messages -> messages (see luyen.serve.load_rag) applied to chat requests."""
     metrics = Metrics()
     scheduler = Scheduler(backend, max_batch_size=cfg.max_batch_size, wait_s=cfg.batch_wait_ms / 1000,
                           cache_size=cfg.cache_size, metrics=metrics)
@@ -73,7 +73,7 @@ def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
         _check_model(backend, req.model)
         messages = [m.plain() for m in req.messages]
         if rag is not None:
-            messages = _with_context(rag, messages)
+            messages = await asyncio.to_thread(rag, messages)  # embedding a query takes a while: off the loop
         prompts = [(backend.render(req.model, messages), True)]
         return await _serve(request, req, prompts, backend, scheduler, metrics, cfg, chat=True)
 
@@ -129,11 +129,6 @@ def _check_model(backend, name: str) -> None:
     if name not in backend.models():
         raise p.APIError(404, f"model '{name}' is not served here; GET /v1/models lists {', '.join(backend.models())}",
                          param="model", code="model_not_found")
-
-
-def _with_context(rag, messages: list[dict]) -> list[dict]:
-    query = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return rag.augment(messages, rag.search(query, 4)) if query else messages
 
 
 async def _serve(request: Request, req, prompts, backend, scheduler: Scheduler, metrics: Metrics,
