@@ -25,23 +25,32 @@ from luyen.serve.backends import TransformersBackend
 HI = [{"role": "user", "content": "Xin chào, bạn khỏe không?"}]
 
 
-@pytest.fixture(scope="module")
-def adapter_dir(tmp_path_factory, tiny_model_dir):
+def make_adapter(base_dir, out, seed: int):
     """A LoRA adapter with random (non-zero) weights, so it answers differently from its base."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-    torch.manual_seed(1)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=64, target_modules="all-linear", init_lora_weights=False))
-    out = tmp_path_factory.mktemp("adapter")
     peft.save_pretrained(out)
     return out
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_model_dir, adapter_dir):
+def adapter_dir(tmp_path_factory, tiny_model_dir):
+    return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter"), seed=1)
+
+
+@pytest.fixture(scope="module")
+def other_adapter_dir(tmp_path_factory, tiny_model_dir):
+    return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter2"), seed=2)
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir, adapter_dir, other_adapter_dir):
     # fp32, like the engines it is compared with (the default is bf16 on CPUs that multiply it natively)
-    return TransformersBackend.load(str(tiny_model_dir), adapters={"tuned": str(adapter_dir)}, dtype=torch.float32)
+    return TransformersBackend.load(str(tiny_model_dir), adapters={"tuned": str(adapter_dir),
+                                    "other": str(other_adapter_dir)}, dtype=torch.float32)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +92,7 @@ def metric(base_url: str, name: str) -> float:
 
 def test_models_lists_the_base_and_every_adapter(client, tiny_model_dir):
     ids = [m.id for m in client.models.list()]
-    assert ids == [str(tiny_model_dir), "tuned"]
+    assert ids == [str(tiny_model_dir), "tuned", "other"]
     assert client.models.retrieve("tuned").id == "tuned"
 
 
@@ -137,17 +146,32 @@ def test_seeded_sampling_is_reproducible_and_top_p_one_token_is_greedy(client, t
     assert nucleus.choices[0].message.content == greedy.choices[0].message.content
 
 
-def test_the_request_model_picks_the_adapter(client, adapter_dir, tiny_model_dir):
+def test_the_request_model_picks_the_adapter_even_in_mixed_concurrent_traffic(
+        server, adapter_dir, other_adapter_dir, engine, tiny_model_dir):
     from luyen.infer.engine import Engine
     from luyen.models.trained import load_trained
-    tuned = client.chat.completions.create(model="tuned", messages=HI, max_tokens=10, temperature=0)
-    base = client.chat.completions.create(model=str(tiny_model_dir), messages=HI, max_tokens=10, temperature=0)
-    alone = Engine(*load_trained(str(adapter_dir), base=str(tiny_model_dir), dtype=torch.float32))
-    assert tuned.choices[0].message.content == alone.chat(HI, GenerateConfig(max_new_tokens=10)).text
-    assert tuned.choices[0].message.content != base.choices[0].message.content
-    with pytest.raises(openai.NotFoundError) as e:
-        client.chat.completions.create(model="nope", messages=HI, max_tokens=2)
-    assert e.value.body["code"] == "model_not_found"
+    url, _ = server
+    engines = {str(tiny_model_dir): engine}
+    for name, folder in [("tuned", adapter_dir), ("other", other_adapter_dir)]:
+        engines[name] = Engine(*load_trained(str(folder), base=str(tiny_model_dir), dtype=torch.float32))
+    asks = [(name, f"câu {i} cho {name}") for i in range(6) for name in engines]
+    want = {(m, q): engines[m].chat([{"role": "user", "content": q}], GenerateConfig(max_new_tokens=8)).text
+            for m, q in asks}
+    assert len({want[a] for a in asks if a[1].startswith("câu 0 ")}) == 3  # three models, three answers
+    got = {}
+
+    def ask(m, q):
+        body = {"model": m, "messages": [{"role": "user", "content": q}], "max_tokens": 8, "temperature": 0}
+        got[(m, q)] = json.loads(call(url + "/v1/chat/completions", "POST", body)[2])["choices"][0]["message"]["content"]
+
+    threads = [threading.Thread(target=ask, args=a) for a in asks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == want
+    status, _, text = call(url + "/v1/chat/completions", "POST", {"model": "nope", "messages": HI})
+    assert status == 404 and json.loads(text)["error"]["code"] == "model_not_found"
 
 
 def test_concurrent_requests_are_batched_and_repeats_come_from_the_cache(server, tiny_model_dir):
