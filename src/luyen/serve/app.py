@@ -133,43 +133,21 @@ def _check_model(backend, name: str) -> None:
 
 async def _serve(request: Request, req, prompts, backend, scheduler: Scheduler, metrics: Metrics,
                  cfg: ServeConfig, chat: bool):
+    """Check limits, answer cached rows at once, queue the rest, and stream or collect the events."""
     max_tokens = req.limit(cfg.default_max_tokens)
     if max_tokens > cfg.max_tokens:
         raise p.APIError(400, f"max_tokens is {max_tokens}, over this server's limit of {cfg.max_tokens}",
                          param="max_tokens")
+    encoded = await asyncio.to_thread(lambda: [backend.encode(req.model, t, templated) for t, templated in prompts])
     limit = cfg.max_prompt_tokens or backend.context - max_tokens
-    encoded = [backend.encode(req.model, text, templated) for text, templated in prompts]
     for ids in encoded:
         if len(ids) > limit:
             raise p.APIError(400, f"the prompt has {len(ids)} tokens; this server takes at most {limit} with "
                              f"max_tokens={max_tokens} (context {backend.context})",
                              param="messages" if chat else "prompt", code="context_length_exceeded")
-    loop, events = asyncio.get_running_loop(), asyncio.Queue()
-
-    def deliver(event):
-        try:
-            loop.call_soon_threadsafe(events.put_nowait, event)
-        except RuntimeError:  # the event loop is gone: the server is shutting down
-            pass
-
-    deterministic = req.temperature == 0 or req.seed is not None
-    # Greedy rows share batches; a seeded sampled row runs alone so its answer depends on its seed only.
-    key = (req.model, req.temperature if req.temperature > 0 else 0.0, req.top_p if req.temperature > 0 else 1.0,
-           req.seed if req.temperature > 0 else None, object() if req.temperature > 0 and req.seed is not None else None)
-    rows, fresh = [], []
-    for i, ids in enumerate(encoded):
-        cache_key = (req.model, tuple(ids), max_tokens, tuple(req.stop), *key[1:4]) if deterministic else None
-        row = Row(key, ids, max_tokens, req.stop, deliver, index=i, cache_key=cache_key)
-        rows.append(row)
-        hit = scheduler.cache.get(cache_key) if cache_key else None
-        if hit:
-            metrics.cache_hits.inc()
-            text, finish, n_prompt, n_completion = hit
-            row.finish = finish
-            deliver(("text", i, text))
-            deliver(("done", i, finish, n_prompt, n_completion))
-        else:
-            fresh.append(row)
+    events, deliver = _channel()
+    rows = _rows(req, encoded, max_tokens, deliver)
+    fresh = [row for row in rows if not _from_cache(row, scheduler, metrics)]
     metrics.prompt_tokens.inc(sum(map(len, encoded)))
     scheduler.submit(fresh)
     echo = [text if getattr(req, "echo", False) else "" for text, _ in prompts]
@@ -179,6 +157,41 @@ async def _serve(request: Request, req, prompts, backend, scheduler: Scheduler, 
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     return await _collect(request, events, rows, req.model, chat, echo, metrics)
+
+
+def _channel():
+    """An asyncio queue and a thread-safe function that feeds it from the scheduler's thread."""
+    loop, events = asyncio.get_running_loop(), asyncio.Queue()
+
+    def deliver(event):
+        try:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+        except RuntimeError:  # the event loop is gone: the server is shutting down
+            pass
+    return events, deliver
+
+
+def _rows(req, encoded: list[list[int]], max_tokens: int, deliver) -> list[Row]:
+    """One row per prompt. Rows batch together when their model and sampling match; greedy rows share
+    batches, a seeded sampled request runs alone so its answer depends on its seed only. Greedy and
+    seeded answers are deterministic, so they are cached."""
+    sampled = req.temperature > 0
+    key = (req.model, req.temperature if sampled else 0.0, req.top_p if sampled else 1.0,
+           req.seed if sampled else None, object() if sampled and req.seed is not None else None)
+    deterministic = not sampled or req.seed is not None
+    return [Row(key, ids, max_tokens, req.stop, deliver, index=i,
+                cache_key=(req.model, tuple(ids), max_tokens, tuple(req.stop), *key[1:4]) if deterministic else None)
+            for i, ids in enumerate(encoded)]
+
+
+def _from_cache(row: Row, scheduler: Scheduler, metrics: Metrics) -> bool:
+    hit = scheduler.cache.get(row.cache_key) if row.cache_key else None
+    if hit:
+        metrics.cache_hits.inc()
+        text, row.finish, n_prompt, n_completion = hit
+        row.deliver(("text", row.index, text))
+        row.deliver(("done", row.index, row.finish, n_prompt, n_completion))
+    return bool(hit)
 
 
 async def _collect(request, events, rows, model, chat, echo, metrics):

@@ -18,7 +18,7 @@ from luyen.config import GenerateConfig
 from luyen.errors import LuyenError
 from luyen.serve.scheduler import Row, RowRouter
 
-LLAMACPP_HINT = "pip install llama-cpp-python (or 'luyen[export]'), or use --backend transformers"
+LLAMACPP_HINT = "pip install 'luyen[gguf]' (llama-cpp-python), or use --backend transformers"
 
 
 class TransformersBackend:
