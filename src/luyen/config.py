@@ -170,6 +170,26 @@ class ServeConfig(Section):
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a browser; empty = CORS off.")
 
 
+class RagConfig(Section):
+    k: int = Field(5, ge=1, description="Passages retrieved per question.")
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval: dense (sentence encoder), bm25 (over syllables), or both fused by reciprocal rank.")
+    encoder: str = Field("all-MiniLM-L6-v2", description="Sentence encoder: the shipped all-MiniLM-L6-v2, or a local sentence-transformers folder (never downloaded).")
+    chunk_tokens: int = Field(200, ge=16, description="Longest passage in encoder tokens (must fit the encoder's window, 254 for MiniLM).")
+    overlap_tokens: int = Field(40, ge=0, description="Tokens of whole sentences a passage repeats from the one before it.")
+    text_field: str = Field("text", description="Field holding the text in .jsonl documents.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: score = sum of weight / (rrf_k + rank).")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    candidates: int = Field(50, ge=1, description="Passages each method ranks before fusing.")
+    template: str | None = Field(None, description="Prompt with {context} and {question}; default: answer from the numbered passages and cite them as [n].")
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self):
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"rag.overlap_tokens ({self.overlap_tokens}) must be below rag.chunk_tokens ({self.chunk_tokens})")
+        return self
+
+
 class RunConfig(Section):
     name: str = Field("run", description="Run name; `luyen run` writes runs/<name>/.")
     seed: int = Field(42, description="Seed for splitting, shuffling and initialisation.")
@@ -179,6 +199,7 @@ class RunConfig(Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    rag: RagConfig = Field(default_factory=RagConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
