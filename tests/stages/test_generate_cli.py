@@ -20,8 +20,11 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "TERM": "du
 
 @pytest.fixture(scope="module")
 def engine(tiny_gemma_tokenizer_dir):
-    """The same model the CLI loads, in-process, to tell what each command should have printed."""
-    return Engine.load(str(tiny_gemma_tokenizer_dir), dtype=torch.float32)
+    """The same model the CLI loads, through the Python API, to tell what each command should have printed."""
+    import luyen
+    engine = luyen.load(tiny_gemma_tokenizer_dir, dtype=torch.float32)
+    assert isinstance(engine, Engine)
+    return engine
 
 
 def cli(*args):
@@ -105,7 +108,7 @@ def test_bad_options_are_one_line_errors(tiny_gemma_tokenizer_dir, args, says):
 
 
 def test_chat_in_a_real_terminal_keeps_history_resets_and_exits_on_ctrl_d(tiny_gemma_tokenizer_dir, engine):
-    pexpect = pytest.importorskip("pexpect")
+    import pexpect
     child = pexpect.spawn(sys.executable, ["-m", "luyen", "chat", str(tiny_gemma_tokenizer_dir), "-n", "6",
                                            "--system", "Ngắn gọn."], env=ENV, encoding="utf-8", timeout=90)
     cfg = GenerateConfig(max_new_tokens=6)
