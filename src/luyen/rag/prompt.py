@@ -1,0 +1,71 @@
+"""Put retrieved passages into a chat, numbered, and read back which of them an answer cited.
+
+    hits = index.search("Phí đổi vé Tiết kiệm?", k=3)
+    messages = augment([{"role": "user", "content": "Phí đổi vé Tiết kiệm?"}], hits)
+    cite("Phí là 300.000 VND [2].", hits)   # [{"n": 2, "source": "doi-ve.md", ...}]
+"""
+from __future__ import annotations
+
+import copy
+import re
+
+from luyen.errors import LuyenError
+
+DEFAULT_TEMPLATE = (
+    "Answer the question using only the numbered passages below. After each fact you use, cite its "
+    "passage as [1], [2]... If the passages do not contain the answer, say that you do not know. "
+    "Answer in the language of the question.\n\n{context}\n\nQuestion: {question}"
+)
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+def context(hits) -> str:
+    """The numbered passages: "[1] hoan-ve.md (Hoàn vé > Hủy miễn phí trong 24 giờ)" then the text."""
+    if not hits:
+        return "(no passage was found)"
+    blocks = []
+    for n, hit in enumerate(hits, 1):
+        where = f" ({hit.heading})" if hit.heading else ""
+        blocks.append(f"[{n}] {hit.label}{where}\n{hit.text.strip()}")
+    return "\n\n".join(blocks)
+
+
+def augment(messages: list[dict], hits, template: str | None = None) -> list[dict]:
+    """A copy of `messages` whose last user turn asks its question over the numbered passages.
+
+    `template` (config rag.template) needs {context} and {question}; other braces are left as written."""
+    template = template or DEFAULT_TEMPLATE
+    missing = [p for p in ("{context}", "{question}") if p not in template]
+    if missing:
+        raise LuyenError(f"the prompt template lacks {' and '.join(missing)}", field="rag.template",
+                         fix="write both placeholders, e.g. '{context}\\n\\nQuestion: {question}'")
+    out = copy.deepcopy(list(messages))
+    last = next((m for m in reversed(out) if m.get("role") == "user"), None)
+    if last is None:
+        raise LuyenError("no user message to answer from the documents", field="messages",
+                         fix="end the conversation with a user turn")
+    question = _text(last.get("content"))
+    # replace, not str.format: a question or template may hold braces of its own
+    last["content"] = template.replace("{context}", context(hits)).replace("{question}", question)
+    return out
+
+
+def _text(content) -> str:
+    """A message's text: a string, or OpenAI content parts [{"type": "text", "text": ...}]."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return "" if content is None else str(content)
+
+
+def cite(answer: str, hits) -> list[dict]:
+    """The passages `answer` cites as [n] (also [1, 2]), once each in order of first citation;
+    numbers with no passage behind them are left out."""
+    seen: list[int] = []
+    for m in _CITATION.finditer(answer or ""):
+        for n in map(int, re.split(r"\s*[,;]\s*", m.group(1))):
+            if 1 <= n <= len(hits) and n not in seen:
+                seen.append(n)
+    return [{"n": n, "source": hits[n - 1].source, "label": hits[n - 1].label, "position": hits[n - 1].position,
+             "text": hits[n - 1].text} for n in seen]
