@@ -137,3 +137,63 @@ def test_chat_in_a_real_terminal_keeps_history_resets_and_exits_on_ctrl_d(tiny_g
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and "Traceback" not in (child.before or "")
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    """A real retrieval index over the example airline policies (two passages per question)."""
+    from pathlib import Path
+    from luyen.config import load_config
+    from luyen.rag import build_index
+    out = tmp_path_factory.mktemp("rag") / "index"
+    docs = Path(__file__).parents[2] / "examples" / "data" / "airline_policies"
+    build_index(load_config(None, ["rag.k=2"]), [docs], out)
+    return out
+
+
+def grounded(index_dir, messages):
+    from luyen.rag import augment, load_index
+    index = load_index(index_dir)
+    return augment(messages, index.search(messages[-1]["content"]), index.settings.get("template"))
+
+
+QUESTION = "Hành lý xách tay được mang bao nhiêu kg?"
+
+
+def test_rag_answers_over_the_index_passages(tmp_path, tiny_gemma_tokenizer_dir, engine, index_dir):
+    code, out, err = cli("generate", "--model", tiny_gemma_tokenizer_dir, "--prompt", QUESTION, "-n", "6",
+                         "--rag", index_dir)
+    msgs = grounded(index_dir, [{"role": "user", "content": QUESTION}])
+    assert "hanh-ly-xach-tay.md" in msgs[-1]["content"]  # the passage the question is about was put in the prompt
+    assert code == 0, err
+    assert out == engine.chat(msgs, GenerateConfig(max_new_tokens=6)).text + "\n"
+    src = tmp_path / "q.jsonl"
+    src.write_text(json.dumps({"id": "q", "prompt": QUESTION}, ensure_ascii=False) + "\n", encoding="utf-8")
+    code, _, err = cli("generate", "--model", tiny_gemma_tokenizer_dir, "--input", src, "--output",
+                       tmp_path / "a.jsonl", "-n", "6", "--rag", index_dir)
+    row = json.loads((tmp_path / "a.jsonl").read_text(encoding="utf-8"))
+    assert code == 0 and row["text"] + "\n" == out and row["sources"] == []  # a random model cites nothing
+    code, _, err = cli("generate", "--model", tiny_gemma_tokenizer_dir, "--prompt", "x", "--no-chat", "--rag", index_dir)
+    assert code == 2 and "--rag answers through the chat template" in err
+
+
+def test_rag_chat_keeps_the_plain_questions_in_its_history(tiny_gemma_tokenizer_dir, engine, index_dir):
+    import pexpect
+    child = pexpect.spawn(sys.executable, ["-m", "luyen", "chat", str(tiny_gemma_tokenizer_dir), "-n", "6",
+                                           "--rag", str(index_dir)], env=ENV, encoding="utf-8", timeout=90)
+    cfg = GenerateConfig(max_new_tokens=6)
+    child.expect_exact("you> ")
+    history = []
+    for question in (QUESTION, "Phí đổi vé là bao nhiêu?"):
+        child.sendline(question)
+        child.expect_exact("you> ")
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", child.before.replace("\r\n", "\n")).split("\n(cut at")[0]
+        history.append({"role": "user", "content": question})
+        reply = engine.chat(grounded(index_dir, history), cfg)
+        # the last line: transformers may warn above it that the passages exceed the tiny model's 256 positions
+        assert shown.strip().split("\n")[-1] == reply.text.strip()
+        history.append({"role": "assistant", "content": reply.text})
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

@@ -3,11 +3,14 @@
     luyen generate --model runs/demo/train --prompt "Học máy là gì?" --max-new-tokens 64
     luyen generate --model runs/demo/train --input prompts.jsonl --output answers.jsonl
     luyen chat runs/demo/train --system "Trả lời ngắn gọn."
+    luyen chat runs/demo/train --rag runs/rag         # answers grounded in an index, with sources
 
 Both load the model through ``Engine.load`` (the one engine evaluation and the server use). A prompt
 goes through the model's chat template (``--chat``) when the model has one of its own, as every
 `luyen train` output does, and is continued as plain text (``--no-chat``) otherwise, as a base model
-expects; either can be forced.
+expects; either can be forced. With ``--rag INDEX`` each question is answered over the index's best
+passages (``luyen.rag.augment``), always through the chat template, and the passages the answer
+cites are listed; the chat history keeps the questions as asked, not the passages.
 """
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help=_help("ba
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config whose generate: section "
                                                                            "sets the defaults.")]
 System = Annotated[Optional[str], typer.Option("--system", "-s", help="System message that opens every chat.")]
+Rag = Annotated[Optional[Path], typer.Option("--rag", help="Retrieval index (`luyen rag index DOCS --out INDEX`): "
+                                             "answer over its best passages and list the ones cited.")]
 
 
 def generate_config(config: Path | None, **given) -> GenerateConfig:
@@ -72,6 +77,29 @@ def as_messages(prompt: str, system: str | None) -> list[dict]:
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
 
 
+def open_index(path: Path | None):
+    if path is None:
+        return None
+    try:
+        from luyen.rag import load_index
+    except ImportError:
+        raise LuyenError("retrieval needs the rag extra", field="--rag", fix="pip install 'luyen[rag]'") from None
+    return load_index(path)
+
+
+def ground(index, messages: list[dict]) -> tuple[list[dict], list]:
+    """The chat with its last user turn asking over the index's best passages, and those passages."""
+    from luyen.rag import augment
+    hits = index.search(messages[-1]["content"])
+    return augment(messages, hits, index.settings.get("template")), hits
+
+
+def sources(answer: str, hits) -> list[dict]:
+    """The passages the answer cites as [n]."""
+    from luyen.rag import cite
+    return [{k: c[k] for k in ("n", "label", "source", "position")} for c in cite(answer, hits)]
+
+
 @friendly
 def generate(
     model: str = typer.Option("gemma3-270m", "--model", "-m", help="A `luyen train` run, a model folder, a .gguf, a preset or a hub id."),
@@ -79,8 +107,8 @@ def generate(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help='JSONL of {"prompt": ...} or {"messages": [...]} lines, optional "id".'),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL written with id, text, tokens, finish_reason per input line."),
     chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help="Wrap prompts in the chat template (default: when the model has its own template)."),
-    system: System = None, config: ConfigFile = None, temperature: Temperature = None, top_p: TopP = None,
-    top_k: TopK = None, max_new_tokens: MaxNew = None, repetition_penalty: RepPenalty = None,
+    system: System = None, rag: Rag = None, config: ConfigFile = None, temperature: Temperature = None,
+    top_p: TopP = None, top_k: TopK = None, max_new_tokens: MaxNew = None, repetition_penalty: RepPenalty = None,
     no_repeat_ngram_size: NoRepeat = None, seed: Seed = None, stop: Stop = None, batch_size: BatchSize = None,
 ):
     """Generate from one prompt (--prompt) or a JSONL file of prompts and chats (--input/--output), batched."""
@@ -90,18 +118,24 @@ def generate(
         raise LuyenError("--input needs --output for the answers", fix="add --output answers.jsonl")
     if input is not None and output.resolve() == input.resolve():
         raise LuyenError("--output would overwrite the input file", file=str(output), fix="write the answers to another file")
+    if rag is not None and chat is False:
+        raise LuyenError("--rag answers through the chat template", field="--no-chat", fix="leave out --no-chat")
     cfg = generate_config(config, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
                           repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                           seed=seed, stop=stop or None, batch_size=batch_size)
     requests = read_requests(input) if input is not None else None
+    index = open_index(rag)
     engine = load_engine(model)
-    templated = bool(engine.tok.chat_template) if chat is None else chat
+    templated = index is not None or (bool(engine.tok.chat_template) if chat is None else chat)
     if requests is None:
-        done = engine.chat(as_messages(prompt, system), cfg) if templated else engine.generate(prompt, cfg)
+        messages, hits = ground(index, as_messages(prompt, system)) if index else (as_messages(prompt, system), [])
+        done = engine.chat(messages, cfg) if templated else engine.generate(prompt, cfg)
         typer.echo(done.text)
+        for c in sources(done.text, hits) if index else []:
+            err.print(f"[{c['n']}] {c['label']}", markup=False, style="dim")
         err.print(f"[dim]{done.completion_tokens} tokens, {done.finish_reason}, {done.seconds:.1f} s[/dim]")
         return
-    results = run_requests(engine, requests, cfg, templated, system)
+    results = run_requests(engine, requests, cfg, templated, system, index)
     from luyen.manifest import atomic_write
     atomic_write(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
     tokens = sum(r["tokens"] for r in results)
@@ -142,7 +176,8 @@ def parse_request(line: str, file: str, n: int) -> dict:
     return {"id": obj.get("id", n), **{k: obj[k] for k in ("prompt", "messages") if k in obj}}
 
 
-def run_requests(engine, requests: list[dict], cfg: GenerateConfig, templated: bool, system: str | None) -> list[dict]:
+def run_requests(engine, requests: list[dict], cfg: GenerateConfig, templated: bool, system: str | None,
+                 index=None) -> list[dict]:
     """Chats and plain prompts generated in batches of similar length; results in input order."""
     from rich.progress import Progress
     chats = [i for i, r in enumerate(requests) if "messages" in r or templated]
@@ -153,6 +188,9 @@ def run_requests(engine, requests: list[dict], cfg: GenerateConfig, templated: b
         for group, is_chat in ((chats, True), (plain, False)):
             inputs = {i: (requests[i].get("messages") or as_messages(requests[i]["prompt"], system)) if is_chat
                       else requests[i]["prompt"] for i in group}
+            hits = {}
+            for i in group if index is not None else []:
+                inputs[i], hits[i] = ground(index, inputs[i])
             order = sorted(group, key=lambda i: len(json.dumps(inputs[i], ensure_ascii=False)))  # less padding
             for start in range(0, len(order), cfg.batch_size):
                 chunk = order[start:start + cfg.batch_size]
@@ -161,6 +199,8 @@ def run_requests(engine, requests: list[dict], cfg: GenerateConfig, templated: b
                 for i, c in zip(chunk, done):
                     out[i] = {"id": requests[i]["id"], "text": c.text, "tokens": c.completion_tokens,
                               "prompt_tokens": c.prompt_tokens, "finish_reason": c.finish_reason}
+                    if index is not None:
+                        out[i]["sources"] = sources(c.text, hits[i])
                 bar.advance(task, len(chunk))
     return out
 
@@ -168,20 +208,24 @@ def run_requests(engine, requests: list[dict], cfg: GenerateConfig, templated: b
 @friendly
 def chat(
     model: str = typer.Argument("gemma3-270m", help="A `luyen train` run, a model folder, a .gguf, a preset or a hub id."),
-    system: System = None, config: ConfigFile = None, temperature: Temperature = None, top_p: TopP = None,
-    top_k: TopK = None, max_new_tokens: MaxNew = None, repetition_penalty: RepPenalty = None,
+    system: System = None, rag: Rag = None, config: ConfigFile = None, temperature: Temperature = None,
+    top_p: TopP = None, top_k: TopK = None, max_new_tokens: MaxNew = None, repetition_penalty: RepPenalty = None,
     no_repeat_ngram_size: NoRepeat = None, seed: Seed = None, stop: Stop = None,
 ):
     """Chat in the terminal with history and the model's chat template: /reset forgets, /exit or Ctrl-D quits."""
     cfg = generate_config(config, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
                           repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                           seed=seed, stop=stop or None)
+    index = open_index(rag)
     engine = load_engine(model)
+    if index is not None:
+        with err.status("loading the retrieval encoder"):
+            index.search("warm-up")  # loads the sentence encoder now, not in the middle of the first answer
     try:
         import readline  # noqa: F401  (arrow keys and line history in input())
     except ImportError:
         pass
-    Session(engine, cfg, system).loop()
+    Session(engine, cfg, system, index).loop()
 
 
 class Session:
@@ -190,8 +234,8 @@ class Session:
 
     PROMPT = "you> "
 
-    def __init__(self, engine, cfg: GenerateConfig, system: str | None):
-        self.engine, self.cfg = engine, cfg
+    def __init__(self, engine, cfg: GenerateConfig, system: str | None, index=None):
+        self.engine, self.cfg, self.index = engine, cfg, index
         self.opening = [{"role": "system", "content": system}] if system else []
         self.history = list(self.opening)
         self.out = Console(highlight=False)
@@ -221,14 +265,17 @@ class Session:
     def turn(self, text: str) -> None:
         self.history.append({"role": "user", "content": text})
         self.fit()
+        messages, hits = ground(self.index, self.history) if self.index else (self.history, [])
         try:
-            reply = self.engine.chat(self.history, self.cfg)
+            reply = self.engine.chat(messages, self.cfg)
         except KeyboardInterrupt:  # Ctrl-C while generating cancels this turn only
             self.history.pop()
             self.out.print("[dim](cancelled)[/dim]")
             return
         self.history.append({"role": "assistant", "content": reply.text})
         self.out.print(reply.text, markup=False)
+        for c in sources(reply.text, hits) if self.index else []:
+            self.out.print(f"[{c['n']}] {c['label']}", markup=False, style="dim")
         if reply.finish_reason == "length":
             self.out.print(f"[dim](cut at {reply.completion_tokens} tokens; raise --max-new-tokens)[/dim]")
 
