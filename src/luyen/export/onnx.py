@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from luyen.errors import LuyenError
 
@@ -38,13 +39,13 @@ TEXTS = [
     "Machine learning is a branch of artificial intelligence that learns patterns from data.",
     "The quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun.",
 ]
-EXTERNAL_DATA_BYTES = 512 << 20
+EXTERNAL_DATA_BYTES = 512 << 20  # weights beyond this go to model.onnx.data (protobuf caps a file at 2 GB)
 # Linear layers left in fp32 by the int8 export. The MLP's output projection reads the gated product,
 # whose outliers (max/rms 28-159 on Gemma-3-270M, against at most 37 elsewhere) per-tensor activation
 # quantisation cannot represent: with it in int8 perplexity on TEXTS went 15.0 -> 21.1; with it in
 # fp32, 16.0, for 16% more bytes (513 vs 442 MB). The name is the Llama-family one (Llama, Gemma,
 # Qwen, Mistral, Phi-3); other architectures are quantised whole.
-KEEP_FP32 = ("mlp.down_proj",)  # weights beyond this go to model.onnx.data (protobuf caps a file at 2 GB)
+KEEP_FP32 = ("mlp.down_proj",)
 
 
 def require_onnx():
@@ -61,7 +62,6 @@ def export(merged_dir: Path, out_dir: Path, quant: list[str], console=None) -> d
     model.onnx (+ model.onnx.data), model_int8.onnx when ``"int8" in quant``, config and tokenizer.
     Returns sizes, greedy agreement with transformers, tokens/s and perplexity per precision."""
     require_onnx()
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     unknown = sorted(set(quant) - {"int8"})
     if unknown:
@@ -94,33 +94,26 @@ def export(merged_dir: Path, out_dir: Path, quant: list[str], console=None) -> d
     return metrics
 
 
-class WithPast:
-    """Builds the torch.nn.Module that torch.onnx.export traces (see the module docstring for its I/O)."""
+class WithPast(torch.nn.Module):
+    """The causal LM as a function of flat tensors, for torch.onnx.export (see the module docstring)."""
 
-    def __new__(cls, model):
-        import torch
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids, attention_mask, position_ids, *past):
         from transformers import DynamicCache
-
-        class _WithPast(torch.nn.Module):
-            def __init__(self, lm):
-                super().__init__()
-                self.lm = lm
-
-            def forward(self, input_ids, attention_mask, position_ids, *past):
-                cache = DynamicCache()
-                for i in range(len(past) // 2):
-                    cache.update(past[2 * i], past[2 * i + 1], i)
-                out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                              past_key_values=cache, use_cache=True)
-                return (out.logits, *[t for layer in out.past_key_values.layers for t in (layer.keys, layer.values)])
-
-        return _WithPast(model)
+        cache = DynamicCache()
+        for i in range(len(past) // 2):
+            cache.update(past[2 * i], past[2 * i + 1], i)
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      past_key_values=cache, use_cache=True)
+        return (out.logits, *[t for layer in out.past_key_values.layers for t in (layer.keys, layer.values)])
 
 
 def cache_shapes(model) -> list[tuple[int, int]]:
     """(kv_heads, head_dim) of each layer's key and value, read from one real forward pass, so the
     graph's cache layout is whatever the architecture's attention really stores."""
-    import torch
     with torch.no_grad():
         out = model(input_ids=torch.tensor([[1, 2]]), use_cache=True)
     return [(t.shape[1], t.shape[3]) for layer in out.past_key_values.layers for t in (layer.keys, layer.values)]
@@ -129,7 +122,6 @@ def cache_shapes(model) -> list[tuple[int, int]]:
 def export_graph(model, path: Path) -> None:
     """torch.onnx.export (dynamo) with batch, sequence and past length dynamic; verified by onnx.checker."""
     import onnx
-    import torch
     shapes = cache_shapes(model)
     layers = len(shapes) // 2
     # Sample sizes above 1 everywhere: torch.export specialises dimensions of size 0 and 1.
@@ -279,8 +271,8 @@ class OrtLM:
 
 
 def hf_greedy(model, prompts: list[list[int]], max_new_tokens: int, stop_ids) -> list[list[int]]:
-    """transformers' own greedy generate, one prompt at a time, new tokens up to the first stop id."""
-    import torch
+    """transformers' own greedy generate, one prompt at a time, new tokens up to the first stop id (with
+    no stop ids, generation_config's EOS still ends it)."""
     out = []
     with torch.no_grad():
         for p in prompts:
@@ -293,7 +285,6 @@ def hf_greedy(model, prompts: list[list[int]], max_new_tokens: int, stop_ids) ->
 
 
 def hf_perplexity(model, token_lists: list[list[int]]) -> float:
-    import torch
     total, count = 0.0, 0
     with torch.no_grad():
         for ids in token_lists:
