@@ -329,3 +329,34 @@ def test_luyen_serve_command_starts_a_working_server(tiny_model_dir, adapter_dir
         proc.terminate()
         log = proc.communicate(timeout=30)[0]
     assert "Traceback" not in log, log
+
+
+def test_rag_grounds_chat_requests_in_the_index(tmp_path, tiny_gemma_tokenizer_dir):
+    from pathlib import Path
+    from luyen.config import load_config
+    from luyen.infer.engine import Engine
+    from luyen.models.trained import load_trained
+    from luyen.rag import augment, build_index, load_index
+    from luyen.serve import load_rag
+    import shutil
+    policies = Path(__file__).parents[2] / "examples" / "data" / "airline_policies"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("hanh-ly-xach-tay.md", "doi-ve.md"):  # two documents keep the index build short
+        shutil.copy(policies / name, docs)
+    build_index(load_config(None, ["rag.k=2"]), [docs], tmp_path / "index")
+    question = [{"role": "user", "content": "Hành lý xách tay được mang bao nhiêu kg?"}]
+    index = load_index(tmp_path / "index")
+    grounded = augment(question, index.search(question[0]["content"]), index.settings.get("template"))
+    assert "hanh-ly-xach-tay.md" in grounded[-1]["content"]
+    backend = TransformersBackend.load(str(tiny_gemma_tokenizer_dir), dtype=torch.float32)
+    # the passages outgrow the tiny model's 256 positions; rotary positions go on, as `luyen generate --rag` does
+    cfg = ServeConfig(max_prompt_tokens=4096)
+    with running(create_app(backend, cfg, rag=load_rag(str(tmp_path / "index")))) as url:
+        client = OpenAI(base_url=url + "/v1", api_key="-", max_retries=0)
+        out = client.chat.completions.create(model=str(tiny_gemma_tokenizer_dir), messages=question, max_tokens=6,
+                                             temperature=0)
+    engine = Engine(*load_trained(str(tiny_gemma_tokenizer_dir), dtype=torch.float32))
+    want = engine.chat(grounded, GenerateConfig(max_new_tokens=6))
+    assert out.choices[0].message.content == want.text and out.usage.prompt_tokens == want.prompt_tokens
+    assert out.usage.prompt_tokens > engine.chat(question, GenerateConfig(max_new_tokens=1)).prompt_tokens + 50

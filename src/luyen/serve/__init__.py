@@ -46,18 +46,18 @@ def build_app(model: str, cfg: ServeConfig):
     return create_app(load_backend(cfg.backend, model, cfg.adapters), cfg, rag=rag)
 
 
-def load_rag(path: str, k: int = 4):
-    """A function messages -> messages that adds the index's passages for the last user turn."""
+def load_rag(path: str):
+    """A function messages -> messages that puts the index's best passages for the last user turn into
+    it (`luyen.rag.augment`, with the index's own k and prompt template)."""
     try:
         from luyen.rag import augment, load_index
     except ImportError:
-        raise LuyenError("--rag needs luyen's RAG module, which this installation lacks", field="serve.rag",
-                         fix="pip install 'luyen[rag]', or serve without --rag") from None
+        raise LuyenError("--rag needs the rag extra", field="serve.rag", fix="pip install 'luyen[rag]'") from None
     index = load_index(path)
 
     def with_context(messages: list[dict]) -> list[dict]:
         query = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        return augment(messages, index.search(query, k)) if query.strip() else messages
+        return augment(messages, index.search(query), index.settings.get("template")) if query.strip() else messages
     return with_context
 
 
