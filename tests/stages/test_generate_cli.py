@@ -101,6 +101,7 @@ def test_bad_batch_lines_fail_in_one_line_with_file_and_line(tmp_path, tiny_gemm
     (["--input", "p.jsonl"], "--input needs --output"),
     (["--prompt", "x", "--top-p", "1.5"], "field '--top-p'"),
     (["--prompt", "x", "--model", "/no/such/model"], "no such model folder"),
+    (["--prompt", "x", "--no-chat", "--system", "Ngắn gọn."], "--system needs the chat template"),
 ])
 def test_bad_options_are_one_line_errors(tiny_gemma_tokenizer_dir, args, says):
     code, _, err = cli("generate", "--model", tiny_gemma_tokenizer_dir, *args)

@@ -90,7 +90,8 @@ def open_index(path: Path | None):
 def ground(index, messages: list[dict]) -> tuple[list[dict], list]:
     """The chat with its last user turn asking over the index's best passages, and those passages."""
     from luyen.rag import augment
-    hits = index.search(messages[-1]["content"])
+    question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    hits = index.search(question)
     return augment(messages, hits, index.settings.get("template")), hits
 
 
@@ -127,6 +128,9 @@ def generate(
     index = open_index(rag)
     engine = load_engine(model)
     templated = index is not None or (bool(engine.tok.chat_template) if chat is None else chat)
+    if system and not templated:
+        raise LuyenError("--system needs the chat template, and this model continues plain text", field="--system",
+                         fix="add --chat, or leave out --system")
     if requests is None:
         messages, hits = ground(index, as_messages(prompt, system)) if index else (as_messages(prompt, system), [])
         done = engine.chat(messages, cfg) if templated else engine.generate(prompt, cfg)
@@ -181,7 +185,7 @@ def run_requests(engine, requests: list[dict], cfg: GenerateConfig, templated: b
     """Chats and plain prompts generated in batches of similar length; results in input order."""
     from rich.progress import Progress
     chats = [i for i, r in enumerate(requests) if "messages" in r or templated]
-    plain = [i for i, r in enumerate(requests) if i not in set(chats)]
+    plain = sorted(set(range(len(requests))) - set(chats))
     out: list[dict | None] = [None] * len(requests)
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("generating", total=len(requests))
