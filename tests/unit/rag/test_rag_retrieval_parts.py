@@ -1,0 +1,56 @@
+"""BM25 over syllables, reciprocal rank fusion and the retrieval metrics, against hand-computed values."""
+import pytest
+
+from luyen.rag.evaluate import scores
+from luyen.rag.index import Hit, fuse
+from luyen.rag.lexical import Lexical, syllables
+
+
+def test_syllables_fold_case_tone_style_and_keep_numbers():
+    assert syllables("Hành lý XÁCH TAY 7kg, phí 300.000 VND") == ["hành", "lý", "xách", "tay", "7", "kg", "phí",
+                                                                  "300.000", "vnd"]
+    assert syllables("Hoà bình, thuỷ thủ") == syllables("hòa bình, thủy thủ")  # old and new tone placement
+    assert syllables("Hoa\u0300 bi\u0300nh") == syllables("Hoà bình")           # decomposed input (NFD)
+
+
+def test_bm25_ranks_the_passage_holding_the_rare_terms_and_skips_non_matches():
+    passages = ["hành lý xách tay tối đa 7 kg", "hành lý ký gửi 20 kg", "vận chuyển thú cưng mèo chó",
+                "suất ăn trên máy bay"]
+    bm25 = Lexical.build([syllables(p) for p in passages])
+    ranked = bm25.rank("mang mèo lên máy bay", n=10)
+    assert sorted(row for row, _ in ranked) == [2, 3] and ranked[0][1] > ranked[1][1] > 0
+    assert [row for row, _ in bm25.rank("con mèo", n=10)] == [2]
+    assert bm25.rank("xách tay", 1)[0][0] == 0
+    assert bm25.rank("không có từ nào khớp zzz", 5) == []
+
+
+def test_bm25_survives_a_save_and_load(tmp_path):
+    bm25 = Lexical.build([syllables(p) for p in ["một hai", "ba bốn", "năm sáu"]])
+    bm25.save(tmp_path / "bm25")
+    assert Lexical.load(tmp_path / "bm25").rank("bốn", 3) == bm25.rank("bốn", 3)
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    dense = [(7, 0.9), (3, 0.5)]
+    lexical = [(3, 12.0), (9, 4.0)]
+    fused = dict(fuse([dense, lexical], [1.0, 1.0], 60))
+    assert fused[3] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused[7] == pytest.approx(1 / 61) and fused[9] == pytest.approx(1 / 62)
+    assert [i for i, _ in fuse([dense, lexical], [1.0, 1.0], 60)] == [3, 7, 9]
+    # a low dense weight lets BM25's order win unless dense agrees
+    assert [i for i, _ in fuse([dense, lexical], [0.2, 1.0], 10)] == [3, 9, 7]
+
+
+def test_recall_at_k_and_mrr_by_hand():
+    ranked = [["a", "b", "c"], ["x", "y", "b"], ["q"]]
+    queries = [{"relevant": ["b"]}, {"relevant": ["b", "x"]}, {"relevant": ["z"]}]
+    got = scores(ranked, queries, (1, 3))
+    assert got["recall@1"] == pytest.approx((0 + 0.5 + 0) / 3, abs=1e-4)
+    assert got["recall@3"] == pytest.approx((1 + 1 + 0) / 3, abs=1e-4)
+    assert got["mrr"] == pytest.approx((1 / 2 + 1 + 0) / 3, abs=1e-4)
+
+
+def test_hit_label_names_page_or_line():
+    assert Hit("t", "a.md", 0, 1.0).label == "a.md"
+    assert Hit("t", "g.pdf", 2, 1.0, page=3).label == "g.pdf p. 3"
+    assert Hit("t", "f.jsonl", 0, 1.0, line=12).label == "f.jsonl line 12"
