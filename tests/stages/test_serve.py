@@ -236,12 +236,18 @@ def test_errors_have_openai_shape_and_limits_hold(server, client, tiny_model_dir
         "body too large": (call(url + "/v1/completions", "POST",
                                 {"model": model, "prompt": "x" * 30_000}), 413),
         "n > 1": (call(url + "/v1/completions", "POST", {"model": model, "prompt": "a", "n": 2}), 400),
+        "tools": (call(url + "/v1/chat/completions", "POST", {"model": model, "messages": HI,
+                                                              "tools": [{"type": "function"}]}), 400),
+        "image": (call(url + "/v1/chat/completions", "POST", {"model": model, "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]}), 400),
         "unknown route": (call(url + "/v2/nothing"), 404),
     }
     for name, ((status, _, text), want) in cases.items():
         err = json.loads(text)["error"]
         assert status == want, (name, status, text)
         assert err["message"] and err["type"] and "Traceback" not in text, name
+    assert json.loads(cases["image"][0][2])["error"]["param"] == "messages.0.content.0.type"
+    assert "tools is not supported" in json.loads(cases["tools"][0][2])["error"]["message"]
     prompt_err = json.loads(cases["prompt too long"][0][2])["error"]
     assert prompt_err["code"] == "context_length_exceeded" and prompt_err["param"] == "prompt"
     with pytest.raises(openai.BadRequestError):

@@ -10,7 +10,10 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Accepted by OpenAI, would change the answer, not done here: refused rather than silently ignored.
+UNSUPPORTED = ("tools", "functions", "tool_choice", "logprobs", "top_logprobs", "best_of", "suffix", "audio")
 
 
 class APIError(Exception):
@@ -45,6 +48,18 @@ class Sampling(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="one choice per prompt")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _supported(cls, data):
+        if isinstance(data, dict):
+            asked = [k for k in UNSUPPORTED if data.get(k) not in (None, False, [], 0, "none")]
+            fmt = data.get("response_format")
+            if isinstance(fmt, dict) and fmt.get("type", "text") != "text":
+                asked.append("response_format")
+            if asked:
+                raise ValueError(f"{', '.join(asked)} is not supported by this server")
+        return data
 
     @field_validator("stop")
     @classmethod
@@ -90,9 +105,9 @@ def parse(kind: type[BaseModel], raw: bytes) -> BaseModel:
     try:
         return kind.model_validate_json(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        msg = err["msg"] if err["type"] != "json_invalid" else "the body is not valid JSON"
+        err = max(e.errors(), key=lambda x: len(x["loc"]))  # in a union, the deepest error says the most
+        param = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and (p == "str" or "[" in p))) or None
+        msg = err["msg"].removeprefix("Value error, ") if err["type"] != "json_invalid" else "the body is not valid JSON"
         raise APIError(400, f"{param}: {msg}" if param else msg, param=param) from None
 
 
