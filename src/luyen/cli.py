@@ -36,6 +36,8 @@ from luyen.rag.cli import rag_app  # noqa: E402  (light: typer and numpy; the en
 app.add_typer(rag_app, name="rag")
 from luyen.serve.cli import serve_command  # noqa: E402  (light: typer only; the server loads on use)
 app.command("serve")(serve_command)
+from luyen.export.cli import export_command  # noqa: E402  (light: typer only; the exporters load on use)
+app.command("export")(export_command)
 from luyen.infer import cli as _infer_cli  # noqa: E402  (light: typer and pydantic; the engine loads on use)
 app.command("generate")(_infer_cli.generate)
 app.command("chat")(_infer_cli.chat)

@@ -1,0 +1,307 @@
+"""GGUF export through llama.cpp's own converter and quantizer, checked against transformers.
+
+    metrics = export(Path("merged"), Path("runs/demo/export/gguf"), ["q8_0", "q4_k_m"], console)
+    greedy_tokens("runs/demo/export/gguf/model-q8_0.gguf", prompt_ids, 8)
+
+The merged folder goes through ``convert_hf_to_gguf.py`` to an f16 file, which
+``llama_model_quantize`` (llama.cpp's quantizer, the function behind ``llama-quantize``, reached
+through llama-cpp-python's ctypes bindings) turns into q8_0 and q4_k_m. The converter is not part
+of the installed llama_cpp package: it ships in llama-cpp-python's source distribution, so luyen
+fetches that source distribution of the installed version once, through pip, and keeps only the
+converter (``convert_hf_to_gguf.py``, ``conversion/`` and the matching ``gguf-py``) under
+``~/.cache/luyen/llama.cpp/<version>``. Converter and runtime thus always come from the same
+llama.cpp commit.
+
+Every file written is then loaded in llama.cpp and its greedy tokens on fixed prompts are compared
+with the transformers model's; the agreement goes into the manifest. Beside the files an Ollama
+Modelfile is written: ``ollama create mymodel -f Modelfile``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+from luyen.errors import LuyenError
+
+INSTALL_HINT = "pip install 'luyen[gguf]'"
+QUANTS = ("f16", "q8_0", "q4_k_m")  # f16 straight from the converter; the others through llama.cpp's quantizer
+DEFAULT_QUANTS = ["q8_0"]
+CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/gguf/")
+# Fixed prompts for the agreement check (Vietnamese and English, like our users).
+PROMPTS = ["Thủ đô của Việt Nam là", "Học máy là", "The capital of France is"]
+CHECK_TOKENS = 8
+
+
+def export(merged_dir: Path, out_dir: Path, quant: list[str], console=None) -> dict:
+    """Write ``model-<quant>.gguf`` for each quant and a Modelfile into ``out_dir``; return the metrics."""
+    quant = check_quants(quant)
+    require_llama_cpp()
+    say = console.print if console is not None else (lambda *a, **k: None)
+    merged_dir, out_dir = Path(merged_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    converter = converter_dir(say)
+    metrics: dict = {"llama_cpp_python": metadata.version("llama-cpp-python"), "files": {}}
+    with tempfile.TemporaryDirectory(prefix=".gguf-", dir=out_dir) as tmp:
+        f16 = Path(tmp) / "model-f16.gguf"
+        start = time.perf_counter()
+        say(f"gguf: converting {merged_dir} with llama.cpp's convert_hf_to_gguf.py")
+        convert(converter, merged_dir, f16)
+        metrics["convert_s"] = round(time.perf_counter() - start, 1)
+        built = {}
+        for q in quant:
+            start = time.perf_counter()
+            if q != "f16":
+                say(f"gguf: quantising to {q}")
+                quantize(f16, Path(tmp) / f"model-{q}.gguf", q)
+            built[q] = Path(tmp) / f"model-{q}.gguf"
+            metrics["files"][q] = {"file": built[q].name, "bytes": built[q].stat().st_size,
+                                   "seconds": round(time.perf_counter() - start, 1)}
+        say(f"gguf: checking greedy tokens of {', '.join(quant)} against transformers")
+        metrics["agreement"] = agreement(merged_dir, built)
+        for q, path in built.items():  # only whole, checked files reach the output folder
+            os.replace(path, out_dir / path.name)
+    metrics["modelfiles"] = write_modelfiles(merged_dir, out_dir, [metrics["files"][q]["file"] for q in quant])
+    return metrics
+
+
+def check_quants(quant: list[str] | None) -> list[str]:
+    quant = list(dict.fromkeys(q.strip().lower() for q in (quant or DEFAULT_QUANTS) if q.strip()))
+    unknown = [q for q in quant if q not in QUANTS]
+    if unknown:
+        raise LuyenError(f"unknown GGUF quantisation {', '.join(unknown)}", field="--quant",
+                         fix=f"use some of {', '.join(QUANTS)}")
+    return quant
+
+
+def require_llama_cpp() -> None:
+    """llama_cpp (the runtime and quantizer) and the converter's libraries, or a one-line install hint."""
+    missing = []
+    for module in ("llama_cpp", "sentencepiece", "gguf"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise LuyenError(f"GGUF export needs {', '.join(missing)} (llama.cpp's converter and runtime)",
+                         fix=f"{INSTALL_HINT} (builds llama-cpp-python from source once, about 5 minutes)")
+
+
+def converter_dir(say=print, cache: Path | None = None) -> Path:
+    """llama.cpp's converter matching the installed llama-cpp-python, fetched once from its source distribution."""
+    from luyen.models.embedded import cache_root
+    version = metadata.version("llama-cpp-python")
+    home = (cache or cache_root() / "llama.cpp") / version
+    if (home / "convert_hf_to_gguf.py").is_file():
+        return home
+    say(f"gguf: fetching llama.cpp's converter from the llama-cpp-python {version} source distribution (once)")
+    with tempfile.TemporaryDirectory(prefix="luyen-sdist-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python", "--quiet",
+               f"llama-cpp-python=={version}", "-d", tmp]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        sdists = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        if not sdists:
+            last = (done.stderr.strip().splitlines() or ["no file downloaded"])[-1]
+            raise LuyenError(f"cannot fetch the llama-cpp-python {version} source distribution for llama.cpp's "
+                             f"converter: {last[:200]}",
+                             fix=f"connect to PyPI once, or extract vendor/llama.cpp/{{{','.join(CONVERTER_FILES)}}} "
+                             f"from that source distribution into {home}")
+        extract_converter(sdists[0], home)
+    return home
+
+
+def extract_converter(sdist: Path, dest: Path) -> None:
+    """Copy the converter's files out of the source distribution, then rename into place (never half there)."""
+    build = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    shutil.rmtree(build, ignore_errors=True)
+    with tarfile.open(sdist) as tar:
+        prefix = tar.getnames()[0].split("/")[0] + "/vendor/llama.cpp/"
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(prefix)
+                   and m.name[len(prefix):].startswith(CONVERTER_FILES)]
+        for m in members:
+            m.name = m.name[len(prefix):]
+        tar.extractall(build, members=members, filter="data")
+    if not (build / "convert_hf_to_gguf.py").is_file():
+        shutil.rmtree(build, ignore_errors=True)
+        raise LuyenError("this llama-cpp-python source distribution has no vendor/llama.cpp/convert_hf_to_gguf.py",
+                         file=str(sdist), fix="install a llama-cpp-python release that ships it (0.3.x)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        build.rename(dest)
+    except OSError:  # another process put it there first
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def convert(converter: Path, merged_dir: Path, out_file: Path) -> None:
+    """``convert_hf_to_gguf.py merged_dir --outtype f16`` in a child process; its last error line on failure."""
+    cmd = [sys.executable, str(converter / "convert_hf_to_gguf.py"), str(merged_dir), "--outfile", str(out_file),
+           "--outtype", "f16"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    if done.returncode != 0 or not out_file.is_file():
+        lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(" ")]
+        reason = lines[-1] if lines else f"exit code {done.returncode}"
+        raise LuyenError(f"llama.cpp's converter failed: {reason[:300]}", file=str(merged_dir),
+                         fix="llama.cpp supports this model's architecture and tokenizer only if its converter "
+                         "knows them; export --format merged or onnx instead")
+
+
+def quantize(src: Path, dst: Path, quant: str) -> None:
+    """llama.cpp's quantizer (``llama_model_quantize``), all cores."""
+    import ctypes
+
+    import llama_cpp
+    ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}[quant]
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = os.cpu_count() or 1
+    if llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params)) != 0:
+        raise LuyenError(f"llama.cpp could not quantise to {quant}", file=str(src), fix="try another --quant")
+
+
+def load(path: Path, n_ctx: int = 128):
+    """A llama_cpp.Llama on ``path`` that keeps every position's logits (for checks), all cores, quiet."""
+    from llama_cpp import Llama
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, logits_all=True, verbose=False)
+
+
+def greedy_tokens(llm, prompt_ids: list[int], n: int) -> list[int]:
+    """Plain argmax decoding (no sampler) of ``n`` tokens after ``prompt_ids``."""
+    import numpy as np
+    llm.reset()
+    llm.eval(prompt_ids)
+    out = []
+    for _ in range(n):
+        out.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+        llm.eval([out[-1]])
+    return out
+
+
+def hf_greedy(model, prompt_ids: list[int], n: int) -> tuple[list[int], list[float]]:
+    """transformers' greedy tokens and, per step, the margin between the top two logits."""
+    import torch
+    out, margins = [], []
+    with torch.no_grad():
+        for _ in range(n):  # the whole sequence each step: a few short prompts, no cache API to track
+            top = model(torch.tensor([prompt_ids + out]), use_cache=False).logits[0, -1].float().topk(2)
+            out.append(int(top.indices[0]))
+            margins.append(float(top.values[0] - top.values[1]))
+    return out, margins
+
+
+def agreement(merged_dir: Path, files: dict[str, Path], prompts: list[str] = PROMPTS, n: int = CHECK_TOKENS) -> dict:
+    """Per file: whether llama.cpp tokenises the prompts as transformers does, and how many of the first
+    ``n`` greedy tokens match transformers' (fp32) on each prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(merged_dir)
+    model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32, use_safetensors=True).eval()
+    prompt_ids = [tok(p)["input_ids"] for p in prompts]
+    reference = [hf_greedy(model, ids, n)[0] for ids in prompt_ids]
+    del model
+    result = {}
+    for q, path in files.items():
+        llm = load(path)
+        same_ids = all(llm.tokenize(p.encode(), add_bos=bool(ids) and ids[0] == tok.bos_token_id) == ids
+                       for p, ids in zip(prompts, prompt_ids))
+        matched = [_prefix(greedy_tokens(llm, ids, n), ref) for ids, ref in zip(prompt_ids, reference)]
+        result[q] = {"same_tokenization": same_ids, "first_tokens_matched": matched, "of": n}
+        llm.close()
+    return result
+
+
+def _prefix(a: list[int], b: list[int]) -> int:
+    k = 0
+    while k < min(len(a), len(b)) and a[k] == b[k]:
+        k += 1
+    return k
+
+
+# --- Ollama Modelfile -------------------------------------------------------------------------------
+_MARK = {"system": "\u2063S\u2063", "user": "\u2063U\u2063", "assistant": "\u2063A\u2063"}
+
+
+def chat_affixes(tok, template: str) -> dict | None:
+    """The text each role's turn starts and ends with, read off the chat template by rendering marker
+    contents; None when the template is not a plain sequence of turns (then Ollama uses its own)."""
+    from luyen.data.template import render
+    bos = tok.bos_token or ""
+
+    def text(roles: str, gen: bool) -> str:
+        out = render(tok, template, [{"role": r, "content": _MARK[r]} for r in roles.split()], add_generation_prompt=gen)
+        return out[len(bos):] if bos and out.startswith(bos) else out  # llama.cpp and Ollama add BOS themselves
+    try:  # templates raise anything (TemplateError, ValueError, their own raise_exception)
+        one, gen, two = text("user", False), text("user", True), text("user assistant", False)
+    except Exception:  # noqa: BLE001
+        return None
+    if one.count(_MARK["user"]) != 1 or not two.startswith(one) or two.count(_MARK["assistant"]) != 1:
+        return None
+    p_u, s_u = one.split(_MARK["user"])
+    p_a, s_a = two[len(one):].split(_MARK["assistant"])
+    if gen != one + p_a:
+        return None
+    a = {"user": (p_u, s_u), "assistant": (p_a, s_a), "system": None, "system_sep": None}
+    try:
+        sys_text = text("system user", True)
+    except Exception:  # noqa: BLE001  (a template without system turns)
+        return a
+    if sys_text.startswith(p_u + _MARK["system"]) and _MARK["user"] in sys_text:  # folded into the first user turn
+        a["system_sep"] = sys_text[len(p_u + _MARK["system"]):sys_text.index(_MARK["user"])]
+    elif sys_text.endswith(gen) and sys_text[:-len(gen)].count(_MARK["system"]) == 1:
+        a["system"] = tuple(sys_text[:-len(gen)].split(_MARK["system"]))
+    return a
+
+
+def ollama_template(a: dict) -> str:
+    """A Go template (Ollama's TEMPLATE) that lays out .Messages exactly as the chat template does."""
+    (p_u, s_u), (p_a, s_a) = a["user"], a["assistant"]
+    head, system = "", ""
+    if a["system"]:
+        system = f'{{{{ if eq .Role "system" }}}}{a["system"][0]}{{{{ .Content }}}}{a["system"][1]}{{{{ else }}}}'
+    if a["system_sep"] is not None:  # Gemma: system text opens the first user turn
+        head = '{{ $system := "" }}{{ range .Messages }}{{ if eq .Role "system" }}{{ $system = .Content }}{{ end }}{{ end }}'
+        user = (f'{p_u}{{{{ if $system }}}}{{{{ $system }}}}{a["system_sep"]}{{{{ $system = "" }}}}{{{{ end }}}}'
+                f'{{{{ .Content }}}}{s_u}')
+    else:
+        user = f"{p_u}{{{{ .Content }}}}{s_u}"
+    return (head + '{{ range $i, $m := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}' + system +
+            f'{{{{ if eq .Role "user" }}}}{user}{{{{ if $last }}}}{p_a}{{{{ end }}}}'
+            f'{{{{ else if eq .Role "assistant" }}}}{p_a}{{{{ .Content }}}}{{{{ if not $last }}}}{s_a}{{{{ end }}}}'
+            "{{ end }}" + ("{{ end }}" if system else "") + "{{ end }}")
+
+
+def modelfile_text(gguf_name: str, tok, template: str) -> str:
+    affixes = chat_affixes(tok, template)
+    lines = [f"# ollama create NAME -f {{this file}}; written by luyen export", f"FROM ./{gguf_name}"]
+    stops = []
+    if affixes is not None and not any('"""' in s or "{{" in s for pair in (affixes["user"], affixes["assistant"])
+                                       for s in pair):
+        lines.append(f'TEMPLATE """{ollama_template(affixes)}"""')
+        stops.append(affixes["assistant"][1].strip())
+    else:
+        lines.append("# the chat template is not a plain sequence of turns: Ollama reads the one inside the GGUF")
+    stops.append(tok.eos_token or "")
+    for stop in dict.fromkeys(s for s in stops if s):
+        lines.append(f'PARAMETER stop "{stop}"')
+    return "\n".join(lines) + "\n"
+
+
+def write_modelfiles(merged_dir: Path, out_dir: Path, gguf_names: list[str]) -> list[str]:
+    """``Modelfile`` for the first file, ``Modelfile.<quant>`` for the others; returns their names."""
+    from transformers import AutoTokenizer
+
+    from luyen.data.template import resolve_chat_template
+    from luyen.manifest import atomic_write
+    tok = AutoTokenizer.from_pretrained(merged_dir)
+    template = resolve_chat_template(tok)
+    names = []
+    for i, gguf_name in enumerate(gguf_names):
+        name = "Modelfile" if i == 0 else f"Modelfile.{gguf_name.removeprefix('model-').removesuffix('.gguf')}"
+        atomic_write(out_dir / name, modelfile_text(gguf_name, tok, template))
+        names.append(name)
+    return names

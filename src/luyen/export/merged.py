@@ -1,0 +1,53 @@
+"""Fold a LoRA adapter into its base and save a plain transformers folder.
+
+    model, tok = load_trained("runs/demo/train")
+    save_merged(merge_adapter(model), tok, Path("out"), provenance={"source": "runs/demo/train"})
+
+The folder carries everything a serving engine needs and nothing luyen-specific to read it:
+model.safetensors, the tokenizer with the chat template the model was trained with (luyen's default
+is written out when the base had none, so vLLM, llama.cpp and Ollama format chats the same way), a
+generation_config.json whose eos ids include the template's end-of-turn token, and luyen-export.json
+saying where it came from.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from luyen.errors import LuyenError
+from luyen.manifest import atomic_write
+
+PROVENANCE = "luyen-export.json"
+
+
+def merge_adapter(model, source: str = ""):
+    """A PeftModel with its adapter weights added into the base (``merge_and_unload``); others as they are."""
+    if not hasattr(model, "peft_config"):
+        return model
+    config = model.peft_config[model.active_adapter]
+    if config.is_prompt_learning:
+        raise LuyenError(f"a {config.peft_type.value.lower()} adapter adds virtual tokens, not weights, so there is "
+                         "nothing to fold into the base model", file=source,
+                         fix="serve it with its base (`luyen serve`), or train with train.method=lora to export")
+    return model.merge_and_unload()
+
+
+def save_merged(model, tokenizer, folder: Path, provenance: dict) -> list[Path]:
+    """Write the merged model folder; returns the files written."""
+    from transformers import GenerationConfig
+
+    from luyen.data.template import resolve_chat_template, stop_token_ids
+    folder = Path(folder)
+    template = resolve_chat_template(tokenizer)
+    tokenizer.chat_template = template
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    gen = GenerationConfig.from_dict(model.generation_config.to_dict()) if model.generation_config else GenerationConfig()
+    stops = stop_token_ids(tokenizer, template)
+    if stops:
+        gen.eos_token_id = stops if len(stops) > 1 else stops[0]
+    gen.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops or [None])[0]
+    gen.bos_token_id = tokenizer.bos_token_id
+    gen.save_pretrained(folder)
+    atomic_write(folder / PROVENANCE, json.dumps(provenance, ensure_ascii=False, indent=2) + "\n")
+    return sorted(p for p in folder.rglob("*") if p.is_file())
