@@ -106,17 +106,20 @@ class WithPast(torch.nn.Module):
         cache = DynamicCache()
         for i in range(len(past) // 2):
             cache.update(past[2 * i], past[2 * i + 1], i)
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      past_key_values=cache, use_cache=True)
-        return (out.logits, *[t for layer in out.past_key_values.layers for t in (layer.keys, layer.values)])
+        # The cache goes 4th by position: transformers renamed that argument (past_key_values -> cache)
+        # within 5.x; the model extends it in place, so it is also where the present keys/values are read.
+        logits = self.lm(input_ids, attention_mask, position_ids, cache, use_cache=True).logits
+        return (logits, *[t for layer in cache.layers for t in (layer.keys, layer.values)])
 
 
 def cache_shapes(model) -> list[tuple[int, int]]:
     """(kv_heads, head_dim) of each layer's key and value, read from one real forward pass, so the
     graph's cache layout is whatever the architecture's attention really stores."""
+    from transformers import DynamicCache
+    cache = DynamicCache()
     with torch.no_grad():
-        out = model(input_ids=torch.tensor([[1, 2]]), use_cache=True)
-    return [(t.shape[1], t.shape[3]) for layer in out.past_key_values.layers for t in (layer.keys, layer.values)]
+        model(torch.tensor([[1, 2]]), None, None, cache, use_cache=True)
+    return [(t.shape[1], t.shape[3]) for layer in cache.layers for t in (layer.keys, layer.values)]
 
 
 def export_graph(model, path: Path) -> None:
