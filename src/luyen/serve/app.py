@@ -36,6 +36,7 @@ def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app):
+        await asyncio.to_thread(backend.warmup)  # /health answers once the first request would be fast
         scheduler.start()
         yield
         scheduler.stop()

@@ -45,6 +45,12 @@ class TransformersBackend:
     def models(self) -> list[str]:
         return [self.base_name, *self.adapters]
 
+    def warmup(self) -> None:
+        """One small padded batch before the first request: torch's first padded-attention call costs
+        seconds (measured 2-4 s on the tiny test model) that the first client would otherwise wait."""
+        bos = self.engine.encode("", templated=False) or [self.engine.pad_id]
+        self.engine.generate_ids([bos, bos * 2], GenerateConfig(max_new_tokens=2))
+
     def render(self, model: str, messages: list[dict]) -> str:
         try:
             return self.engine.render(messages)

@@ -55,6 +55,9 @@ class LlamaCppBackend:
     def models(self) -> list[str]:
         return [self.name]
 
+    def warmup(self) -> None:
+        """llama.cpp is ready once loaded."""
+
     def render(self, model: str, messages: list[dict]) -> str:
         try:
             return self._render(messages, True)
