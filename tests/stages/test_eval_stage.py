@@ -81,3 +81,24 @@ def test_judge_endpoint_down_is_one_line_error(tmp_path, tiny_run, tiny_data_dir
     with pytest.raises(LuyenError, match=r"judge endpoint .* failed") as e:
         run(cfg, tiny_run, tiny_data_dir, tmp_path / "j", baselines=["zero-shot"], limit=2)
     assert "\n" not in str(e.value) and not (tmp_path / "j" / "manifest.json").exists()
+
+
+def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny_run, tiny_data_dir):
+    from pathlib import Path
+
+    from luyen.evaluate.stage import _prompt
+    from luyen.rag import build_index, load_index
+    policies = Path(__file__).resolve().parents[2] / "examples" / "data" / "airline_policies"
+    build_index(load_config(None), [policies], tmp_path / "index")
+    cfg = load_config(None, ["generate.max_new_tokens=3"])
+    with pytest.raises(LuyenError, match="needs a retrieval index"):
+        run(cfg, tiny_run, tiny_data_dir, tmp_path / "x", baselines=["rag"])
+    run(cfg, tiny_run, tiny_data_dir, tmp_path / "e", baselines=["zero-shot"], rag=tmp_path / "index", limit=3)
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert list(metrics["systems"]) == ["base zero-shot", "base + retrieval", "fine-tuned", "fine-tuned + retrieval"]
+    rag, plain = metrics["systems"]["fine-tuned + retrieval"], metrics["systems"]["fine-tuned"]
+    assert rag["answer_perplexity"] != plain["answer_perplexity"]  # the passages changed what the model saw
+    question = [{"role": "user", "content": "Phí đổi vé hạng Tiết kiệm là bao nhiêu?"}]
+    hits = load_index(tmp_path / "index").search(question[0]["content"])
+    prompt = _prompt("rag", question, [], hits, cfg)
+    assert hits[0].source in prompt[-1]["content"] and "[1]" in prompt[-1]["content"]

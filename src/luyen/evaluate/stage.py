@@ -139,8 +139,8 @@ def _load_index(path: str | Path):
 
 
 def _retrieve(index, cfg: RunConfig, prompt: list[dict]):
-    k = getattr(getattr(cfg, "rag", None), "k", 5)
-    return index.search(prompt[-1]["content"], k)
+    """The index's best passages for the last user turn (k from the index, as `luyen serve --rag` does)."""
+    return index.search(prompt[-1]["content"])
 
 
 def _prompt(style: str, prompt: list[dict], shots_chat: list[dict], hits, cfg: RunConfig) -> list[dict]:
@@ -148,7 +148,7 @@ def _prompt(style: str, prompt: list[dict], shots_chat: list[dict], hits, cfg: R
         return shots_chat + prompt
     if style == "rag":
         from luyen.rag import augment
-        return augment(prompt, hits, getattr(getattr(cfg, "rag", None), "template", None))
+        return augment(prompt, hits, cfg.rag.template)
     return prompt
 
 
