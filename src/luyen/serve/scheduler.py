@@ -140,18 +140,21 @@ class Scheduler:
             self.inbox.put(row)
 
     def _gather(self) -> bool:
-        """Move arrivals into pending: wait for a first one, then up to wait_s for company."""
+        """Move arrivals into pending: wait for a first one, then for company as long as requests keep
+        arriving less than wait_s apart (a burst joins one batch), at most 10 x wait_s in all."""
         if not self.pending:
             try:
                 self.pending.append(self.inbox.get(timeout=0.2))
             except queue.Empty:
                 return False
-        deadline = time.monotonic() + self.wait_s
+        start = time.monotonic()
+        deadline = start + self.wait_s
         while len(self.pending) < self.max_batch and (left := deadline - time.monotonic()) > 0:
             try:
                 self.pending.append(self.inbox.get(timeout=left))
             except queue.Empty:
                 break
+            deadline = min(time.monotonic() + self.wait_s, start + 10 * self.wait_s)
         while True:
             try:
                 self.pending.append(self.inbox.get_nowait())
