@@ -63,19 +63,24 @@ def _trim(text: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
-def pack(lengths: list[int], budget: int, overlap: int) -> list[tuple[int, int]]:
+def pack(lengths: list[int], budget: int, overlap: int, heads: list[bool] | None = None) -> list[tuple[int, int]]:
     """[i, j) unit ranges: greedy runs within `budget`, each next run starting with the previous one's
-    last units that fit in `overlap` (always advancing). Units must each fit the budget.
+    last units that fit in `overlap` (always advancing). Units must each fit the budget; a heading
+    unit (`heads`) never ends a run that has more than it, so it starts the next one with its text.
 
         pack([3, 3, 3, 3], budget=6, overlap=3) == [(0, 2), (1, 3), (2, 4)]
+        pack([3, 1, 3], budget=5, overlap=0, heads=[False, True, False]) == [(0, 1), (1, 3)]
     """
     ranges, i, n = [], 0, len(lengths)
+    heads = heads or [False] * n
     while i < n:
         j, total = i, 0
         while j < n and total + lengths[j] <= budget:
             total += lengths[j]
             j += 1
         j = max(j, i + 1)
+        while j < n and j - 1 > i and heads[j - 1]:
+            j -= 1
         ranges.append((i, j))
         if j >= n:
             break
@@ -93,7 +98,8 @@ def chunk_document(doc: Document, count_tokens: CountTokens, chunk_tokens: int, 
     for section in doc.sections:
         units = _units(section.text, count_tokens, chunk_tokens)
         headings = _headings(section.text, [a for a, _, _ in units], doc.title)
-        for i, j in pack([n for _, _, n in units], chunk_tokens, overlap_tokens):
+        heads = [bool(_HEADING.match(section.text[a:b])) for a, b, _ in units]
+        for i, j in pack([n for _, _, n in units], chunk_tokens, overlap_tokens, heads):
             start, end = units[i][0], units[j - 1][1]
             chunks.append(Chunk(doc.source, len(chunks), section.text[start:end], start, section.page, section.line,
                                 headings[i]))

@@ -65,6 +65,7 @@ class Index:
         self.vectors, self.lexical = vectors, lexical
         self.settings: dict = manifest["config"]["rag"]
         self.row_of = {c["id"]: row for row, c in enumerate(chunks)}
+        self._embedded: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -92,7 +93,9 @@ class Index:
 
     def dense(self, query: str, n: int) -> list[tuple[int, float]]:
         from luyen.rag.encoder import load_encoder
-        vector = load_encoder(self.manifest["config"]["encoder"]["name"]).embed([query])
+        if query not in self._embedded:  # evaluation asks dense and hybrid for the same query
+            self._embedded = {query: load_encoder(self.manifest["config"]["encoder"]["name"]).embed([query])}
+        vector = self._embedded[query]
         scores, ids = self.vectors.search(vector, min(n, len(self.chunks)))
         return [(self.row_of[int(i)], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
 
