@@ -102,3 +102,29 @@ def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny
     hits = load_index(tmp_path / "index").search(question[0]["content"])
     prompt = _prompt("rag", question, [], hits, cfg)
     assert hits[0].source in prompt[-1]["content"] and "[1]" in prompt[-1]["content"]
+
+
+def test_judge_grades_through_a_real_openai_compatible_server(tmp_path, tiny_run, tiny_data_dir, tiny_model_dir):
+    """The judge talks to `luyen serve` on loopback (here over the tiny model, whose replies hold no
+    rating): every answer is sent, nothing unparseable is turned into a score."""
+    import re
+    import urllib.request
+
+    import torch
+
+    from luyen.config import ServeConfig
+    from luyen.serve import running
+    from luyen.serve.app import create_app
+    from luyen.serve.backends import TransformersBackend
+    backend = TransformersBackend.load(str(tiny_model_dir), dtype=torch.float32)
+    with running(create_app(backend, ServeConfig(max_prompt_tokens=4096))) as url:  # past the tiny context: rotary goes on
+        cfg = load_config(None, [f"eval.judge.url={url}/v1", f"eval.judge.model={tiny_model_dir}",
+                                 "eval.judge.max_examples=2", "generate.max_new_tokens=3"])
+        run(cfg, tiny_run, tiny_data_dir, tmp_path / "j", baselines=["zero-shot"], limit=3)
+        metrics_text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+    served = sum(float(v) for v in re.findall(r'^luyen_requests(?:_total)?{[^}]*chat[^}]*} (\S+)$', metrics_text, re.M))
+    assert served == 2 * 2  # two systems, two judged answers each
+    systems = json.loads((tmp_path / "j" / "metrics.json").read_text())["systems"]
+    for r in systems.values():
+        assert 0 <= r["judge_unparsed"] <= 2 and ("judge" in r) == (r["judge_unparsed"] < 2)
+        assert "judge" not in r or 1 <= r["judge"] <= 5
