@@ -37,6 +37,7 @@ CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/gguf/")
 # Fixed prompts for the agreement check (Vietnamese and English, like our users).
 PROMPTS = ["Thủ đô của Việt Nam là", "Học máy là", "The capital of France is"]
 CHECK_TOKENS = 8
+_SILENT = None  # llama.cpp's log callback, kept alive for as long as llama.cpp may call it
 
 
 def export(merged_dir: Path, out_dir: Path, quant: list[str], console=None) -> dict:
@@ -64,7 +65,9 @@ def export(merged_dir: Path, out_dir: Path, quant: list[str], console=None) -> d
             metrics["files"][q] = {"file": built[q].name, "bytes": built[q].stat().st_size,
                                    "seconds": round(time.perf_counter() - start, 1)}
         say(f"gguf: checking greedy tokens of {', '.join(quant)} against transformers")
+        start = time.perf_counter()
         metrics["agreement"] = agreement(merged_dir, built)
+        metrics["check_s"] = round(time.perf_counter() - start, 1)
         for q, path in built.items():  # only whole, checked files reach the output folder
             os.replace(path, out_dir / path.name)
     metrics["modelfiles"] = write_modelfiles(merged_dir, out_dir, [metrics["files"][q]["file"] for q in quant])
@@ -166,8 +169,12 @@ def quantize(src: Path, dst: Path, quant: str) -> None:
 
 def load(path: Path, n_ctx: int = 128):
     """A llama_cpp.Llama on ``path`` that keeps every position's logits (for checks), all cores, quiet."""
-    from llama_cpp import Llama
-    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, logits_all=True, verbose=False)
+    import llama_cpp
+    global _SILENT
+    if _SILENT is None:  # verbose=False still lets llama.cpp's loader print notes about cache layouts
+        _SILENT = llama_cpp.llama_log_callback(lambda level, text, data: None)
+        llama_cpp.llama_log_set(_SILENT, None)
+    return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, logits_all=True, verbose=False)
 
 
 def greedy_tokens(llm, prompt_ids: list[int], n: int) -> list[int]:

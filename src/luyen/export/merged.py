@@ -12,6 +12,7 @@ saying where it came from.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from luyen.errors import LuyenError
@@ -49,5 +50,31 @@ def save_merged(model, tokenizer, folder: Path, provenance: dict) -> list[Path]:
     gen.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops or [None])[0]
     gen.bos_token_id = tokenizer.bos_token_id
     gen.save_pretrained(folder)
+    carry_sentencepiece(tokenizer, Path(str(model.name_or_path)), folder)
     atomic_write(folder / PROVENANCE, json.dumps(provenance, ensure_ascii=False, indent=2) + "\n")
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def carry_sentencepiece(tokenizer, model_dir: Path, folder: Path) -> Path | None:
+    """Copy the SentencePiece model (tokenizer.model) the tokenizer came from into ``folder``.
+
+    transformers 5 saves only tokenizer.json, but llama.cpp's converter reads a SentencePiece
+    vocabulary (scores, byte pieces) from tokenizer.model, and for Gemma it has no other way. The
+    file is taken from where the tokenizer was loaded, else from the base model's folder (an adapter
+    run saves its tokenizer without it), and only if its pieces are exactly the tokenizer's."""
+    for candidate in (getattr(tokenizer, "vocab_file", None), model_dir / "tokenizer.model"):
+        if candidate and Path(candidate).is_file() and Path(candidate).name == "tokenizer.model":
+            if _same_pieces(Path(candidate), tokenizer):
+                shutil.copyfile(candidate, folder / "tokenizer.model")
+                return folder / "tokenizer.model"
+    return None
+
+
+def _same_pieces(path: Path, tokenizer) -> bool:
+    try:
+        from sentencepiece import SentencePieceProcessor
+        sp = SentencePieceProcessor(model_file=str(path))
+    except (ImportError, OSError, RuntimeError):
+        return False
+    n = sp.get_piece_size()
+    return n <= len(tokenizer) and [sp.id_to_piece(i) for i in range(n)] == tokenizer.convert_ids_to_tokens(list(range(n)))

@@ -1,0 +1,230 @@
+"""The export stage on tiny models: merged safetensors equal the adapter model; GGUF files load in
+llama.cpp and decode greedily like transformers; bad inputs end in one line and no manifest."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import CORPUS
+from luyen.config import load_config
+from luyen.errors import LuyenError
+from luyen.export.stage import run
+
+SENTENCES = sorted(set(CORPUS))
+
+
+def cfg(model_dir, *extra):
+    return load_config(None, [f"model.name={model_dir}", "data.max_length=256", "train.batch_size=4",
+                              "train.max_steps=3", "train.lr=5e-3", *extra])
+
+
+# --- merged ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, tiny_model_dir, tiny_data_dir):
+    from luyen.train.stage import run as train
+    out = tmp_path_factory.mktemp("export_lora") / "run"
+    train(cfg(tiny_model_dir), tiny_data_dir, out)
+    return out
+
+
+def test_merged_model_gives_the_adapter_models_logits(tmp_path, lora_run, tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from luyen.models.trained import load_trained
+    out = tmp_path / "merged"
+    manifest = run(cfg(tiny_model_dir), lora_run, out, fmt="merged")
+    assert manifest["stage"] == "export" and manifest["metrics"]["merged_adapter"] is True
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+            "luyen-export.json"} <= set(manifest["outputs"])
+    assert not (out / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    adapter, _ = load_trained(lora_run)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ids = torch.tensor([[2, 40, 41, 42, 43, 44, 45, 46], [2, 7, 8, 9, 10, 11, 12, 13]])
+    with torch.no_grad():
+        want, got, before = adapter(ids).logits, merged(ids).logits, base(ids).logits
+    assert not torch.allclose(before, want, atol=1e-4)  # the adapter matters, so equality below means something
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template == AutoTokenizer.from_pretrained(lora_run / "model").chat_template
+    gen = json.loads((out / "generation_config.json").read_text())
+    assert tok.eos_token_id in (gen["eos_token_id"] if isinstance(gen["eos_token_id"], list) else [gen["eos_token_id"]])
+    assert json.loads((out / "luyen-export.json").read_text())["source"] == str(lora_run)
+
+
+def test_merged_export_of_a_plain_model_writes_luyens_default_chat_template(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+    run(cfg(tiny_model_dir), tiny_model_dir, tmp_path / "m", fmt="merged")
+    assert "<|im_start|>" in AutoTokenizer.from_pretrained(tmp_path / "m").chat_template
+
+
+# --- bad inputs -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt, quant, source, message", [
+    ("merged", None, "no/such/run", "no such model folder"),
+    ("tflite", None, None, "unknown export format 'tflite'"),
+    ("gguf", ["q3_xx"], None, "unknown GGUF quantisation q3_xx"),
+    ("merged", ["q8_0"], None, "merged safetensors are not quantised"),
+])
+def test_bad_inputs_are_one_line_errors_and_leave_no_output(tmp_path, tiny_model_dir, fmt, quant, source, message):
+    with pytest.raises(LuyenError, match=message) as e:
+        run(cfg(tiny_model_dir), source or tiny_model_dir, tmp_path / "out", fmt=fmt, quant=quant)
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+def test_an_unfinished_train_run_is_refused(tmp_path, lora_run, tiny_model_dir):
+    import shutil
+    half = tmp_path / "half"
+    shutil.copytree(lora_run, half)
+    (half / "manifest.json").unlink()
+    with pytest.raises(LuyenError, match="incomplete"):
+        run(cfg(tiny_model_dir), half, tmp_path / "out", fmt="merged")
+
+
+def test_missing_gguf_extra_names_the_install_command(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
+    with pytest.raises(LuyenError, match=r"pip install 'luyen\[gguf\]'"):
+        run(cfg(tiny_model_dir), tiny_model_dir, tmp_path / "out", fmt="gguf")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path, tiny_model_dir):
+    from typer.testing import CliRunner
+
+    from luyen.cli import app
+    res = CliRunner().invoke(app, ["export", str(tiny_model_dir), "--format", "gguf", "--quant", "q2", "--out",
+                                   str(tmp_path / "o")])
+    assert res.exit_code == 2 and "unknown GGUF quantisation q2" in res.output and "Traceback" not in res.output
+
+
+# --- GGUF -------------------------------------------------------------------------------------------
+
+def make_spm_model(path: Path, arch: str, hidden: int = 256, steps: int = 60) -> Path:
+    """A tiny model with a sentencepiece tokenizer (tokenizer.model, which llama.cpp's converter reads
+    for any vocabulary) that has memorised CORPUS, so its greedy continuations win by wide margins and
+    quantisation noise cannot honestly flip them."""
+    import sentencepiece as spm
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    gemma = arch.startswith("gemma")
+    path.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(SENTENCES * 5), model_writer=buf, vocab_size=600, model_type="bpe", byte_fallback=True,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+        unk_piece="<unk>", user_defined_symbols=["<start_of_turn>", "<end_of_turn>"] if gemma else [],
+        add_dummy_prefix=not gemma, minloglevel=2)
+    (path / "tokenizer.model").write_bytes(buf.getvalue())
+    (path / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "GemmaTokenizer" if gemma else "LlamaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>",
+        "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": True}))
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.save_pretrained(path)
+    tok.padding_side = "right"  # positions as at inference
+    config = AutoConfig.for_model(arch, vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                                  head_dim=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                  max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+                                  eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+                                  # llama.cpp scales Gemma-3 attention by 1/sqrt(head_dim), as every real Gemma-3 does
+                                  **({"query_pre_attn_scalar": 64} if gemma else {}))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    batch = tok(SENTENCES, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    # the floor is the first word after <bos>, one of 8: ln(8) / 11 predictions = 0.19
+    assert loss.item() < 0.3, f"the tiny model did not memorise its corpus (loss {loss.item():.3f})"
+    model.save_pretrained(path)
+    return path
+
+
+QUANT_FILE_TYPES = {"f16": 1, "q8_0": 7, "q4_k_m": 15}  # llama_ftype, as general.file_type records it
+
+
+@pytest.fixture(scope="module", params=["llama", "gemma3_text"])
+def gguf_export(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"gguf_{request.param}")
+    model_dir = make_spm_model(root / "model", request.param)
+    out = root / "gguf"
+    manifest = run(cfg(model_dir), model_dir, out, fmt="gguf", quant=["f16", "q8_0", "q4_k_m"])
+    return request.param, model_dir, out, manifest
+
+
+def test_gguf_files_load_in_llama_cpp_and_decode_greedily_like_transformers(gguf_export):
+    import numpy as np
+    from gguf import GGUFReader
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from luyen.export import gguf
+    arch, model_dir, out, _ = gguf_export
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    # prompts: <bos> + the first two tokens of each memorised sentence; the model knows how each goes on
+    prompts = [tok(s)["input_ids"][:3] for s in SENTENCES]
+    reference = [gguf.hf_greedy(model, ids, 6) for ids in prompts]
+    assert min(min(margins) for _, margins in reference) > 2.0  # top-1 wins by > 2 logits: the criterion is fair
+    for quant, file_type in QUANT_FILE_TYPES.items():
+        path = out / f"model-{quant}.gguf"
+        fields = GGUFReader(path).fields
+        assert fields["general.architecture"].contents() == ("gemma3" if arch.startswith("gemma") else "llama")
+        assert fields["general.file_type"].contents() == file_type
+        llm = gguf.load(path)
+        try:
+            assert llm.tokenize(SENTENCES[1].encode(), add_bos=True) == tok(SENTENCES[1])["input_ids"]
+            for ids, (want, _) in zip(prompts, reference):
+                assert gguf.greedy_tokens(llm, ids, 6) == want, (quant, tok.decode(ids))
+            if quant == "f16":  # half-precision weights: the same logits up to rounding
+                llm.reset()
+                llm.eval(prompts[0] + reference[0][0])
+                with torch.no_grad():
+                    hf = model(torch.tensor([prompts[0] + reference[0][0]])).logits[0].numpy()
+                assert np.abs(llm.scores[:len(hf)] - hf).max() < 0.1
+        finally:
+            llm.close()
+
+
+def test_gguf_manifest_lists_the_files_and_the_agreement_check(gguf_export):
+    _, _, out, manifest = gguf_export
+    assert json.loads((out / "manifest.json").read_text()) == manifest and manifest["stage"] == "export"
+    names = {"model-f16.gguf", "model-q8_0.gguf", "model-q4_k_m.gguf", "Modelfile", "Modelfile.q8_0", "Modelfile.q4_k_m"}
+    assert set(manifest["outputs"]) == names and {p.name for p in out.iterdir()} == names | {"manifest.json"}
+    m = manifest["metrics"]
+    assert m["format"] == "gguf" and m["quant"] == ["f16", "q8_0", "q4_k_m"]
+    sizes = [manifest["outputs"][f"model-{q}.gguf"]["bytes"] for q in ("f16", "q8_0", "q4_k_m")]
+    assert sizes == sorted(sizes, reverse=True)  # each quantisation is smaller
+    for quant in ("f16", "q8_0", "q4_k_m"):
+        a = m["agreement"][quant]
+        assert a["of"] == 8 and len(a["first_tokens_matched"]) == 3 and isinstance(a["same_tokenization"], bool)
+
+
+def test_modelfile_lays_out_the_chat_template_turns(gguf_export):
+    arch, _, out, _ = gguf_export
+    text = (out / "Modelfile").read_text()
+    assert text.splitlines()[1] == "FROM ./model-f16.gguf" and (out / "model-f16.gguf").is_file()
+    assert "FROM ./model-q4_k_m.gguf" in (out / "Modelfile.q4_k_m").read_text()
+    if arch.startswith("gemma"):  # luyen's Gemma layout: system text opens the first user turn
+        assert '<start_of_turn>user\n{{ if $system }}{{ $system }}\n\n{{ $system = "" }}{{ end }}' \
+               '{{ .Content }}<end_of_turn>\n{{ if $last }}<start_of_turn>model\n{{ end }}' in text
+        assert 'PARAMETER stop "<end_of_turn>"' in text
+    else:  # ChatML turns ending in EOS
+        assert '{{ if eq .Role "system" }}<|im_start|>system\n{{ .Content }}<eos>\n' in text
+        assert '<|im_start|>user\n{{ .Content }}<eos>\n{{ if $last }}<|im_start|>assistant\n{{ end }}' in text
+        assert 'PARAMETER stop "<eos>"' in text
+
+
+def test_a_tokenizer_llama_cpp_does_not_know_fails_in_one_line_without_a_manifest(tmp_path, tiny_gemma_tokenizer_dir):
+    # a BPE vocabulary trained here: llama.cpp's converter recognises BPE pre-tokenizers by a hash of known models
+    with pytest.raises(LuyenError, match="llama.cpp's converter failed: .*pre-tokenizer") as e:
+        run(cfg(tiny_gemma_tokenizer_dir), tiny_gemma_tokenizer_dir, tmp_path / "out", fmt="gguf", quant=["q8_0"])
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "out" / "manifest.json").exists() and not list((tmp_path / "out").glob("*.gguf"))
