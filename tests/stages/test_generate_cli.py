@@ -142,13 +142,14 @@ def test_chat_in_a_real_terminal_keeps_history_resets_and_exits_on_ctrl_d(tiny_g
 
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory):
-    """A real retrieval index over the example airline policies (two passages per question)."""
+    """A real retrieval index over four of the example airline policies (two passages per question)."""
     from pathlib import Path
     from luyen.config import load_config
     from luyen.rag import build_index
     out = tmp_path_factory.mktemp("rag") / "index"
-    docs = Path(__file__).parents[2] / "examples" / "data" / "airline_policies"
-    build_index(load_config(None, ["rag.k=2"]), [docs], out)
+    folder = Path(__file__).parents[2] / "examples" / "data" / "airline_policies"
+    docs = [folder / f"{name}.md" for name in ("hanh-ly-xach-tay", "hanh-ly-ky-gui", "doi-ve", "hoan-ve")]
+    build_index(load_config(None, ["rag.k=2"]), docs, out)
     return out
 
 
