@@ -64,10 +64,18 @@ def test_chat_page_streams_shows_markup_as_text_and_keeps_history(chat_url, tmp_
         page.on("request", lambda r: requests.append(r.url))
         page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.method == "POST" else None)
         page.goto(chat_url + "/")
-        page.wait_for_function("document.querySelectorAll('#model option').length > 0")
-        # count how often the reply text changes while it streams
-        page.evaluate("""() => { window.updates = 0; new MutationObserver(() => window.updates++)
-            .observe(document.getElementById('log'), {subtree: true, characterData: true, childList: true}); }""")
+        # locator waits, not wait_for_function: its polling evaluates strings, which the page's CSP forbids
+        page.wait_for_selector("#model option", state="attached")
+        # Record the reply's length each time the page has rendered it. Loopback delivers the whole
+        # reply of this fast model in one read, so the connection is slowed to 8 kB/s (Chrome's own
+        # network throttling) for the reply to arrive, and be shown, in pieces as it would over a network.
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": 8000,
+                                                      "uploadThroughput": -1})
+        page.evaluate("""() => { window.seen = []; new MutationObserver(() => {
+            const r = document.querySelector('.msg.assistant .text'); if (r) window.seen.push(r.textContent.length);
+            }).observe(document.getElementById('log'), {subtree: true, characterData: true, childList: true}); }""")
         page.fill("#max_tokens", "80")
         page.fill("#input", ASK)
         page.press("#input", "Enter")
@@ -75,21 +83,25 @@ def test_chat_page_streams_shows_markup_as_text_and_keeps_history(chat_url, tmp_
         reply = page.locator(".msg.assistant .text").first
         assert reply.text_content() == REPLY  # markup and Vietnamese arrive as the characters the model wrote
         assert page.locator("#log b, #log img").count() == 0 and page.title() != "pwned"
-        assert page.evaluate("window.updates") > 5  # streamed in pieces, not one final write
+        seen = page.evaluate("window.seen")
+        partial = {n for n in seen if 0 < n < len(REPLY)}
+        assert len(partial) >= 3, seen  # the user watched the reply grow, it did not appear at once
+        cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                      "uploadThroughput": -1})
         assert bodies[-1]["stream"] is True and bodies[-1]["max_tokens"] == 80 and bodies[-1]["temperature"] == 0
 
         page.fill("#system", "Bạn là trợ lý.")
         page.evaluate("document.getElementById('system').dispatchEvent(new Event('change'))")
         page.fill("#input", "Cảm ơn")
         page.press("#input", "Enter")
-        page.wait_for_function("document.querySelectorAll(\".msg.assistant[data-done='1']\").length == 2",
-                               timeout=60_000)
+        page.locator(".msg.assistant[data-done='1']").nth(1).wait_for(timeout=60_000)
         sent = bodies[-1]["messages"]
         assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
         assert sent[0]["content"] == "Bạn là trợ lý." and sent[2]["content"] == REPLY and sent[3]["content"] == "Cảm ơn"
 
         page.reload()  # the conversation and settings survive a reload
-        page.wait_for_function("document.querySelectorAll('.msg').length == 4")
+        page.locator(".msg").nth(3).wait_for()
+        assert page.locator(".msg").count() == 4
         assert page.locator(".msg.assistant .text").first.text_content() == REPLY
         assert page.input_value("#system") == "Bạn là trợ lý."
         shot = tmp_path / "chat.png"
