@@ -70,6 +70,8 @@ def evaluate(index: Index, queries_path: str | Path, ks: tuple[int, ...] = (1, 3
     """{mode: {recall@k..., mrr}} plus "queries" and per-query first-relevant ranks under "ranks"."""
     queries = read_queries(queries_path, index)
     report: dict = {"queries": len(queries), "ranks": {}}
+    if set(modes) & {"dense", "hybrid"}:
+        index.embed_queries([q["query"] for q in queries])
     for mode in modes:
         ranked = [document_ranking(index, q["query"], mode) for q in queries]
         report[mode] = scores(ranked, queries, ks)
