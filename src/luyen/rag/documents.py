@@ -101,7 +101,7 @@ def read_document(path: Path, source: str, text_field: str = "text") -> Document
     sections = [s for s in sections if s.text.strip()]
     if not sections:
         raise LuyenError("the document holds no text", file=str(path), fix="remove it or add text")
-    return Document(source, path, file_sha256(path), title, sections)
+    return Document(source, path, file_sha256(path), title or path.stem, sections)
 
 
 def _text(path: Path) -> str:

@@ -44,17 +44,24 @@ class Encoder:
 @functools.lru_cache(maxsize=2)
 def load_encoder(name: str = SHIPPED) -> Encoder:
     """The encoder by name (the shipped one) or folder; cached, so a server loads it once."""
+    folder = _folder(name)
+    # sentence-transformers imports bitsandbytes, which offers to fetch a kernel from the hub (luyen never does)
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
     except ImportError:
         raise LuyenError("retrieval needs sentence-transformers", fix=_HINT) from None
-    folder = _folder(name)
-    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar for a 90 MB model is noise in `luyen rag query`
     try:
         model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     except (OSError, ValueError) as e:
         raise LuyenError(f"cannot load the sentence encoder ({e})", file=str(folder),
                          field="rag.encoder", fix="point rag.encoder at a sentence-transformers model folder") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return Encoder(name, model)
 
 
