@@ -16,7 +16,8 @@ arm alike instead of whichever happened to run during it. Per arm it reports:
 Arms are entries of ``ARMS`` (name -> setup function returning a ``generate(prompt, n) -> Timing``
 callable), so another runtime is one function. The ONNX arms export the model once into
 ``--workdir`` with ``luyen.export.onnx.export`` and print that export's own metrics (sizes, greedy
-agreement with transformers, perplexity fp32 vs int8) under ``onnx_export``. Prints one JSON object.
+agreement with transformers, perplexity fp32 vs int8) under ``onnx_export``; the llama.cpp arms do the
+same with ``luyen.export.gguf.export`` (q8_0, q4_k_m) under ``gguf_export``. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -109,10 +110,47 @@ def onnxruntime_arm(file_name: str):
     return setup
 
 
+def gguf_files(ctx: Context) -> Path:
+    """The embedded model exported once to q8_0 and q4_k_m GGUF in the workdir; the export's metrics go in the JSON."""
+    from luyen.export.gguf import export
+    out = ctx.workdir / "gguf"
+    metrics_file = out / "export-metrics.json"
+    if not (out / "model-q4_k_m.gguf").is_file() or not metrics_file.is_file():
+        from luyen.manifest import atomic_write
+        metrics = export(ctx.model_dir, out, ["q8_0", "q4_k_m"], None)
+        atomic_write(metrics_file, json.dumps(metrics, indent=2))
+    ctx.info["gguf_export"] = json.loads(metrics_file.read_text(encoding="utf-8"))
+    return out
+
+
+def llama_cpp_arm(quant: str):
+    def setup(ctx: Context) -> Callable[[str, int], Timing]:
+        from llama_cpp import Llama
+        from transformers import AutoTokenizer
+        llm = Llama(model_path=str(gguf_files(ctx) / f"model-{quant}.gguf"), n_ctx=512, n_threads=ctx.threads,
+                    verbose=False)
+        tok = AutoTokenizer.from_pretrained(ctx.model_dir)
+
+        def generate(prompt: str, n: int) -> Timing:
+            ids, count, first = tok(prompt)["input_ids"], 0, None
+            llm.reset()  # no KV prefix reuse from the previous round: every run processes its prompt
+            start = time.perf_counter()
+            for _ in llm.generate(ids, temp=0.0, top_k=1):  # greedy; end-of-text ignored until n tokens
+                count += 1
+                first = first if first is not None else time.perf_counter() - start
+                if count == n:
+                    break
+            return Timing(first, time.perf_counter() - start, count)
+        return generate
+    return setup
+
+
 ARMS: dict[str, Callable[[Context], Callable[[str, int], Timing]]] = {
     "transformers-fp32": transformers_fp32,
     "onnxruntime-fp32": onnxruntime_arm("model.onnx"),
     "onnxruntime-int8": onnxruntime_arm("model_int8.onnx"),
+    "llama.cpp-q8_0": llama_cpp_arm("q8_0"),
+    "llama.cpp-q4_k_m": llama_cpp_arm("q4_k_m"),
 }
 
 

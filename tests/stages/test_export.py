@@ -87,6 +87,23 @@ def test_an_unfinished_train_run_is_refused(tmp_path, lora_run, tiny_model_dir):
         run(cfg(tiny_model_dir), half, tmp_path / "out", fmt="merged")
 
 
+def test_an_existing_export_is_kept_unless_overwrite(tmp_path, tiny_model_dir):
+    out = tmp_path / "m"
+    first = run(cfg(tiny_model_dir), tiny_model_dir, out, fmt="merged")
+    with pytest.raises(LuyenError, match="already holds another run"):
+        run(cfg(tiny_model_dir), tiny_model_dir, out, fmt="merged")
+    assert json.loads((out / "manifest.json").read_text()) == first
+    assert run(cfg(tiny_model_dir), tiny_model_dir, out, fmt="merged", overwrite=True)["stage"] == "export"
+
+
+def test_a_prompt_tuning_adapter_has_nothing_to_merge(tmp_path, tiny_model_dir, tiny_data_dir):
+    from luyen.train.stage import run as train
+    train(cfg(tiny_model_dir, "train.method=prompt", "train.max_steps=1"), tiny_data_dir, tmp_path / "prompt")
+    with pytest.raises(LuyenError, match="prompt_tuning adapter adds virtual tokens"):
+        run(cfg(tiny_model_dir), tmp_path / "prompt", tmp_path / "out", fmt="gguf")
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_gguf_extra_names_the_install_command(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
     with pytest.raises(LuyenError, match=r"pip install 'luyen\[gguf\]'"):
@@ -105,7 +122,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, tiny_model_dir):
 
 # --- GGUF -------------------------------------------------------------------------------------------
 
-def make_spm_model(path: Path, arch: str, hidden: int = 256, steps: int = 60) -> Path:
+def make_spm_model(path: Path, arch: str, hidden: int = 256, steps: int = 40) -> Path:
     """A tiny model with a sentencepiece tokenizer (tokenizer.model, which llama.cpp's converter reads
     for any vocabulary) that has memorised CORPUS, so its greedy continuations win by wide margins and
     quantisation noise cannot honestly flip them."""

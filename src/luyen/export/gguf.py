@@ -160,6 +160,7 @@ def quantize(src: Path, dst: Path, quant: str) -> None:
 
     import llama_cpp
     ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}[quant]
+    silence_llama_cpp()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = os.cpu_count() or 1
@@ -167,13 +168,19 @@ def quantize(src: Path, dst: Path, quant: str) -> None:
         raise LuyenError(f"llama.cpp could not quantise to {quant}", file=str(src), fix="try another --quant")
 
 
+def silence_llama_cpp() -> None:
+    """llama.cpp logs every tensor it quantises, and its loader prints notes even with verbose=False."""
+    import llama_cpp
+    global _SILENT
+    if _SILENT is None:
+        _SILENT = llama_cpp.llama_log_callback(lambda level, text, data: None)
+        llama_cpp.llama_log_set(_SILENT, None)
+
+
 def load(path: Path, n_ctx: int = 128):
     """A llama_cpp.Llama on ``path`` that keeps every position's logits (for checks), all cores, quiet."""
     import llama_cpp
-    global _SILENT
-    if _SILENT is None:  # verbose=False still lets llama.cpp's loader print notes about cache layouts
-        _SILENT = llama_cpp.llama_log_callback(lambda level, text, data: None)
-        llama_cpp.llama_log_set(_SILENT, None)
+    silence_llama_cpp()
     return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, logits_all=True, verbose=False)
 
 
@@ -195,7 +202,7 @@ def hf_greedy(model, prompt_ids: list[int], n: int) -> tuple[list[int], list[flo
     out, margins = [], []
     with torch.no_grad():
         for _ in range(n):  # the whole sequence each step: a few short prompts, no cache API to track
-            top = model(torch.tensor([prompt_ids + out]), use_cache=False).logits[0, -1].float().topk(2)
+            top = model(torch.tensor([prompt_ids + out]), use_cache=False, logits_to_keep=1).logits[0, -1].float().topk(2)
             out.append(int(top.indices[0]))
             margins.append(float(top.values[0] - top.values[1]))
     return out, margins

@@ -28,6 +28,9 @@ def run(cfg: RunConfig, run_or_model: str | Path, out_dir: str | Path, fmt: str 
     console = console or Console(stderr=True)
     exporter, quant = _exporter(fmt, quant)
     source = _check_source(run_or_model)
+    out_dir = Path(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        RunDir.create(out_dir, stage="export")  # refuses with the usual message, before minutes of loading
     with console.status(f"export: loading {source}", spinner="dots"):
         model, tok = load_trained(source, trust_remote_code=cfg.model.trust_remote_code)
         model = merge_adapter(model, str(source))
@@ -37,7 +40,7 @@ def run(cfg: RunConfig, run_or_model: str | Path, out_dir: str | Path, fmt: str 
     provenance = {"source": str(source), "format": fmt, "quant": quant,
                   "merged_adapter": (model_folder(source) / "adapter_config.json").is_file(),
                   "parameters": sum(p.numel() for p in model.parameters())}
-    with RunDir.create(Path(out_dir), stage="export", overwrite=overwrite) as rd:
+    with RunDir.create(out_dir, stage="export", overwrite=overwrite) as rd:
         if exporter is None:
             console.print(f"export: saving the merged model into {rd.path}", highlight=False)
             save_merged(model, tok, rd.path, provenance)
