@@ -243,5 +243,5 @@ def test_a_tokenizer_llama_cpp_does_not_know_fails_in_one_line_without_a_manifes
     # a BPE vocabulary trained here: llama.cpp's converter recognises BPE pre-tokenizers by a hash of known models
     with pytest.raises(LuyenError, match="llama.cpp's converter failed: .*pre-tokenizer") as e:
         run(cfg(tiny_gemma_tokenizer_dir), tiny_gemma_tokenizer_dir, tmp_path / "out", fmt="gguf", quant=["q8_0"])
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and str(e.value).startswith(f"{tiny_gemma_tokenizer_dir}: ")
     assert not (tmp_path / "out" / "manifest.json").exists() and not list((tmp_path / "out").glob("*.gguf"))

@@ -49,7 +49,12 @@ def run(cfg: RunConfig, run_or_model: str | Path, out_dir: str | Path, fmt: str 
             with tempfile.TemporaryDirectory(prefix="luyen-merged-") as tmp:
                 save_merged(model, tok, Path(tmp), provenance)
                 del model  # the exporter reloads what it needs from the folder
-                metrics = exporter(Path(tmp), rd.path, quant, console)
+                try:
+                    metrics = exporter(Path(tmp), rd.path, quant, console)
+                except LuyenError as e:  # name what the user passed, not the temp folder
+                    if e.file != tmp:
+                        raise
+                    raise LuyenError(e.message, file=str(source), field=e.field, fix=e.fix) from None
         rd.outputs += sorted(str(p.relative_to(rd.path)) for p in rd.path.rglob("*")
                              if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
         return rd.finish(config=cfg.model_dump(), inputs=_input_files(source),
