@@ -245,3 +245,23 @@ def test_a_tokenizer_llama_cpp_does_not_know_fails_in_one_line_without_a_manifes
         run(cfg(tiny_gemma_tokenizer_dir), tiny_gemma_tokenizer_dir, tmp_path / "out", fmt="gguf", quant=["q8_0"])
     assert "\n" not in str(e.value) and str(e.value).startswith(f"{tiny_gemma_tokenizer_dir}: ")
     assert not (tmp_path / "out" / "manifest.json").exists() and not list((tmp_path / "out").glob("*.gguf"))
+
+
+def test_only_the_converter_is_kept_from_the_source_distribution(tmp_path):
+    import tarfile
+
+    from luyen.export.gguf import converter_dir, extract_converter
+    sdist = tmp_path / "llama_cpp_python-9.9.9.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:  # the real converter, laid out as in llama-cpp-python's sdist
+        tar.add(converter_dir(), arcname="llama_cpp_python-9.9.9/vendor/llama.cpp")
+        (tmp_path / "ggml.c").write_text("int main() { return 0; }")
+        tar.add(tmp_path / "ggml.c", arcname="llama_cpp_python-9.9.9/vendor/llama.cpp/ggml/src/ggml.c")
+    extract_converter(sdist, tmp_path / "conv")
+    assert sorted(p.name for p in (tmp_path / "conv").iterdir()) == ["conversion", "convert_hf_to_gguf.py", "gguf-py"]
+    assert (tmp_path / "conv" / "gguf-py" / "gguf" / "gguf_writer.py").is_file()
+    empty = tmp_path / "llama_cpp_python-0.0.1.tar.gz"
+    with tarfile.open(empty, "w:gz") as tar:
+        tar.add(tmp_path / "ggml.c", arcname="llama_cpp_python-0.0.1/vendor/llama.cpp/ggml.c")
+    with pytest.raises(LuyenError, match="has no vendor/llama.cpp/convert_hf_to_gguf.py"):
+        extract_converter(empty, tmp_path / "conv2")
+    assert not (tmp_path / "conv2").exists()
