@@ -199,3 +199,17 @@ def test_rag_chat_keeps_the_plain_questions_in_its_history(tiny_gemma_tokenizer_
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_python_api_takes_settings_by_name(engine):
+    """luyen.load(M).generate(text, max_new_tokens=...) as the README shows; a misspelt setting is one clear error."""
+    from luyen.errors import LuyenError
+    by_name = engine.generate("Hà Nội là", max_new_tokens=5)
+    assert by_name.text == engine.generate("Hà Nội là", GenerateConfig(max_new_tokens=5)).text
+    assert by_name.completion_tokens <= 5
+    msgs = [{"role": "user", "content": "Xin chào"}]
+    assert engine.chat(msgs, GenerateConfig(max_new_tokens=20), max_new_tokens=3).completion_tokens <= 3
+    with pytest.raises(LuyenError, match=r"generate\.max_tokens.*max_new_tokens"):
+        engine.generate("Hà Nội là", max_tokens=5)
+    with pytest.raises(LuyenError, match=r"generate\.temperature"):
+        engine.chat(msgs, temperature=-1)

@@ -28,6 +28,20 @@ class Completion:
     seconds: float
 
 
+def _settings(cfg: GenerateConfig | None, settings: dict) -> GenerateConfig:
+    """`cfg` (default settings) with keyword overrides, validated; an unknown name is a one-line error."""
+    from pydantic import ValidationError
+    from luyen.errors import LuyenError
+    base = (cfg or GenerateConfig()).model_dump()
+    try:
+        return GenerateConfig(**{**base, **settings})
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = ".".join(str(x) for x in err["loc"])
+        fix = f"use one of {', '.join(GenerateConfig.model_fields)}" if err["type"] == "extra_forbidden" else None
+        raise LuyenError(err["msg"], field=f"generate.{name}", fix=fix) from None
+
+
 def inference_dtype(precision: str = "auto"):
     """bf16 where the hardware multiplies it natively (GPUs, AVX512-BF16/AMX CPUs: 2.2x fp32 here), else fp32."""
     from luyen.models.estimate import cpu_has_bf16
@@ -77,17 +91,19 @@ class Engine:
         from luyen.data.template import render
         return render(self.tok, self.template, messages, add_generation_prompt=True)
 
-    def chat(self, conversations: list[dict] | list[list[dict]], cfg: GenerateConfig | None = None):
-        """One chat (a list of messages) -> a Completion; a list of chats -> a list."""
+    def chat(self, conversations: list[dict] | list[list[dict]], cfg: GenerateConfig | None = None, **settings):
+        """One chat (a list of messages) -> a Completion; a list of chats -> a list.
+        `settings` override `cfg` by name: ``engine.chat(messages, max_new_tokens=64, temperature=0.7)``."""
         single = bool(conversations) and isinstance(conversations[0], dict)
         chats = [conversations] if single else conversations
-        out = self._run([self.render(c) for c in chats], cfg or GenerateConfig(), templated=True)
+        out = self._run([self.render(c) for c in chats], _settings(cfg, settings), templated=True)
         return out[0] if single else out
 
-    def generate(self, prompts: str | list[str], cfg: GenerateConfig | None = None):
-        """Plain continuation of text prompts (the tokenizer's BOS added); a str gives one Completion."""
+    def generate(self, prompts: str | list[str], cfg: GenerateConfig | None = None, **settings):
+        """Plain continuation of text prompts (the tokenizer's BOS added); a str gives one Completion.
+        `settings` override `cfg` by name: ``engine.generate("Học máy là", max_new_tokens=32)``."""
         single = isinstance(prompts, str)
-        out = self._run([prompts] if single else list(prompts), cfg or GenerateConfig(), templated=False)
+        out = self._run([prompts] if single else list(prompts), _settings(cfg, settings), templated=False)
         return out[0] if single else out
 
     def _run(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
