@@ -169,12 +169,15 @@ def test_rag_answers_over_the_index_passages(tmp_path, tiny_gemma_tokenizer_dir,
     assert "hanh-ly-xach-tay.md" in msgs[-1]["content"]  # the passage the question is about was put in the prompt
     assert code == 0, err
     assert out == engine.chat(msgs, GenerateConfig(max_new_tokens=6)).text + "\n"
+    # a random model cites nothing, so the passages it was given are listed for the reader to check
+    assert "sources (none cited): [1] hanh-ly-xach-tay.md" in " ".join(err.split())
     src = tmp_path / "q.jsonl"
     src.write_text(json.dumps({"id": "q", "prompt": QUESTION}, ensure_ascii=False) + "\n", encoding="utf-8")
     code, _, err = cli("generate", "--model", tiny_gemma_tokenizer_dir, "--input", src, "--output",
                        tmp_path / "a.jsonl", "-n", "6", "--rag", index_dir)
     row = json.loads((tmp_path / "a.jsonl").read_text(encoding="utf-8"))
     assert code == 0 and row["text"] + "\n" == out and row["sources"] == []  # a random model cites nothing
+    assert [r["n"] for r in row["retrieved"]] == [1, 2] and row["retrieved"][0]["source"] == "hanh-ly-xach-tay.md"
     code, _, err = cli("generate", "--model", tiny_gemma_tokenizer_dir, "--prompt", "x", "--no-chat", "--rag", index_dir)
     assert code == 2 and "--rag answers through the chat template" in err
 
@@ -192,8 +195,10 @@ def test_rag_chat_keeps_the_plain_questions_in_its_history(tiny_gemma_tokenizer_
         shown = re.sub(r"\x1b\[[0-9;]*m", "", child.before.replace("\r\n", "\n")).split("\n(cut at")[0]
         history.append({"role": "user", "content": question})
         reply = engine.chat(grounded(index_dir, history), cfg)
-        # the last line: transformers may warn above it that the passages exceed the tiny model's 256 positions
-        assert shown.strip().split("\n")[-1] == reply.text.strip()
+        # transformers may warn above the reply that the passages exceed the tiny model's 256 positions;
+        # below it the passages it was given (a random model cites none)
+        answer, _, listed = shown.rpartition("sources (none cited): ")
+        assert answer.strip().endswith(reply.text.strip()) and listed.startswith("[1] ")
         history.append({"role": "assistant", "content": reply.text})
     child.sendline("/exit")
     child.expect(pexpect.EOF)

@@ -10,7 +10,8 @@ goes through the model's chat template (``--chat``) when the model has one of it
 `luyen train` output does, and is continued as plain text (``--no-chat``) otherwise, as a base model
 expects; either can be forced. With ``--rag INDEX`` each question is answered over the index's best
 passages (``luyen.rag.augment``), always through the chat template, and the passages the answer
-cites are listed; the chat history keeps the questions as asked, not the passages.
+cites are listed (all passages it was given when it cites none); the chat history keeps the
+questions as asked, not the passages.
 """
 from __future__ import annotations
 
@@ -101,12 +102,28 @@ def sources(answer: str, hits) -> list[dict]:
     return [{k: c[k] for k in ("n", "label", "source", "position")} for c in cite(answer, hits)]
 
 
+def retrieved(hits) -> list[dict]:
+    """Every passage the answer was given, numbered as in its prompt."""
+    return [{"n": n, "label": h.label, "source": h.source, "position": h.position} for n, h in enumerate(hits, 1)]
+
+
+def show_sources(console, answer: str, hits) -> None:
+    """The cited passages one per line; when the answer cites none (small models often do not), the
+    passages it was given, so the reader can still check where it came from."""
+    cited = sources(answer, hits)
+    for c in cited:
+        console.print(f"[{c['n']}] {c['label']}", markup=False, style="dim")
+    if not cited and hits:
+        given = ", ".join(f"[{c['n']}] {c['label']}" for c in retrieved(hits))
+        console.print(f"sources (none cited): {given}", markup=False, style="dim")
+
+
 @friendly
 def generate(
     model: str = typer.Option("gemma3-270m", "--model", "-m", help="A `luyen train` run, a model folder, a .gguf, a preset or a hub id."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Text to answer or continue; the answer goes to stdout."),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help='JSONL of {"prompt": ...} or {"messages": [...]} lines, optional "id".'),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL written with id, text, tokens, finish_reason per input line."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL written with id, text, tokens, finish_reason (and with --rag the passages cited and given) per input line."),
     chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help="Wrap prompts in the chat template (default: when the model has its own template)."),
     system: System = None, rag: Rag = None, config: ConfigFile = None, temperature: Temperature = None,
     top_p: TopP = None, top_k: TopK = None, max_new_tokens: MaxNew = None, repetition_penalty: RepPenalty = None,
@@ -135,8 +152,7 @@ def generate(
         messages, hits = ground(index, as_messages(prompt, system)) if index else (as_messages(prompt, system), [])
         done = engine.chat(messages, cfg) if templated else engine.generate(prompt, cfg)
         typer.echo(done.text)
-        for c in sources(done.text, hits) if index else []:
-            err.print(f"[{c['n']}] {c['label']}", markup=False, style="dim")
+        show_sources(err, done.text, hits)
         err.print(f"[dim]{done.completion_tokens} tokens, {done.finish_reason}, {done.seconds:.1f} s[/dim]")
         return
     results = run_requests(engine, requests, cfg, templated, system, index)
@@ -204,7 +220,7 @@ def run_requests(engine, requests: list[dict], cfg: GenerateConfig, templated: b
                     out[i] = {"id": requests[i]["id"], "text": c.text, "tokens": c.completion_tokens,
                               "prompt_tokens": c.prompt_tokens, "finish_reason": c.finish_reason}
                     if index is not None:
-                        out[i]["sources"] = sources(c.text, hits[i])
+                        out[i]["sources"], out[i]["retrieved"] = sources(c.text, hits[i]), retrieved(hits[i])
                 bar.advance(task, len(chunk))
     return out
 
@@ -278,8 +294,7 @@ class Session:
             return
         self.history.append({"role": "assistant", "content": reply.text})
         self.out.print(reply.text, markup=False)
-        for c in sources(reply.text, hits) if self.index else []:
-            self.out.print(f"[{c['n']}] {c['label']}", markup=False, style="dim")
+        show_sources(self.out, reply.text, hits)
         if reply.finish_reason == "length":
             self.out.print(f"[dim](cut at {reply.completion_tokens} tokens; raise --max-new-tokens)[/dim]")
 
