@@ -362,6 +362,14 @@ def test_rag_grounds_chat_requests_in_the_index(tmp_path, tiny_gemma_tokenizer_d
         client = OpenAI(base_url=url + "/v1", api_key="-", max_retries=0)
         out = client.chat.completions.create(model=str(tiny_gemma_tokenizer_dir), messages=question, max_tokens=6,
                                              temperature=0)
+        stream = list(client.chat.completions.create(model=str(tiny_gemma_tokenizer_dir), messages=question,
+                                                     max_tokens=6, temperature=0, stream=True))
+    # the passages the model was given, numbered as in its prompt, come back beside the answer
+    given = [{"n": n, "label": h.label, "source": h.source, "position": h.position, "heading": h.heading}
+             for n, h in enumerate(index.search(question[0]["content"]), 1)]
+    assert out.model_extra["sources"] == given and given[0]["source"] == "hanh-ly-xach-tay.md"
+    assert stream[0].model_extra["sources"] == given
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == out.choices[0].message.content
     engine = Engine(*load_trained(str(tiny_gemma_tokenizer_dir), dtype=torch.float32))
     want = engine.chat(grounded, GenerateConfig(max_new_tokens=6))
     assert out.choices[0].message.content == want.text and out.usage.prompt_tokens == want.prompt_tokens

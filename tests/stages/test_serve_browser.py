@@ -109,3 +109,33 @@ def test_chat_page_streams_shows_markup_as_text_and_keeps_history(chat_url, tmp_
         browser.close()
     assert shot.stat().st_size > 10_000
     assert requests and all(u.startswith(chat_url) for u in requests), "the page reached outside the server"
+
+
+def test_chat_page_lists_the_retrieved_sources_as_text(parrot_dir, tmp_path):
+    """With `luyen serve --rag` the page shows the passages the answer was given under it; a document
+    whose name is markup stays text."""
+    from playwright.sync_api import sync_playwright
+    from luyen.config import load_config
+    from luyen.rag import build_index
+    from luyen.serve import load_rag
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    name = "<b>hanh-ly<b>.md"  # no slash: it is a file name
+    (docs / name).write_text("# Hành lý xách tay\n\nMỗi hành khách được mang 7 kg hành lý xách tay.\n", encoding="utf-8")
+    build_index(load_config(None, ["rag.k=1"]), [docs], tmp_path / "index")
+    backend = TransformersBackend.load(str(parrot_dir), dtype=torch.float32)
+    with running(create_app(backend, ServeConfig(max_prompt_tokens=4096), rag=load_rag(str(tmp_path / "index")))) as url, \
+            sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#model option", state="attached")
+        page.fill("#max_tokens", "8")
+        page.fill("#input", "Được mang bao nhiêu kg hành lý?")
+        page.press("#input", "Enter")
+        page.wait_for_selector(".msg.assistant[data-done='1']", timeout=60_000)
+        shown = page.locator(".msg.assistant .sources").text_content()
+        assert page.locator("#log b").count() == 0
+        browser.close()
+    # the parrot cites nothing, so every passage it was given is listed
+    assert shown == f"Nguồn (không trích dẫn): [1] {name}"

@@ -47,17 +47,23 @@ def build_app(model: str, cfg: ServeConfig):
 
 
 def load_rag(path: str):
-    """A function messages -> messages that puts the index's best passages for the last user turn into
-    it (`luyen.rag.augment`, with the index's own k and prompt template)."""
+    """A function messages -> (messages, sources) that puts the index's best passages for the last user
+    turn into it (`luyen.rag.augment`, with the index's own k and prompt template) and lists them,
+    numbered as the prompt numbers them, for the reply's `sources`."""
     try:
         from luyen.rag import augment, load_index
     except ImportError:
         raise LuyenError("--rag needs the rag extra", field="serve.rag", fix="pip install 'luyen[rag]'") from None
     index = load_index(path)
 
-    def with_context(messages: list[dict]) -> list[dict]:
+    def with_context(messages: list[dict]) -> tuple[list[dict], list[dict]]:
         query = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        return augment(messages, index.search(query), index.settings.get("template")) if query.strip() else messages
+        if not query.strip():
+            return messages, []
+        hits = index.search(query)
+        sources = [{"n": n, "label": h.label, "source": h.source, "position": h.position, "heading": h.heading}
+                   for n, h in enumerate(hits, 1)]
+        return augment(messages, hits, index.settings.get("template")), sources
     return with_context
 
 

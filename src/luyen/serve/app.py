@@ -29,7 +29,9 @@ PAGE_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-i
 
 
 def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
-    """``rag``: a function messages -> messages (see luyen.serve.load_rag) applied to chat requests."""
+    """``rag``: a function messages -> (messages, sources) (see luyen.serve.load_rag) applied to chat
+    requests; the passages given to the model come back in the reply's top-level ``sources`` (the first
+    chunk's, when streaming), a field OpenAI clients keep as an extra."""
     metrics = Metrics()
     scheduler = Scheduler(backend, max_batch_size=cfg.max_batch_size, wait_s=cfg.batch_wait_ms / 1000,
                           cache_size=cfg.cache_size, metrics=metrics)
@@ -72,11 +74,11 @@ def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
     async def chat(request: Request):
         req = p.parse(p.ChatRequest, await _body(request, cfg.max_body_bytes))
         _check_model(backend, req.model)
-        messages = [m.plain() for m in req.messages]
+        messages, sources = [m.plain() for m in req.messages], None
         if rag is not None:
-            messages = await asyncio.to_thread(rag, messages)  # embedding a query takes a while: off the loop
+            messages, sources = await asyncio.to_thread(rag, messages)  # embedding a query takes a while
         prompts = [(backend.render(req.model, messages), True)]
-        return await _serve(request, req, prompts, backend, scheduler, metrics, cfg, chat=True)
+        return await _serve(request, req, prompts, backend, scheduler, metrics, cfg, chat=True, sources=sources)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
@@ -133,7 +135,7 @@ def _check_model(backend, name: str) -> None:
 
 
 async def _serve(request: Request, req, prompts, backend, scheduler: Scheduler, metrics: Metrics,
-                 cfg: ServeConfig, chat: bool):
+                 cfg: ServeConfig, chat: bool, sources: list[dict] | None = None):
     """Check limits, answer cached rows at once, queue the rest, and stream or collect the events."""
     max_tokens = req.limit(cfg.default_max_tokens)
     if max_tokens > cfg.max_tokens:
@@ -154,10 +156,13 @@ async def _serve(request: Request, req, prompts, backend, scheduler: Scheduler, 
     echo = [text if getattr(req, "echo", False) else "" for text, _ in prompts]
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(_sse(events, rows, req.model, chat, include_usage, echo, metrics),
+        return StreamingResponse(_sse(events, rows, req.model, chat, include_usage, echo, metrics, sources),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    return await _collect(request, events, rows, req.model, chat, echo, metrics)
+    reply = await _collect(request, events, rows, req.model, chat, echo, metrics)
+    if sources is not None and isinstance(reply, dict):
+        reply["sources"] = sources
+    return reply
 
 
 def _channel():
@@ -222,7 +227,7 @@ async def _collect(request, events, rows, model, chat, echo, metrics):
     return (p.chat_response if chat else p.completion_response)(rid, model, choices, use)
 
 
-async def _sse(events, rows, model, chat, include_usage, echo, metrics):
+async def _sse(events, rows, model, chat, include_usage, echo, metrics, sources=None):
     """Server-sent events as OpenAI streams them. If the client goes away, Starlette cancels this
     generator; `finally` marks its rows cancelled, so they stop at the next decoding step."""
     rid = p.new_id("chatcmpl" if chat else "cmpl")
@@ -236,7 +241,8 @@ async def _sse(events, rows, model, chat, include_usage, echo, metrics):
     try:
         for row in rows:
             if chat:
-                yield sse(chunk(rid, model, row.index, {"role": "assistant", "content": ""}))
+                first = chunk(rid, model, row.index, {"role": "assistant", "content": ""})
+                yield sse(first if sources is None else {**first, "sources": sources})
             elif echo[row.index]:
                 yield sse(chunk(rid, model, row.index, echo[row.index]))
         while done < len(rows):
