@@ -26,6 +26,16 @@ MANIFEST = "manifest.json"
 _LIBS = ("luyen", "torch", "transformers", "tokenizers", "peft", "accelerate", "numpy", "pydantic")
 
 
+def _file_mode() -> int:
+    """The mode open() gives a new file: 0666 less the process umask (read once; setting it is the only way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
     path = Path(path)
@@ -35,6 +45,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
+            os.fchmod(f.fileno(), _FILE_MODE)  # mkstemp makes 0600; a run's files are as readable as any other
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
