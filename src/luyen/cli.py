@@ -23,7 +23,7 @@ config_app = typer.Typer(help="Show the configuration tree.", no_args_is_help=Tr
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 console = Console()
-_OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+=")
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*=")
 
 
 def _models_app():
@@ -44,7 +44,8 @@ app.command("chat")(_infer_cli.chat)
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """Positional words are paths unless they look like dotted overrides (data.split.seed=7)."""
+    """Positional words are paths unless they look like overrides (seed=7, data.split.test=0.2) and
+    name no existing file; a misspelt key then gets the config's own "did you mean" error."""
     paths = [a for a in args if not _OVERRIDE.match(a) or Path(a).exists()]
     return paths, [a for a in args if a not in paths]
 

@@ -129,6 +129,7 @@ def test_on_error_skip_counts_and_continues(tmp_path, tiny_tokenizer_dir):
     (["data", "check", "GLOB/*.jsonl"], ["matches no file"]),
     (["data", "check", "GOOD", "data.splitt.train=0.5"], ["unknown config key 'data.splitt'", "did you mean 'data.split'"]),
     (["data", "check", "GOOD", "data.split.train=0.5"], ["must be 1.0"]),
+    (["data", "check", "GOOD", "sed=7"], ["unknown config key 'sed'", "did you mean 'seed'"]),  # not "no such file"
     (["data", "check", "GOOD", "--config", "BADYAML"], ["not valid YAML"]),
     (["data", "check", "GOOD", "--model", "gemma3-27Om"], ["did you mean"]),
 ])
@@ -181,3 +182,17 @@ def test_real_process_prints_no_traceback(tmp_path, tiny_tokenizer_dir):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "a.jsonl:1" in proc.stdout + proc.stderr
+
+
+def test_top_level_override_sets_the_split_seed(tmp_path, tiny_tokenizer_dir):
+    """`seed=7` (no dot) is an override, as the README shows, not a path."""
+    src = tmp_path / "a.jsonl"
+    src.write_bytes(jsonl(*good_lines(40)))
+    splits = {}
+    for seed in ("7", "8"):
+        out = tmp_path / f"out{seed}"
+        result = _run(["data", "prepare", str(src), "--out", str(out), "--model", str(tiny_tokenizer_dir), f"seed={seed}"])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "manifest.json").read_text())["config"]["seed"] == int(seed)
+        splits[seed] = (out / "test.jsonl").read_text()
+    assert splits["7"] != splits["8"]
