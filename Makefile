@@ -1,5 +1,6 @@
 # make demo: set up .venv and run the pipeline on the embedded model and example data
-# (check, prepare, LoRA fine-tune, evaluate against the baselines, export to GGUF).
+# (check, prepare, LoRA fine-tune, index the training answers for retrieval, evaluate against
+# zero-shot, few-shot and retrieval, export to GGUF).
 # make test: set up .venv with every extra and run the whole test suite.
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -27,7 +28,8 @@ demo: setup
 	$(PY) -m luyen data check examples/data/vi_ai_qa.jsonl
 	$(PY) -m luyen data prepare examples/data/vi_ai_qa.jsonl --out $(DEMO)/data --overwrite
 	$(PY) -m luyen train configs/train.yaml --data $(DEMO)/data --out $(DEMO)/train --overwrite
-	$(PY) -m luyen eval --model $(DEMO)/train --data $(DEMO)/data --out $(DEMO)/eval --overwrite configs/train.yaml
+	$(PY) -m luyen rag index $(DEMO)/data/train.jsonl --out $(DEMO)/rag --overwrite
+	$(PY) -m luyen eval --model $(DEMO)/train --data $(DEMO)/data --out $(DEMO)/eval --overwrite --rag $(DEMO)/rag configs/train.yaml
 	$(PY) -m luyen export $(DEMO)/train --format gguf --quant q8_0 --out $(DEMO)/gguf --overwrite
 	@echo "report: $(DEMO)/eval/report.html; chat: .venv/bin/luyen chat $(DEMO)/train; serve: .venv/bin/luyen serve $(DEMO)/train"
 

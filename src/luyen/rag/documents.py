@@ -1,11 +1,12 @@
-"""Read documents for retrieval: .txt, .md, .html, .jsonl (one text field per line) and PDF.
+"""Read documents for retrieval: .txt, .md, .html, .jsonl (one text field, or a chat, per line) and PDF.
 
     docs, skipped = read_documents(["examples/data/airline_policies/"], text_field="text")
     docs[0].source, docs[0].title, docs[0].sections[0].text   # "bong-sen-vang-club.md", ...
     skipped   # [{"file": "scan.pdf", "error": "scan.pdf: no text layer ..."}] - reported, never indexed
 
 A document is one file; its sections are the units chunks never cross: the whole text of a .txt/.md
-file, one page of a PDF, one line of a .jsonl. A bad file (empty, binary, not UTF-8, an unreadable
+file, one page of a PDF, one line of a .jsonl (a line without the text field but with chat "messages",
+such as `luyen data prepare`'s train.jsonl, gives its user and assistant turns). A bad file (empty, binary, not UTF-8, an unreadable
 or image-only PDF, a .jsonl line without the text field) is one entry in `skipped`, and the rest go on.
 """
 from __future__ import annotations
@@ -157,11 +158,25 @@ def _jsonl(path: Path, text_field: str) -> list[Section]:
                 raise LuyenError(f"not valid {encoding} ({e.reason})", file=str(path), line=n,
                                  fix="convert the file to UTF-8") from None
             text = obj.get(text_field) if isinstance(obj, dict) else None
+            if text is None and isinstance(obj, dict) and text_field not in obj:
+                text = _chat_text(obj.get("messages"))
             if not isinstance(text, str):
                 raise LuyenError("no text", file=str(path), line=n, field=text_field,
                                  fix="give every line this field, or set rag.text_field to the field that holds the text")
             sections.append(Section(unicodedata.normalize("NFC", text), line=n))
     return sections
+
+
+def _chat_text(messages) -> str | None:
+    """A chat line ({"messages": [...]}, as `luyen data prepare` writes them, or OpenAI's) as its user and
+    assistant turns, one paragraph each: so a prepared train.jsonl indexes as question/answer passages,
+    the retrieval baseline over a team's own answers."""
+    if not isinstance(messages, list) or not messages:
+        return None
+    turns = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+    if not turns or not all(isinstance(t, str) for t in turns):
+        return None
+    return "\n\n".join(t.strip() for t in turns)
 
 
 def _pdf(path: Path) -> tuple[str, list[Section]]:

@@ -57,6 +57,7 @@ def test_each_type_reads_into_sections(tmp_path):
     ("notes.docx", b"PK\x03\x04", "unsupported document type"),
     ("bad.jsonl", b'{"text": "ok"}\n{"body": "no text field"}\n', "bad.jsonl:2: field 'text'"),
     ("badjson.jsonl", b'{"text": "ok"}\n{"text": \n', "not valid JSON"),
+    ("badchat.jsonl", b'{"messages": [{"role": "user", "content": null}]}\n', "badchat.jsonl:1: field 'text'"),
 ])
 def test_bad_files_are_one_line_errors_naming_the_file(tmp_path, name, data, says):
     path = tmp_path / name
@@ -95,3 +96,19 @@ def test_sources_are_relative_to_the_folder_and_collisions_refused(tmp_path):
         find_documents([tmp_path / "x" / "same.md", tmp_path / "y" / "same.md"])
     with pytest.raises(LuyenError, match="no such file"):
         find_documents([tmp_path / "missing"])
+
+
+def test_prepared_chat_lines_index_as_their_turns(tmp_path):
+    """`luyen data prepare`'s train.jsonl (chat records) reads as question-and-answer passages, one per
+    line, system prompts left out: the retrieval baseline over a team's own answers."""
+    import json
+    lines = [{"kind": "chat", "messages": [{"role": "system", "content": "Ngắn gọn."},
+                                           {"role": "user", "content": "Học máy là gì?"},
+                                           {"role": "assistant", "content": "Là cách máy học từ dữ liệu."}]},
+             {"kind": "chat", "messages": [{"role": "user", "content": "Overfitting?"},
+                                           {"role": "assistant", "content": "Học thuộc dữ liệu huấn luyện."}]}]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    doc = read_document(path, "train.jsonl")
+    assert [(s.text, s.line) for s in doc.sections] == [
+        ("Học máy là gì?\n\nLà cách máy học từ dữ liệu.", 1), ("Overfitting?\n\nHọc thuộc dữ liệu huấn luyện.", 2)]
