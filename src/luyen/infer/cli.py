@@ -102,11 +102,6 @@ def sources(answer: str, hits) -> list[dict]:
     return [{k: c[k] for k in ("n", "label", "source", "position")} for c in cite(answer, hits)]
 
 
-def retrieved(hits) -> list[dict]:
-    """Every passage the answer was given, numbered as in its prompt."""
-    return [{"n": n, "label": h.label, "source": h.source, "position": h.position} for n, h in enumerate(hits, 1)]
-
-
 def show_sources(console, answer: str, hits) -> None:
     """The cited passages one per line; when the answer cites none (small models often do not), the
     passages it was given, so the reader can still check where it came from."""
@@ -114,8 +109,9 @@ def show_sources(console, answer: str, hits) -> None:
     for c in cited:
         console.print(f"[{c['n']}] {c['label']}", markup=False, style="dim")
     if not cited and hits:
-        given = ", ".join(f"[{c['n']}] {c['label']}" for c in retrieved(hits))
-        console.print(f"sources (none cited): {given}", markup=False, style="dim")
+        from luyen.rag import given
+        listed = ", ".join(f"[{c['n']}] {c['label']}" for c in given(hits))
+        console.print(f"sources (none cited): {listed}", markup=False, style="dim")
 
 
 @friendly
@@ -220,7 +216,8 @@ def run_requests(engine, requests: list[dict], cfg: GenerateConfig, templated: b
                     out[i] = {"id": requests[i]["id"], "text": c.text, "tokens": c.completion_tokens,
                               "prompt_tokens": c.prompt_tokens, "finish_reason": c.finish_reason}
                     if index is not None:
-                        out[i]["sources"], out[i]["retrieved"] = sources(c.text, hits[i]), retrieved(hits[i])
+                        from luyen.rag import given
+                        out[i]["sources"], out[i]["retrieved"] = sources(c.text, hits[i]), given(hits[i])
                 bar.advance(task, len(chunk))
     return out
 

@@ -6,8 +6,9 @@
 
 A document is one file; its sections are the units chunks never cross: the whole text of a .txt/.md
 file, one page of a PDF, one line of a .jsonl (a line without the text field but with chat "messages",
-such as `luyen data prepare`'s train.jsonl, gives its user and assistant turns). A bad file (empty, binary, not UTF-8, an unreadable
-or image-only PDF, a .jsonl line without the text field) is one entry in `skipped`, and the rest go on.
+such as `luyen data prepare`'s train.jsonl, gives its user and assistant turns). A bad file (empty,
+binary, not UTF-8, an unreadable or image-only PDF, a .jsonl line with neither text nor a chat) is one
+entry in `skipped`, and the rest go on.
 """
 from __future__ import annotations
 

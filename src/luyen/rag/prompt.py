@@ -59,13 +59,22 @@ def _text(content) -> str:
     return "" if content is None else str(content)
 
 
+def given(hits) -> list[dict]:
+    """Every passage the prompt holds, numbered as `context` numbers them: what a reader needs to check
+    an answer (n, label, source, position, heading)."""
+    return [_about(n, hit) for n, hit in enumerate(hits, 1)]
+
+
+def _about(n: int, hit) -> dict:
+    return {"n": n, "label": hit.label, "source": hit.source, "position": hit.position, "heading": hit.heading}
+
+
 def cite(answer: str, hits) -> list[dict]:
-    """The passages `answer` cites as [n] (also [1, 2]), once each in order of first citation;
-    numbers with no passage behind them are left out."""
+    """The passages `answer` cites as [n] (also [1, 2]), once each in order of first citation, as
+    `given` describes them plus their text; numbers with no passage behind them are left out."""
     seen: list[int] = []
     for m in _CITATION.finditer(answer or ""):
         for n in map(int, re.split(r"\s*[,;]\s*", m.group(1))):
             if 1 <= n <= len(hits) and n not in seen:
                 seen.append(n)
-    return [{"n": n, "source": hits[n - 1].source, "label": hits[n - 1].label, "position": hits[n - 1].position,
-             "text": hits[n - 1].text} for n in seen]
+    return [{**_about(n, hits[n - 1]), "text": hits[n - 1].text} for n in seen]

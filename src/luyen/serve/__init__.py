@@ -51,7 +51,7 @@ def load_rag(path: str):
     turn into it (`luyen.rag.augment`, with the index's own k and prompt template) and lists them,
     numbered as the prompt numbers them, for the reply's `sources`."""
     try:
-        from luyen.rag import augment, load_index
+        from luyen.rag import augment, given, load_index
     except ImportError:
         raise LuyenError("--rag needs the rag extra", field="serve.rag", fix="pip install 'luyen[rag]'") from None
     index = load_index(path)
@@ -61,9 +61,7 @@ def load_rag(path: str):
         if not query.strip():
             return messages, []
         hits = index.search(query)
-        sources = [{"n": n, "label": h.label, "source": h.source, "position": h.position, "heading": h.heading}
-                   for n, h in enumerate(hits, 1)]
-        return augment(messages, hits, index.settings.get("template")), sources
+        return augment(messages, hits, index.settings.get("template")), given(hits)
     return with_context
 
 

@@ -159,10 +159,7 @@ async def _serve(request: Request, req, prompts, backend, scheduler: Scheduler, 
         return StreamingResponse(_sse(events, rows, req.model, chat, include_usage, echo, metrics, sources),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    reply = await _collect(request, events, rows, req.model, chat, echo, metrics)
-    if sources is not None and isinstance(reply, dict):
-        reply["sources"] = sources
-    return reply
+    return await _collect(request, events, rows, req.model, chat, echo, metrics, sources)
 
 
 def _channel():
@@ -200,7 +197,7 @@ def _from_cache(row: Row, scheduler: Scheduler, metrics: Metrics) -> bool:
     return bool(hit)
 
 
-async def _collect(request, events, rows, model, chat, echo, metrics):
+async def _collect(request, events, rows, model, chat, echo, metrics, sources=None):
     texts, ends = [*echo], {}
     metrics.in_flight.inc()
     try:
@@ -224,7 +221,8 @@ async def _collect(request, events, rows, model, chat, echo, metrics):
     choices = [{"index": i, "text": texts[i], "finish_reason": ends[i][0]} for i in range(len(rows))]
     use = p.usage(sum(e[1] for e in ends.values()), sum(e[2] for e in ends.values()))
     rid = p.new_id("chatcmpl" if chat else "cmpl")
-    return (p.chat_response if chat else p.completion_response)(rid, model, choices, use)
+    reply = (p.chat_response if chat else p.completion_response)(rid, model, choices, use)
+    return reply if sources is None else {**reply, "sources": sources}
 
 
 async def _sse(events, rows, model, chat, include_usage, echo, metrics, sources=None):
