@@ -75,21 +75,48 @@ def stop_token_ids(tokenizer, template: str) -> list[int]:
     return ids
 
 
-def encode_chat(tokenizer, template: str, messages: list[dict], marker: str | None = None) -> tuple[list[int], list[bool]]:
-    """Token ids of the formatted chat and, per token, whether it is a loss-bearing target."""
+def encode_chat(tokenizer, template: str, messages: list[dict], marker: str | None = None,
+                targets: str = "all") -> tuple[list[int], list[bool]]:
+    """Token ids of the formatted chat and, per token, whether it is a loss-bearing target.
+
+    ``targets="all"`` marks every assistant turn (training); ``"last"`` only the final one (evaluation
+    scores the answer to the question, never earlier turns or few-shot examples)."""
     marker = end_marker(tokenizer, template) if marker is None else marker
     text = render(tokenizer, template, messages)
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
     spans, cursor = [], 0
-    for m in messages:
-        pos = text.find(m["content"], cursor)
+    for i in (turns[-1:] if targets == "last" else turns):
+        start = max(cursor, _turn_start(tokenizer, template, messages, i, text))
+        pos = text.find(messages[i]["content"], start)
         if pos < 0:
-            raise ValueError(f"the chat template drops or rewrites a {m['role']} turn's content")
-        end = pos + len(m["content"])
-        if m["role"] == "assistant":
-            if marker and text.startswith(marker, end):
-                end += len(marker)
-            spans.append((pos, end))
-        cursor = end
+            raise ValueError("the chat template drops or rewrites an assistant turn's content")
+        end = pos + len(messages[i]["content"])
+        spans.append((pos, _marker_end(text, end, marker)))
+        cursor = spans[-1][1]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     mask = [any(s <= a and b <= e for s, e in spans) and b > a for a, b in enc["offset_mapping"]]
     return enc["input_ids"], mask
+
+
+def _turn_start(tokenizer, template: str, messages: list[dict], i: int, text: str) -> int:
+    """Where assistant turn ``i``'s content can start: after the rendered chat up to it plus the
+    generation prompt (its turn header), so an answer such as "model" or "a" is never found inside the
+    header or an earlier turn. For templates whose partial renders are not prefixes of the whole, 0:
+    the search then starts after the previous assistant turn."""
+    for gen in (True, False):
+        try:
+            before = render(tokenizer, template, messages[:i], add_generation_prompt=gen) if i else ""
+        except Exception:  # noqa: BLE001  (a template may refuse a partial chat with its own raise_exception)
+            continue
+        if text.startswith(before):
+            return len(before)
+    return 0
+
+
+def _marker_end(text: str, end: int, marker: str) -> int:
+    """The end of the turn's target: past the end marker when it follows the content, whitespace first
+    allowed (Llama-2 style templates write ``content + ' ' + eos``)."""
+    j = end
+    while j < len(text) and text[j].isspace():
+        j += 1
+    return j + len(marker) if marker and text.startswith(marker, j) else end

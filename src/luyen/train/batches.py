@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from luyen.data.formats import as_chat
-from luyen.data.template import encode_chat, end_marker
+from luyen.data.template import encode_chat, end_marker, stop_token_ids
 
 IGNORE = -100
 SORT_WINDOW = 32  # steps whose examples are sorted by length together (more = less padding, less randomness)
@@ -51,6 +51,7 @@ class EncodeStats:
     tokens: int = 0
     loss_tokens: int = 0
     longest: int = 0
+    no_stop: int = 0      # chat examples whose last target is not a stop token (the model would never learn to stop)
     kinds: dict = field(default_factory=dict)
 
 
@@ -66,7 +67,7 @@ def shifted(ids: list[int], mask: list[bool]) -> Example:
 def encode(records: list[dict], tokenizer, template: str, max_length: int, text_block: int | None = None
            ) -> tuple[list[Example], EncodeStats]:
     """Chat-like records through the chat template; raw text as EOS-separated blocks of `text_block` tokens."""
-    stats, out, marker = EncodeStats(records=len(records)), [], None
+    stats, out, marker, stops = EncodeStats(records=len(records)), [], None, None
     texts = []
     for rec in records:
         stats.kinds[rec["kind"]] = stats.kinds.get(rec["kind"], 0) + 1
@@ -75,12 +76,14 @@ def encode(records: list[dict], tokenizer, template: str, max_length: int, text_
             texts.append(rec["text"])
             continue
         if marker is None:
-            marker = end_marker(tokenizer, template)
+            marker, stops = end_marker(tokenizer, template), set(stop_token_ids(tokenizer, template))
         try:
             ids, mask = encode_chat(tokenizer, template, chat, marker)
         except ValueError:  # the template drops or rewrites a turn: nothing can be learned from it
             stats.no_loss += 1
             continue
+        last = max((i for i, m in enumerate(mask) if m), default=None)
+        stats.no_stop += last is not None and ids[last] not in stops
         _add(out, stats, shifted(ids, mask), max_length)
     if texts:
         for block in text_blocks(texts, tokenizer, text_block or max_length):

@@ -244,6 +244,12 @@ def _check_examples(stats, tc, world: int, data_dir: Path) -> None:
         raise LuyenError(f"{stats.no_loss} of {stats.records} training examples have no loss-bearing token "
                          "(no assistant turn survives the template)", file=where,
                          fix="check the chat roles (the model must answer as 'assistant') or the chat template")
+    if stats.no_stop:
+        raise LuyenError(f"{stats.no_stop} of {stats.records} training chats end their answer without a stop token "
+                         "(the chat template puts no EOS or end-of-turn token the loss can reach after the answer), so "
+                         "the model would never learn to stop", file=where,
+                         fix="use a chat template that ends each assistant turn with the tokenizer's EOS or a single "
+                         "end-of-turn token (model.chat_template), or leave it unset for luyen's default")
     if stats.examples == 0:
         reason = f"all {stats.too_long} are longer than max_length" if stats.too_long else "none has loss-bearing tokens"
         raise LuyenError(f"no training example is usable: {reason}", file=where,

@@ -1,6 +1,6 @@
 from transformers import AutoTokenizer
 
-from luyen.data.template import (CHATML_EOS_TEMPLATE, GEMMA_TEMPLATE, encode_chat, end_marker, resolve_chat_template,
+from luyen.data.template import (CHATML_EOS_TEMPLATE, GEMMA_TEMPLATE, encode_chat, end_marker, render, resolve_chat_template,
                                  stop_token_ids)
 from luyen.data.tokens import TokenCounter
 
@@ -53,3 +53,44 @@ def test_fast_length_estimate_matches_exact_encoding(tiny_gemma_tokenizer_dir):
     assert int(loss[0]) == sum(mask)
     assert counter.checks.n == 1 and not counter.checks.round_trip_failures and counter.checks.no_stop_token == 0
     assert int(total[1]) == int(loss[1]) == len(tok.encode("Học máy là gì?", add_special_tokens=False)) + 1
+
+
+HEADER_WORDS = {"gemma": ["a", "d", "m", "model", "user", "t", "n"], "chatml": ["a", "t", "s", "assistant", "user", "im"]}
+
+
+def test_answers_that_also_occur_in_the_turn_header_are_found_after_it(tiny_gemma_tokenizer_dir, tiny_tokenizer_dir):
+    """The answer is searched for only after its turn's rendered prefix: one-letter answers and answers
+    equal to a header word ("model", "assistant") are the targets, never a piece of the header."""
+    for layout, folder in (("gemma", tiny_gemma_tokenizer_dir), ("chatml", tiny_tokenizer_dir)):
+        tok = AutoTokenizer.from_pretrained(folder)
+        template = resolve_chat_template(tok)
+        end = end_marker(tok, template)
+        for answer in HEADER_WORDS[layout]:
+            chat = [{"role": "user", "content": "Trả lời một từ."}, {"role": "assistant", "content": answer}]
+            ids, mask = encode_chat(tok, template, chat)
+            assert targets(tok, ids, mask) == answer + end, (layout, answer)
+            text = tok.decode(ids)
+            first = next(i for i, m in enumerate(mask) if m)
+            # everything before the first target is the rendered prompt with its generation header
+            assert tok.decode(ids[:first]) == render(tok, template, chat[:1], add_generation_prompt=True), (layout, answer)
+            assert text.endswith(answer + end + "\n")
+        multi = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"},
+                 {"role": "user", "content": "a"}, {"role": "assistant", "content": "a"}]
+        ids, mask = encode_chat(tok, template, multi)
+        assert targets(tok, ids, mask) == ("a" + end) * 2, layout
+        ids, mask = encode_chat(tok, template, multi, targets="last")
+        assert targets(tok, ids, mask) == "a" + end, layout  # evaluation scores only the final answer
+        last = max(i for i, m in enumerate(mask) if m)
+        assert tok.decode(ids[:last + 1]) == render(tok, template, multi).rstrip("\n")
+
+
+LLAMA2_STYLE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+                "{% else %} {{ m['content'] }} {{ eos_token }}{% endif %}{% endfor %}")
+
+
+def test_an_end_marker_after_whitespace_is_learned(tiny_tokenizer_dir):
+    """Llama-2 style templates write `content + ' ' + eos`: the EOS is still a target."""
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    assert end_marker(tok, LLAMA2_STYLE) == "<eos>"
+    ids, mask = encode_chat(tok, LLAMA2_STYLE, CHAT[1:3])
+    assert targets(tok, ids, mask).endswith("Miền Bắc. <eos>") and ids[max(i for i, m in enumerate(mask) if m)] == tok.eos_token_id
