@@ -7,6 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.luyen-installed
 # The CPU wheel of this exact release: installing it first stops pip from pulling a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
+# llama.cpp (the gguf extra) is compiled from source. A native build (-march=native) on a CPU with AMX
+# crashes in ggml's AMX matmul (seen 2026-12-04, Xeon with AMX), and pip caches the wheel it built, so
+# a native wheel from one machine kind could reach another. luyen builds it once for plain AVX2, which
+# every x86-64 kind here has, so both kinds run the same llama.cpp kernels, into its own wheel folder.
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+WHEELS := $(HOME)/.cache/luyen/wheels/llama-cpp-avx2
 DEMO   := runs/demo
 
 .PHONY: setup demo test bench clean
@@ -15,6 +22,11 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
+	@if [ "$$(uname -m)" = x86_64 ]; then \
+		ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { echo "building llama.cpp for AVX2 (once, about 5 min)"; \
+			CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+				"$(LLAMA_CPP)" -w $(WHEELS); }; \
+		$(PY) -m pip install -q --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-*.whl; fi
 	$(PY) -m pip install -q -e ".[all]"
 	@touch $(STAMP)
 

@@ -60,3 +60,34 @@ def test_the_embedded_gguf_served_by_llama_cpp_speaks_vietnamese(gemma_gguf):
         stream = client.chat.completions.create(**chat, stop=["\u2063"], stream=True)
         streamed = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
         assert plain and "".join(streamed) == plain and len(streamed) > 1
+
+
+def backend_greedy(backend, prompt_ids: list[int], n: int) -> list[int]:
+    """One greedy row through the backend, as the scheduler runs it."""
+    from luyen.serve.scheduler import Row
+    row = Row(key=(backend.name, 0.0, 1.0, None), prompt_ids=prompt_ids, max_tokens=n, stop=[], deliver=lambda e: None)
+    backend.run(row.key, [row])
+    return row.ids
+
+
+@pytest.mark.integration
+def test_a_greedy_request_does_not_depend_on_the_requests_before_it(gemma_gguf):
+    """The same greedy request answers the same whatever was asked before it: every request starts from
+    an empty KV cache (llama-cpp-python's prefix reuse evaluated only the new part of the prompt, in
+    another batch shape, and the answer changed)."""
+    pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) is not installed")
+    from llama_cpp import Llama
+    backend = load_backend("llamacpp", str(gemma_gguf), {})
+    name = backend.name
+    chat = backend.encode(name, backend.render(name, [{"role": "user", "content": "Xin chào!"}]), True)
+    longer = backend.encode(name, backend.render(name, [{"role": "user", "content": "Xin chào! Bạn khỏe không?"}]), True)
+    first = backend_greedy(backend, chat, 16)
+    backend_greedy(backend, longer, 16)  # shares the chat's first tokens: a cached prefix to reuse
+    again = backend_greedy(backend, chat, 16)  # its whole prompt is the cached prefix of the last request
+    fresh = Llama(model_path=str(gemma_gguf), n_ctx=backend.context, n_threads=backend.llm.n_threads, verbose=False)
+    alone = []
+    for token in fresh.generate(chat, temp=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
+        if token in backend.stop_ids or len(alone) == 16:
+            break
+        alone.append(token)
+    assert first == again == alone, (backend.decode(first), backend.decode(again), backend.decode(alone))
