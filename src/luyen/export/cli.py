@@ -40,6 +40,7 @@ def export_command(
     files = [f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in manifest["outputs"].items()
              if name.endswith((".gguf", ".onnx", ".safetensors"))]
     console.print(f"wrote {out}: {', '.join(files)} in {manifest['wall_time_s']:.0f} s", highlight=False)
-    for q, a in (manifest["metrics"].get("agreement", {}) if fmt == "gguf" else {}).items():
-        console.print(f"  {q}: greedy tokens matching transformers on {len(a['first_tokens_matched'])} prompts: "
-                      f"{a['first_tokens_matched']} of {a['of']}", highlight=False)
+    if fmt == "gguf":
+        from luyen.export.gguf import describe_agreement
+        for q, a in manifest["metrics"].get("agreement", {}).items():
+            console.print(f"  {describe_agreement(q, a)}", highlight=False)
