@@ -117,7 +117,8 @@ def main() -> None:
         result["removed"] = report["cleaning"]
         result["scrub"] = report["scrub"]["found"]
         result["split"] = {k: report["split"][k] for k in ("train", "val", "test")}
-    print(json.dumps(result, indent=2))
+    from luyen.precision import machine
+    print(json.dumps({"machine": machine(), **result}, indent=2))
 
 
 if __name__ == "__main__":

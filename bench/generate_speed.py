@@ -195,6 +195,8 @@ def main() -> None:
                 result["arms"][name] = {**m, "setup_s": setup[name]}
     result["rounds"] = args.rounds
     result.update(ctx.info)
+    from luyen.precision import machine
+    result["machine"] = machine()
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

@@ -76,7 +76,8 @@ def main() -> None:
             "cross_validated_hybrid": cross_validated(folder, args.queries),
             "search_ms_median": latency,
         }
-    print(json.dumps(report, indent=2))
+    from luyen.precision import machine
+    print(json.dumps({"machine": machine(), **report}, indent=2))
 
 
 if __name__ == "__main__":

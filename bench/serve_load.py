@@ -127,7 +127,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    print(json.dumps({"bench": "serve_load", "model": args.model, "max_tokens": args.max_tokens,
+    from luyen.precision import machine
+    print(json.dumps({"bench": "serve_load", "machine": machine(), "model": args.model, "max_tokens": args.max_tokens,
                       "concurrency": args.concurrency, "max_batch_size": args.max_batch_size,
                       "server_startup_s": round(startup, 1), "fresh": fresh, "repeated (cache)": cached}, indent=2))
     if fresh["errors"] or cached["errors"]:

@@ -239,14 +239,20 @@ def main() -> None:
     import torch
 
     from luyen.models.estimate import describe_model, measure_matmul_peak
-    peak16, peak32 = (measure_matmul_peak(n=2048, repeats=6, dtype=d) for d in (torch.bfloat16, torch.float32))
+    from luyen.precision import cpu_has_bf16, machine
+    peak32 = measure_matmul_peak(n=2048, repeats=6, dtype=torch.float32)
+    # bf16 only where the CPU multiplies it natively: emulated bf16 (AVX2-only CPUs) measured 0.3 GFLOP/s,
+    # so its peak took minutes to measure and `luyen train` never picks it there (dtype auto = fp32).
+    native16 = cpu_has_bf16() or torch.cuda.is_available()
+    peak16 = measure_matmul_peak(n=2048, repeats=6, dtype=torch.bfloat16) if native16 else None
+    arms = [a for a in args.arms.split(",") if native16 or a != "luyen-fp32"]  # without bf16, luyen is fp32
     shape = describe_model(args.model)
     body = shape["params"] - shape["embed"]
     results = []
     with tempfile.TemporaryDirectory() as root:
         data = prepare_luyen_data(args, Path(root))
         share = loss_tokens_luyen(args, data)
-        for arm in args.arms.split(","):
+        for arm in arms:
             cmd = [sys.executable, __file__, "--child", arm, "--data", str(data), "--steps", str(args.steps),
                    "--article-steps", str(args.article_steps), "--records", str(args.records), "--model", args.model,
                    "--threads", str(args.threads)]
@@ -265,9 +271,8 @@ def main() -> None:
             results.append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
     by = {r["arm"]: r for r in results if "useful_tokens_per_s" in r}
-    report = {"machine": {"cores": os.cpu_count(), "threads": args.threads,
-                          "matmul_peak_gflops_fp32": round(peak32 / 1e9, 1),
-                          "matmul_peak_gflops_bf16": round(peak16 / 1e9, 1)},
+    report = {"machine": {**machine(), "threads": args.threads, "matmul_peak_gflops_fp32": round(peak32 / 1e9, 1),
+                          "matmul_peak_gflops_bf16": round(peak16 / 1e9, 1) if peak16 else "skipped: bf16 is emulated here"},
               "model": args.model, "records": args.records, "arms": results}
     if "trl" in by:
         for name in ("luyen", "luyen-fp32", "article"):

@@ -39,7 +39,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
     from luyen.data.formats import as_chat
     from luyen.data.stage import read_split
     from luyen.evaluate.judge import Judge
-    from luyen.infer.engine import Engine, inference_dtype
+    from luyen.infer.engine import Engine
     from luyen.models.trained import load_trained, model_folder
     console = console or Console(stderr=True)
     baselines = list(baselines if baselines is not None else ["zero-shot", "few-shot"])
@@ -63,7 +63,10 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
         raise LuyenError("the test split has no examples to evaluate", file=str(data_dir / "test.jsonl"),
                          fix="prepare the data with a non-zero data.split.test")
     train = [r for r in read_split(data_dir, "train") if as_chat(r)]
-    dtype = inference_dtype()
+    from luyen.precision import choose
+    chosen = choose()
+    console.print(f"eval: precision {chosen.describe()}", highlight=False)
+    dtype = chosen.dtype
     tuned_model, tok = load_trained(model, dtype=dtype)
     engine = Engine(tuned_model, tok)
     adapter = hasattr(tuned_model, "disable_adapter")

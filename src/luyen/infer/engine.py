@@ -43,12 +43,9 @@ def _settings(cfg: GenerateConfig | None, settings: dict) -> GenerateConfig:
 
 
 def inference_dtype(precision: str = "auto"):
-    """bf16 where the hardware multiplies it natively (GPUs, AVX512-BF16/AMX CPUs: 2.2x fp32 here), else fp32."""
-    from luyen.models.estimate import cpu_has_bf16
-    if precision == "fp32":
-        return torch.float32
-    native = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else cpu_has_bf16()
-    return torch.bfloat16 if precision == "bf16" or native else torch.float32
+    """bf16 where the hardware multiplies it natively (GPUs, AVX512-BF16/AMX CPUs), else fp32: luyen.precision."""
+    from luyen.precision import choose
+    return choose(precision).dtype
 
 
 def _contiguous_head_input(model) -> None:

@@ -20,21 +20,10 @@ LOGIT_CHUNK = 256  # positions whose logits exist at once
 ACT_BYTES_PER_TOKEN_LAYER_HIDDEN = 4 * 18  # fp32, ~18 saved tensors of width `hidden` per layer
 
 
-def cpu_has_bf16() -> bool:
-    """True on CPUs that multiply bf16 natively (AVX512-BF16 or AMX): there bf16 matmul runs ~2.2x fp32."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def training_peak(dtype: str = "auto") -> float:
     """The matmul peak in the dtype `luyen train` will compute in on this CPU (train.dtype)."""
-    import torch
-    bf16 = dtype == "bfloat16" or (dtype == "auto" and cpu_has_bf16())
-    return measure_matmul_peak(dtype=torch.bfloat16 if bf16 else torch.float32)
+    from luyen.precision import choose
+    return measure_matmul_peak(dtype=choose(dtype).dtype)
 
 
 def measure_matmul_peak(n: int = 1024, repeats: int = 3, dtype=None) -> float:

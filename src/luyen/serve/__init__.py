@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import sys
 
 from luyen.config import ServeConfig
 from luyen.errors import LuyenError
@@ -69,6 +70,9 @@ def serve(model: str, cfg: ServeConfig | None = None) -> None:
     """Run the server until Ctrl-C."""
     import uvicorn
     cfg = cfg or ServeConfig()
+    if cfg.backend != "llamacpp":
+        from luyen.precision import choose
+        print(f"serve: precision {choose().describe()}", file=sys.stderr, flush=True)
     app = build_app(model, cfg)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", timeout_graceful_shutdown=5)
 

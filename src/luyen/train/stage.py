@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from luyen.config import RunConfig
+from luyen import precision as precision_policy
 from luyen.errors import LuyenError
 from luyen.manifest import MANIFEST, RunDir, atomic_write, read_manifest
-from luyen.models.estimate import cpu_has_bf16
 from luyen.train import checkpoint
 from luyen.train.methods import METHODS, default_lr, prepare_model, trainable_summary
 
@@ -45,12 +45,13 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
         raise LuyenError("no output folder given", fix="pass --out DIR")
     out = Path(out_dir)
     data_manifest = read_manifest(data_dir, stage="data")
-    precision = _mixed_precision(tc.dtype)
+    chosen = precision_policy.choose(tc.dtype)
+    precision = chosen.name
     cuda = torch.cuda.is_available()
     # The loop runs autocast itself (and fp16's loss scaling), so one process can run several trainings
     # at different precisions; an `accelerate config` that asks for mixed precision still applies too.
     accelerator = Accelerator(cpu=not cuda)
-    identity = _identity(cfg, data_manifest)
+    identity = _identity(cfg, data_manifest, precision)
     ckpt = _prepare_out(out, identity, resume, overwrite, accelerator) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process and resume:
@@ -86,6 +87,9 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     summary = trainable_summary(model)
     lr = default_lr(tc)
     if accelerator.is_main_process:
+        console.print(f"train: precision {chosen.describe()}", highlight=False)
+        if chosen.warning:
+            console.print(f"[yellow]warning: {chosen.warning}[/yellow]")
         console.print(f"train: {tc.method} ({METHODS[tc.method].trains}); {summary['trainable']:,} of "
                       f"{summary['total']:,} parameters train; {stats.examples} examples, {stats.tokens:,} tokens "
                       f"({stats.loss_tokens:,} loss-bearing); lr {lr:g}", highlight=False)
@@ -116,22 +120,14 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed, metrics=metrics)
 
 
-def _mixed_precision(dtype: str) -> str:
-    """'bf16', 'fp16' or 'no'. auto picks bf16 where the hardware multiplies bf16 natively: GPUs that
-    support it, and CPUs with AVX512-BF16 or AMX (measured here: bf16 matmul 2.2x fp32)."""
-    if dtype == "auto":
-        if torch.cuda.is_available():
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return "bf16" if cpu_has_bf16() else "fp32"
-    return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[dtype]
-
-
-def _identity(cfg: RunConfig, data_manifest: dict) -> dict:
+def _identity(cfg: RunConfig, data_manifest: dict, precision: str) -> dict:
+    """What the run computes: its config, its data and the *resolved* precision, so that resuming
+    `dtype: auto` on hardware that resolves it differently is refused instead of switching precision."""
     conf = cfg.model_dump()
     for k in ("threads", "logging_steps"):  # do not change what the run computes
         conf["train"].pop(k, None)
-    blob = json.dumps({"config": conf, "data": data_manifest.get("outputs")}, sort_keys=True)
-    return {"id": hashlib.sha256(blob.encode()).hexdigest()[:16], "name": cfg.name}
+    blob = json.dumps({"config": conf, "data": data_manifest.get("outputs"), "precision": precision}, sort_keys=True)
+    return {"id": hashlib.sha256(blob.encode()).hexdigest()[:16], "name": cfg.name, "precision": precision}
 
 
 def _prepare_out(out: Path, identity: dict, resume: bool, overwrite: bool, accelerator) -> Path | None:
@@ -151,7 +147,13 @@ def _prepare_out(out: Path, identity: dict, resume: bool, overwrite: bool, accel
         if not marker.exists():
             raise LuyenError("this output folder holds files that are not a luyen training run", file=str(out),
                              fix="choose a new --out folder or pass --overwrite")
-        if json.loads(marker.read_text()).get("id") != identity["id"]:
+        earlier = json.loads(marker.read_text())
+        if earlier.get("precision", identity["precision"]) != identity["precision"]:
+            raise LuyenError(f"this run trained in {earlier['precision']}, but train.dtype resolves to "
+                             f"{identity['precision']} on this machine", file=str(out),
+                             fix=f"resume with train.dtype={precision_policy.LONG[earlier['precision']]} (or on the "
+                             "machine kind it started on), or pass --overwrite to start again")
+        if earlier.get("id") != identity["id"]:
             raise LuyenError("this output folder holds a different run (other config or data)", file=str(out),
                              fix="resume with the same config and data, choose a new --out folder, or pass --overwrite")
         if not resume:
@@ -192,7 +194,7 @@ def _load(cfg: RunConfig, records: list[dict], out: Path, accelerator):
     tokenizer = load_tokenizer(str(folder), trust_remote_code=mc.trust_remote_code)
     template = resolve_chat_template(tokenizer, mc.chat_template)
     adapter = METHODS[tc.method].adapter
-    mp = _mixed_precision(tc.dtype)
+    mp = precision_policy.choose(tc.dtype).name
     if mp == "fp16" and not torch.cuda.is_available():
         raise LuyenError("float16 training needs a GPU", field="train.dtype", fix="use auto, float32 or bfloat16 on a CPU")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mp, torch.float32) if adapter else torch.float32

@@ -1,0 +1,31 @@
+"""The precision policy decides from the CPU's flags and says why: both machine kinds, without either machine."""
+from __future__ import annotations
+
+import torch
+
+from luyen.precision import choose, cpu_kind, machine
+
+AVX2_EPYC = frozenset("fpu sse2 avx avx2 fma f16c bmi2 sha_ni".split())
+AMX_XEON = frozenset("fpu sse2 avx avx2 fma f16c avx512f avx512_vnni avx512_bf16 amx_tile amx_int8 amx_bf16".split())
+
+
+def test_auto_is_fp32_on_an_avx2_cpu_and_bf16_where_it_is_native():
+    p = choose("auto", flags=AVX2_EPYC)
+    assert p.name == "fp32" and p.dtype == torch.float32 and p.warning is None
+    assert p.describe() == "float32: this CPU has AVX2 (no AVX512-BF16/AMX): bf16 would be emulated (slow)"
+    q = choose("auto", flags=AMX_XEON)
+    assert q.name == "bf16" and q.dtype == torch.bfloat16
+    assert q.describe() == "bfloat16: this CPU has AMX + AVX512-BF16, which multiplies bf16 natively"
+    assert cpu_kind(frozenset({"avx512f", "avx2"})) == "AVX512 (no AVX512-BF16/AMX)"
+
+
+def test_forced_bf16_on_an_emulating_cpu_is_honoured_with_a_warning():
+    p = choose("bfloat16", flags=AVX2_EPYC)
+    assert p.name == "bf16" and "emulated" in p.warning and "AVX2" in p.warning
+    assert choose("bfloat16", flags=AMX_XEON).warning is None
+    assert choose("float32", flags=AMX_XEON).name == "fp32" and choose("fp16", flags=AVX2_EPYC).name == "fp16"
+
+
+def test_machine_report_names_this_cpu():
+    m = machine()
+    assert m["cores"] >= 1 and isinstance(m["bf16_native"], bool) and set(m["flags"]) <= set(AMX_XEON | AVX2_EPYC)
