@@ -78,7 +78,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
         base_engine = Engine(base_model, tok, engine.template)
     labelled = all(r["kind"] == "labelled" for r in test)
     examples = [_split_chat(as_chat(r)) for r in test]
-    shots_chat = [m for r in train[:shots] for m in as_chat(r)[-2:]] if "few-shot" in baselines else []
+    shots_chat = [m for r in _shots(train, shots, labelled) for m in as_chat(r)[-2:]] if "few-shot" in baselines else []
     # (name, engine, prompt style, base weights?) for every system, baselines first
     label = {"zero-shot": "zero-shot", "few-shot": "few-shot", "rag": "+ retrieval"}
     systems = []
@@ -99,7 +99,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
             with off, console.status(f"eval: {name}: perplexity and {len(examples)} answers", spinner="dots"):
                 prompts = [_prompt(style, p, shots_chat, contexts[i] if style == "rag" else None, cfg)
                            for i, (p, _) in enumerate(examples)]
-                ppl = _perplexities(eng, prompts, [a for _, a in examples], whole=style == "zero-shot")
+                ppl, nll = _perplexities(eng, prompts, [a for _, a in examples], whole=style == "zero-shot")
                 outs = eng.chat(prompts, cfg.generate)
             preds = [o.text.strip() for o in outs]
             refs = [a for _, a in examples]
@@ -147,12 +147,28 @@ def _retrieve(index, cfg: RunConfig, prompt: list[dict]):
 
 
 def _prompt(style: str, prompt: list[dict], shots_chat: list[dict], hits, cfg: RunConfig) -> list[dict]:
-    if style == "few-shot":
-        return shots_chat + prompt
+    if style == "few-shot":  # the item's system prompt stays first, where every other system has it
+        system = [m for m in prompt[:1] if m["role"] == "system"]
+        return system + shots_chat + prompt[len(system):]
     if style == "rag":
         from luyen.rag import augment
         return augment(prompt, hits, cfg.rag.template)
     return prompt
+
+
+def _shots(train: list[dict], k: int, labelled: bool) -> list[dict]:
+    """The first ``k`` training examples; for labelled data, label-balanced (one of each label in turn),
+    so the prompt does not teach the majority label."""
+    if not labelled:
+        return train[:k]
+    by_label: dict[str, list[dict]] = {}
+    for r in train:
+        by_label.setdefault(r["label"], []).append(r)
+    picked, depth = [], 0
+    while len(picked) < k and any(depth < len(v) for v in by_label.values()):
+        picked += [v[depth] for v in by_label.values() if depth < len(v)][:k - len(picked)]
+        depth += 1
+    return picked
 
 
 def _split_chat(chat: list[dict]) -> tuple[list[dict], str]:
@@ -162,28 +178,44 @@ def _split_chat(chat: list[dict]) -> tuple[list[dict], str]:
 
 
 @torch.no_grad()
-def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: bool, batch: int = 8) -> dict[str, float]:
-    """Token-weighted perplexity of the reference answers (and of whole formatted examples), batched."""
+def answer_nll(engine, prompts: list[list[dict]], answers: list[str], whole: bool = False,
+               batch: int = 8) -> list[tuple[float, int]]:
+    """Per example: the summed negative log-likelihood of the reference answer (the final assistant
+    turn and its end marker, nothing else: not few-shot answers, not earlier turns) and its token
+    count. ``whole``: of every token of the formatted example instead."""
     from luyen.data.template import encode_chat
-    from luyen.train.batches import collate, shifted
-    from luyen.train.loop import HiddenHead, loss_sum
+    from luyen.train.batches import IGNORE, collate, shifted
+    from luyen.train.loop import HiddenHead, hidden_states
+    from luyen.train.loss import linear_cross_entropy
     head = HiddenHead(engine.model)
-    encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}])
+    encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}], targets="last")
                for p, a in zip(prompts, answers)]
-    kinds = {"answer": [shifted(ids, mask) for ids, mask in encoded]}
-    if whole:
-        kinds["sequence"] = [shifted(ids, [True] * len(ids)) for ids, _ in encoded]
-    out = {}
-    for kind, examples in kinds.items():
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # similar lengths pad little
-        nll, count = 0.0, 0
-        for i in range(0, len(order), batch):
-            group = [examples[j] for j in order[i:i + batch]]
-            with engine.autocast():
-                s, k = loss_sum(engine.model, head, collate(group, engine.pad_id), 512, engine.device)
-            nll, count = nll + float(s), count + k
-        out[f"{kind}_perplexity"] = perplexity(nll, count)
+    examples = [shifted(ids, [True] * len(ids) if whole else mask) for ids, mask in encoded]
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # similar lengths pad little
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
+    for i in range(0, len(order), batch):
+        rows = order[i:i + batch]
+        with engine.autocast():
+            hidden, targets = hidden_states(engine.model, head, collate([examples[j] for j in rows], engine.pad_id),
+                                            engine.device)
+        for r, j in enumerate(rows):
+            sel = targets[r] != IGNORE
+            nll = linear_cross_entropy(hidden[r][sel], head.weight, head.bias, targets[r][sel], chunk=512,
+                                       softcap=head.softcap)
+            out[j] = (float(nll), int(sel.sum()))
     return out
+
+
+def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: bool) -> tuple[dict, list]:
+    """Token-weighted perplexity of the reference answers (and of whole formatted examples), and the
+    per-example answer NLL behind it."""
+    per = answer_nll(engine, prompts, answers)
+    out = {"answer_perplexity": perplexity(sum(n for n, _ in per), sum(k for _, k in per)),
+           "answer_tokens": sum(k for _, k in per)}
+    if whole:
+        seq = answer_nll(engine, prompts, answers, whole=True)
+        out["sequence_perplexity"] = perplexity(sum(n for n, _ in seq), sum(k for _, k in seq))
+    return out, per
 
 
 def _verdict(results: dict, primary: str) -> str:

@@ -50,10 +50,6 @@ class HiddenHead:
         self.config = base.config
         self.use_cache = getattr(base.config, "use_cache", None) is not None
         self.softcap = getattr(base.config, "final_logit_softcapping", None)
-        self.virtual = 0
-        if hasattr(model, "peft_config"):
-            pc = model.peft_config[model.active_adapter]
-            self.virtual = getattr(pc, "num_virtual_tokens", 0) if getattr(pc, "is_prompt_learning", False) else 0
 
     def __enter__(self):
         setattr(self.parent, self.attr, torch.nn.Identity())
@@ -67,19 +63,25 @@ class HiddenHead:
             self.config.final_logit_softcapping = self.softcap
 
 
-def loss_sum(model, head: HiddenHead, batch: dict, chunk: int, device, autocast=None) -> tuple[torch.Tensor, int]:
-    """Sum of token losses of one micro-batch, and its number of loss-bearing tokens."""
+def hidden_states(model, head: HiddenHead, batch: dict, device, autocast=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final hidden states [B, L, H] of one micro-batch, aligned with its targets [B, L]."""
     targets = batch["targets"].to(device)
     inputs = {k: v.to(device) for k, v in batch.items() if k != "targets"}
     if head.use_cache:
         inputs["use_cache"] = False
     with head, torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
         hidden = model(**inputs).logits
-    if head.virtual:
-        hidden = hidden[:, head.virtual:]
+    # Prompt-learning adapters (prompt, ptuning) prepend their virtual tokens to the sequence; with the
+    # adapter switched off (evaluation's base systems) there are none. Read it off the output.
+    return hidden[:, hidden.shape[1] - targets.shape[1]:], targets
+
+
+def loss_sum(model, head: HiddenHead, batch: dict, chunk: int, device, autocast=None) -> tuple[torch.Tensor, int]:
+    """Sum of token losses of one micro-batch, and its number of loss-bearing tokens."""
+    hidden, targets = hidden_states(model, head, batch, device, autocast)
     sel = targets != IGNORE
-    h = hidden[sel]
-    return linear_cross_entropy(h, head.weight, head.bias, targets[sel], chunk=chunk, softcap=head.softcap), int(sel.sum())
+    return (linear_cross_entropy(hidden[sel], head.weight, head.bias, targets[sel], chunk=chunk, softcap=head.softcap),
+            int(sel.sum()))
 
 
 @dataclass

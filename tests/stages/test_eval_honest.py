@@ -1,0 +1,57 @@
+"""The numbers behind the verdict: only the final answer is scored, every system sees the same system
+handling, and every training method's run can be evaluated."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from luyen.config import load_config
+from luyen.evaluate.stage import _prompt, _shots, answer_nll, run
+from luyen.infer.engine import Engine
+from luyen.train.stage import run as train
+
+QUESTION = [{"role": "system", "content": "Trả lời ngắn."}, {"role": "user", "content": "Hà Nội ở đâu?"}]
+ANSWER = "Miền Bắc Việt Nam."
+SHOTS = [{"role": "user", "content": "Huế ở đâu?"}, {"role": "assistant", "content": "Miền Trung, bên sông Hương."},
+         {"role": "user", "content": "Cần Thơ ở đâu?"}, {"role": "assistant", "content": "Miền Tây Nam Bộ."}]
+
+
+def test_only_the_final_answer_is_scored_for_every_system(tiny_model_dir):
+    engine = Engine.load(str(tiny_model_dir), dtype=None, precision="fp32")
+    cfg = load_config(None)
+    zero = _prompt("zero-shot", QUESTION, SHOTS, None, cfg)
+    few = _prompt("few-shot", QUESTION, SHOTS, None, cfg)
+    (z_nll, z_n), (f_nll, f_n) = answer_nll(engine, [zero, few], [ANSWER, ANSWER])
+    answer_tokens = len(engine.tok(ANSWER, add_special_tokens=False)["input_ids"]) + 1  # + the end marker
+    assert z_n == f_n == answer_tokens  # the shots' answers are context, not scored (57 vs 13 tokens before)
+    assert z_nll != f_nll  # the shots are in the prompt: they change what the model predicts
+    multi = QUESTION + [{"role": "assistant", "content": "Một câu trả lời dài hơn nhiều ở lượt trước."},
+                        {"role": "user", "content": "Còn Huế?"}]
+    (_, m_n), = answer_nll(engine, [multi], [ANSWER])
+    assert m_n == answer_tokens  # an earlier assistant turn of a test chat is not scored either
+
+
+def test_few_shot_keeps_the_system_prompt_first_and_labelled_shots_are_balanced():
+    few = _prompt("few-shot", QUESTION, SHOTS, None, load_config(None))
+    assert few[0] == QUESTION[0] and few[1:5] == SHOTS and few[5:] == QUESTION[1:]
+    assert [m["role"] for m in few] == ["system", "user", "assistant", "user", "assistant", "user"]
+    train = [{"kind": "labelled", "text": f"t{i}", "label": "a" if i < 8 else ("b" if i < 10 else "c")} for i in range(11)]
+    assert [r["label"] for r in _shots(train, 3, labelled=True)] == ["a", "b", "c"]
+    assert [r["label"] for r in _shots(train, 5, labelled=True)] == ["a", "b", "c", "a", "b"]
+    assert _shots(train, 3, labelled=False) == train[:3]
+
+
+@pytest.mark.parametrize("method,extra", [
+    ("full", []), ("lora", []), ("prompt", ["train.num_virtual_tokens=4", "train.lr=0.05"]),
+    ("ptuning", ["train.num_virtual_tokens=4"]), ("freeze", ["train.freeze_layers_but=1"]),
+])
+def test_every_methods_run_evaluates_against_its_base(tmp_path, tiny_model_dir, tiny_data_dir, method, extra):
+    run_dir = tmp_path / "train"
+    train(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=2",
+                             f"train.method={method}", *extra]), tiny_data_dir, run_dir)
+    run(load_config(None, ["generate.max_new_tokens=2"]), run_dir, tiny_data_dir, tmp_path / "eval", limit=3)
+    systems = json.loads((tmp_path / "eval" / "metrics.json").read_text())["systems"]
+    assert list(systems) == ["base zero-shot", "base few-shot", "fine-tuned"]
+    tokens = {r["answer_tokens"] for r in systems.values()}
+    assert len(tokens) == 1  # the same answers scored for every system
