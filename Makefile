@@ -37,8 +37,8 @@ setup: $(STAMP)
 
 demo: setup
 	$(PY) -m luyen models prepare
-	$(PY) -m luyen data check examples/data/vi_ai_qa.jsonl
-	$(PY) -m luyen data prepare examples/data/vi_ai_qa.jsonl --out $(DEMO)/data --overwrite
+	$(PY) -m luyen data check examples/data/vi_ai_qa.jsonl -c configs/train.yaml
+	$(PY) -m luyen data prepare examples/data/vi_ai_qa.jsonl -c configs/train.yaml --out $(DEMO)/data --overwrite
 	$(PY) -m luyen train configs/train.yaml --data $(DEMO)/data --out $(DEMO)/train --overwrite
 	$(PY) -m luyen rag index $(DEMO)/data/train.jsonl --out $(DEMO)/rag --overwrite
 	$(PY) -m luyen eval --model $(DEMO)/train --data $(DEMO)/data --out $(DEMO)/eval --overwrite --rag $(DEMO)/rag configs/train.yaml

@@ -15,6 +15,9 @@ from luyen.train.methods import prepare_model
 from luyen.train.stage import run
 
 ARCHS = ["gpt2", "bloom", "llama", "mistral", "gemma3_text", "phi3", "gpt_neox"]
+# 12 steps on one batch, seeded: the loss fell 0.26-0.47 with LoRA (gpt2 least) and 1.47-1.69 with full fine-tuning
+# (gemma3 least) over these 7 architectures. LoRA on q_proj/v_proj only instead of every linear layer falls 0.10-0.24.
+MIN_DROP = {"lora": 0.2, "full": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def test_architecture_trains(arch_dirs, arch, method):
         opt.zero_grad()
         losses.append(float(s) / k)
     assert all(math.isfinite(x) for x in losses)
-    assert losses[-1] < losses[0] - 0.1, losses
+    assert losses[-1] < losses[0] - MIN_DROP[method], losses
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trained
     for n, p in model.named_parameters():
@@ -58,15 +61,19 @@ def test_architecture_trains(arch_dirs, arch, method):
         assert all("lora_" in n for n in trained)
 
 
-@pytest.mark.parametrize("method,extra,saved", [
-    ("qlora", [], "adapter_model.safetensors"),
-    ("prompt", ["train.num_virtual_tokens=4", "train.lr=0.05"], "adapter_model.safetensors"),
-    ("ptuning", ["train.num_virtual_tokens=4"], "adapter_model.safetensors"),
-    ("freeze", ["train.freeze_layers_but=1"], "model.safetensors"),
-    ("lora", ["train.lora.rslora=true", "train.lora.dora=true", "train.lora.target_modules=[q_proj,v_proj]"],
-     "adapter_model.safetensors"),
+# lr per method so that 8 steps train visibly; min_drop: the fall of the validation loss (the same examples at
+# step 0 and 8, so no batch-to-batch noise) required, about half the fall measured (seeded, deterministic):
+# qlora 0.22, prompt 0.009, ptuning 0.012, freeze 0.14, lora+rslora+dora 0.095. Prompt tuning moves a tiny random
+# model's loss little at any lr (0.011 at lr 1.0), but untrained it would not move at all.
+@pytest.mark.parametrize("method,extra,saved,min_drop", [
+    ("qlora", ["train.lr=5e-3"], "adapter_model.safetensors", 0.1),
+    ("prompt", ["train.num_virtual_tokens=4", "train.lr=0.3"], "adapter_model.safetensors", 0.004),
+    ("ptuning", ["train.num_virtual_tokens=4", "train.lr=0.3"], "adapter_model.safetensors", 0.005),
+    ("freeze", ["train.freeze_layers_but=1", "train.lr=5e-3"], "model.safetensors", 0.07),
+    ("lora", ["train.lora.rslora=true", "train.lora.dora=true", "train.lora.target_modules=[q_proj,v_proj]",
+              "train.lr=2e-2"], "adapter_model.safetensors", 0.045),
 ])
-def test_every_method_trains_and_saves(tmp_path, tiny_model_dir, tiny_data_dir, method, extra, saved):
+def test_every_method_trains_and_saves(tmp_path, tiny_model_dir, tiny_data_dir, method, extra, saved, min_drop):
     out = tmp_path / method
     if method == "qlora":  # bitsandbytes' 4-bit CPU kernels need layers at least 64 wide
         tiny_model_dir = make_tiny_model(tmp_path / "wide", hidden=64)
@@ -75,8 +82,9 @@ def test_every_method_trains_and_saves(tmp_path, tiny_model_dir, tiny_data_dir, 
             tiny_data_dir, out)
     metrics = m["metrics"]
     assert math.isfinite(metrics["final_train_loss"]) and (out / "model" / saved).is_file()
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
-    assert rows[-1]["loss"] < rows[0]["loss"] + 0.5
+    vals = [json.loads(x)["val_loss"] for x in (out / "metrics.jsonl").read_text().splitlines() if '"val_loss"' in x]
+    assert len(vals) == 2 and vals[0] == pytest.approx(metrics["initial_val_loss"], abs=1e-6)
+    assert vals[1] < vals[0] - min_drop, vals
     if method == "freeze":
         assert 0 < metrics["params_share"] < 0.9
     if method in ("prompt", "ptuning"):

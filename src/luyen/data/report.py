@@ -126,7 +126,8 @@ def render_report(r: dict, console: Console) -> None:
               f"{s['leakage']['eval_prompts_also_in_train']} eval prompts seen in train")
     if r.get("estimate"):
         e = r["estimate"]
-        t.add_row("estimate", f"{e['method']} on {e['train_tokens']} tokens x epochs: ~{_duration(e['seconds'])}, "
+        t.add_row("estimate", f"{e['method']}, {e.get('epochs', '?')} epoch(s) of the train split (train: section of "
+                  f"the config; pass yours with -c): ~{_duration(e['seconds'])}, "
                   f"peak ~{e['peak_memory_gb']} GB ({e['matmul_peak_gflops']} GFLOP/s measured, "
                   f"{e['assumed_efficiency']:.0%} assumed)")
     console.print(t)

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -63,18 +64,26 @@ def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: 
 
 
 def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:
-    from luyen.models.estimate import describe_model, estimate_training, training_peak
+    from luyen.models.estimate import describe_model, estimate_training, optimizer_rate, training_peak
+    from luyen.precision import choose
     try:
         shape = describe_model(folder)
     except (OSError, ValueError, KeyError):
         return None  # a tokenizer-only folder: nothing to estimate
     t, tok = cfg.train, report["tokens"]
     per_batch = int(t.batch_size * min(tok["kept"]["p95"] or 1, cfg.data.max_length))
-    return estimate_training(params=shape["params"], embed=shape["embed"], hidden=shape["hidden"],
-                             layers=shape["layers"], vocab=shape["vocab"], method=t.method,
-                             tokens=tok["train_tokens"] * t.epochs, loss_tokens=tok["train_loss_tokens"] * t.epochs,
-                             tokens_per_batch=per_batch, peak_flops=training_peak(t.dtype), lora_r=t.lora.r,
-                             gradient_checkpointing=t.gradient_checkpointing)
+    # the train: section of the config given here (`luyen data prepare DATA -c train.yaml`); its
+    # defaults otherwise, which the report says, since a demo config with 1 epoch is 3x shorter
+    train_records = max(report["records"]["kept"] * cfg.data.split.train, 1)
+    epochs = t.max_steps * t.batch_size * t.grad_accum / train_records if t.max_steps else t.epochs
+    est = estimate_training(params=shape["params"], embed=shape["embed"], hidden=shape["hidden"],
+                            layers=shape["layers"], vocab=shape["vocab"], method=t.method,
+                            tokens=tok["train_tokens"] * epochs, loss_tokens=tok["train_loss_tokens"] * epochs,
+                            tokens_per_batch=per_batch, peak_flops=training_peak(t.dtype), lora_r=t.lora.r,
+                            gradient_checkpointing=t.gradient_checkpointing, precision=choose(t.dtype).name,
+                            steps=math.ceil(epochs * train_records / (t.batch_size * t.grad_accum)),
+                            optimizer_params_per_s=optimizer_rate())
+    return {**est, "epochs": round(epochs, 3)}
 
 
 def _write_splits(rd: RunDir, scratch: Path, out: Outcome) -> None:

@@ -1,19 +1,35 @@
 """Checkpoints that survive SIGKILL and full disks, in safetensors only (no pickle anywhere).
 
 A checkpoint is a folder `checkpoints/step-000120/` holding the trainable weights, the optimiser's
-state, the torch RNG state and `state.json` (step, best validation loss, ...). It is written into a
-temporary folder, fsynced, and renamed into place: a folder named `step-*` is always complete.
-Older checkpoints are deleted only after the new one is in place, so a failed save (ENOSPC, a kill)
-leaves the previous checkpoint loadable.
+state, the RNG states and `state.json` (step, best validation loss, fp16 loss-scaler state, ...). It
+is written into a temporary folder, fsynced, and renamed into place: a folder named `step-*` is
+always complete. Older checkpoints are deleted only after the new one is in place, so a failed save
+(ENOSPC, a kill) leaves the previous checkpoint loadable. Weights that are non-finite or exploded
+(see `weight_bound`) are never written.
 
-    save(out / "checkpoints", step=120, model=model, optimizer=opt, state={...}, keep=2)
+    save(out / "checkpoints", step=120, model=model, optimizer=opt, state={...}, keep=2, protect=80)
     ckpt = latest(out / "checkpoints")        # None when there is none
-    state = load(ckpt, model, opt)
+    state = load(ckpt, model, opt, scaler)
+
+What an exact resume covers: resuming from a checkpoint continues as if the run had never stopped
+(same losses and weights, bit for bit on CPU) because these are restored:
+  - the trainable weights (frozen ones come from the base model, which the run's identity pins);
+  - the optimiser state (AdamW moments and step counts) and its parameter groups (lr, decay);
+  - the learning-rate schedule, replayed by the loop to the saved step;
+  - the torch CPU RNG (dropout), and the CUDA RNG of every visible device when CUDA is available at
+    both save and load (a checkpoint saved without CUDA carries no CUDA state);
+  - the fp16 GradScaler (scale, growth tracker, factors) when the run uses one;
+  - the loop's position and bookkeeping (step, best validation loss and step, early-stopping count),
+    the data order being a function of (seed, epoch) only.
+Not covered: Python's `random` and NumPy's RNG (the loop draws nothing from them); GPU kernels that
+are not deterministic (atomics in some cuBLAS/cuDNN paths), which differ run to run even without a
+resume; and a resume with another number of processes or devices, which changes the data shards.
 """
 from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -24,24 +40,57 @@ from safetensors.torch import load_file, save_file
 from luyen.errors import LuyenError
 
 PREFIX = "step-"
+# Fine-tuning moves weights by small amounts relative to their O(1) start (norm weights ~1, matrices
+# ~1/sqrt(width), LoRA B = 0), and AdamW moves each weight by about lr per step, so a weight 10^4 x
+# the largest starting weight (or above 10^4 when all start below 1) only comes from a blow-up.
+# It also keeps every saved weight inside float16's range (65504), so any checkpoint can be exported.
+EXPLODE_FACTOR = 1e4
+
+
+class ExplodedWeights(ValueError):
+    """The weights are non-finite or above the bound: they must not be saved or resumed from."""
+
+
+def weight_bound(start_max_abs: float) -> float:
+    """The largest |w| a healthy run can reach, given the largest |w| at the start of training."""
+    return EXPLODE_FACTOR * max(1.0, start_max_abs)
+
+
+def max_abs(tensors) -> float:
+    """The largest |w| over the tensors; inf when any is NaN or infinite."""
+    m = 0.0
+    for t in tensors:
+        if t.numel():  # the inf-norm is a reduction: no full-size temporary, unlike t.abs().max()
+            norm = torch.linalg.vector_norm(t.detach(), float("inf")).float()
+            m = max(m, float(torch.nan_to_num(norm, nan=math.inf, posinf=math.inf)))
+    return m
 
 
 def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save(root: Path, *, step: int, model, optimizer, state: dict, keep: int) -> Path:
+def save(root: Path, *, step: int, model, optimizer, state: dict, keep: int, protect: int | None = None,
+         bound: float | None = None, scaler=None) -> Path:
+    """Write checkpoint `step`, then delete all but the newest `keep` and the one of step `protect`.
+    Raises ExplodedWeights, writing nothing, when a weight is non-finite or above `bound`."""
+    weights = trainable_state(model)
+    if bound is not None:
+        big = max_abs(weights.values())
+        if not big <= bound:
+            raise ExplodedWeights(f"the weights exploded (max |w| {big:.3g}, above the bound {bound:.3g})")
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:06d}"
     tmp = root / f".tmp-{PREFIX}{step:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        save_file(weights, str(tmp / "trainable.safetensors"))
         tensors, meta = _optimizer_tensors(optimizer)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
-        save_file({"torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizer": meta}, indent=1))
+        save_file(rng_state(), str(tmp / "rng.safetensors"))
+        extra = {"scaler": scaler.state_dict()} if scaler is not None and scaler.is_enabled() else {}
+        (tmp / "state.json").write_text(json.dumps({**state, **extra, "step": step, "optimizer": meta}, indent=1))
         for f in tmp.iterdir():
             _fsync(f)
         if final.exists():
@@ -55,9 +104,30 @@ def save(root: Path, *, step: int, model, optimizer, state: dict, keep: int) -> 
         why = "the disk is full" if e.errno == errno.ENOSPC else f"{e.strerror or e}"
         raise LuyenError(f"could not save checkpoint step {step}: {why}; {kept}", file=str(root),
                          fix="free disk space (or lower train.save_total_limit), then run again with --resume") from e
+    kept = f"{PREFIX}{protect:06d}" if protect is not None else None
     for old in sorted(root.glob(f"{PREFIX}*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name != kept:
+            shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    """The torch CPU RNG and, only where CUDA is available, each device's CUDA RNG (`cuda.0`, ...)."""
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return states
+
+
+def set_rng_state(states: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(states["torch"])
+    cuda = [states[f"cuda.{i}"] for i in range(len(states)) if f"cuda.{i}" in states]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda[:torch.cuda.device_count()])
+
+
+def step_path(root: Path, step: int) -> Path:
+    return Path(root) / f"{PREFIX}{step:06d}"
 
 
 def latest(root: Path) -> Path | None:
@@ -65,8 +135,20 @@ def latest(root: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load(ckpt: Path, model, optimizer) -> dict:
-    state = json.loads((ckpt / "state.json").read_text())
+def latest_good(root: Path, bound: float) -> Path | None:
+    """The newest complete checkpoint whose weights are all finite and within `bound`."""
+    done = sorted((p for p in Path(root).glob(f"{PREFIX}*") if (p / "state.json").is_file()), reverse=True)
+    for p in done:
+        try:
+            if max_abs(load_file(str(p / "trainable.safetensors")).values()) <= bound:
+                return p
+        except (OSError, ValueError, RuntimeError):  # unreadable or cut short: not a good checkpoint
+            continue
+    return None
+
+
+def load_weights(ckpt: Path, model) -> None:
+    """Copy a checkpoint's trainable weights into the model."""
     weights = load_file(str(ckpt / "trainable.safetensors"))
     params = dict(model.named_parameters())
     missing = [n for n in weights if n not in params]
@@ -79,8 +161,16 @@ def load(ckpt: Path, model, optimizer) -> dict:
                 raise LuyenError(f"checkpoint weight {n} has shape {tuple(t.shape)}, the model {tuple(params[n].shape)}",
                                  file=str(ckpt), fix="resume with the same config and model")
             params[n].copy_(t)
+
+
+def load(ckpt: Path, model, optimizer, scaler=None) -> dict:
+    """Restore everything `save` wrote (see the module docstring); returns state.json."""
+    state = json.loads((ckpt / "state.json").read_text())
+    load_weights(ckpt, model)
     optimizer.load_state_dict(_optimizer_state(load_file(str(ckpt / "optimizer.safetensors")), state["optimizer"]))
-    torch.set_rng_state(load_file(str(ckpt / "rng.safetensors"))["torch"])
+    set_rng_state(load_file(str(ckpt / "rng.safetensors")))
+    if scaler is not None and scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     return state
 
 

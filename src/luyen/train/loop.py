@@ -7,6 +7,12 @@ parallelism give the same update as one big batch. The model runs with its outpu
 off (it returns final hidden states) and `loss.linear_cross_entropy` computes logits only at the
 positions that carry loss, a chunk at a time.
 
+With a validation split the model leaves `Trainer.run` holding the weights of the best validation loss
+(their checkpoint is written when they are found and kept through rotation), else the last step's;
+`LoopState.shipped_step` / `shipped_weights` say which. A checkpoint is never written with non-finite or
+exploded weights (`checkpoint.weight_bound`): that is a divergence, and its error names only a checkpoint
+whose weights pass that check.
+
 Processes are launched by torchrun / accelerate; `accelerate.Accelerator` wraps the model for DDP
 (gloo on CPU, NCCL on GPUs) or FSDP/DeepSpeed when `accelerate launch` is configured so. Only the
 main process writes files.
@@ -95,11 +101,22 @@ class LoopState:
     train_seconds: float = 0.0
     last_loss: float | None = None
     initial_val: float | None = None
+    start_weight_max: float | None = None  # max |w| of the trainable weights before step 1 (checkpoint.weight_bound)
+    # What the model holds when run() returns: the weights of step `shipped_step`, "best" (lowest validation
+    # loss, reloaded from its checkpoint) or "last" (no validation split: the last step's weights).
+    shipped_step: int | None = None
+    shipped_weights: str | None = None
     history: list = field(default_factory=list)
 
 
+SAVED = ("best_val", "best_step", "bad_evals", "tokens", "loss_tokens", "train_seconds", "last_loss", "initial_val",
+         "start_weight_max")  # the LoopState fields a checkpoint carries (with `step`)
+
+
 class Diverged(Exception):
-    pass
+    def __init__(self, why: str, step: int):
+        super().__init__(why)
+        self.step = step
 
 
 class Trainer:
@@ -123,6 +140,7 @@ class Trainer:
         self.state = LoopState()
         self.ckpt_root = out / "checkpoints"
         self.stop_requested = False
+        self.saved_step: int | None = None  # the step of the newest checkpoint this run has on disk
 
     # -- plan ---------------------------------------------------------------------------------
     def _plan(self, epoch: int) -> list:
@@ -158,28 +176,21 @@ class Trainer:
         self.model = model
         st = self.state
         if resume is not None:
-            saved = checkpoint.load(resume, acc.unwrap_model(model), opt)
-            for k in ("step", "best_val", "best_step", "bad_evals", "tokens", "loss_tokens", "train_seconds", "last_loss",
-                      "initial_val"):
-                setattr(st, k, saved.get(k, getattr(st, k)))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for _ in range(st.step):
-                    sched.step()
-            if self.main:
-                self.console.print(f"resumed from {resume.name} (step {st.step}/{self.total})")
+            self._resume(resume, opt, sched)
         params = [p for p in model.parameters() if p.requires_grad]
+        if st.start_weight_max is None:
+            st.start_weight_max = self._weights_max(params)
         logger = MetricsLogger(self.out, enabled=self.main, start_step=st.step)
         previous = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, self._on_sigint)
-        stopped_early = False
+        stopped_early = bool(tc.early_stopping and st.bad_evals >= tc.early_stopping)  # a resume after it stopped
         if st.step == 0 and self.val_ex:  # where validation starts, so the curve shows what training bought
             val = self.evaluate(model)
             logger.log({"step": 0, "val_loss": round(val, 6), "val_perplexity": round(math.exp(min(val, 50)), 4)})
             st.initial_val = val
         try:
             with Progress(self.console, self.total, st.step, enabled=self.main) as bar:
-                while st.step < self.total and not self.stop_requested:
+                while st.step < self.total and not self.stop_requested and not stopped_early:
                     t0 = time.perf_counter()
                     loss, n_tok, n_loss, gnorm = self._step(model, params, opt)
                     sched.step()
@@ -198,38 +209,91 @@ class Trainer:
                     bar.update(st.step, loss, n_tok / dt)
                     do_eval = (tc.eval_steps and st.step % tc.eval_steps == 0) or (
                         not tc.eval_steps and st.step % self.steps_per_epoch == 0) or st.step == self.total
+                    new_best = False
                     if do_eval and self.val_ex:
                         val = self.evaluate(model)
                         row.update(val_loss=round(val, 6), val_perplexity=round(math.exp(min(val, 50)), 4))
-                        if st.best_val is None or val < st.best_val - 1e-6:
+                        if math.isfinite(val) and (st.best_val is None or val < st.best_val - 1e-6):
                             st.best_val, st.best_step, st.bad_evals = val, st.step, 0
+                            new_best = True  # its checkpoint is written now and kept: it may ship
                         else:
                             st.bad_evals += 1
                         stopped_early = bool(tc.early_stopping and st.bad_evals >= tc.early_stopping)
                     if st.step % tc.logging_steps == 0 or "val_loss" in row or st.step == self.total:
                         logger.log(row)
                     st.history.append(row)
-                    if (tc.save_steps and st.step % tc.save_steps == 0) or (do_eval and not tc.save_steps):
+                    if new_best or (tc.save_steps and st.step % tc.save_steps == 0) or (do_eval and not tc.save_steps):
                         self.save(opt)
                     if stopped_early:
                         if self.main:
                             self.console.print(f"early stopping: validation loss has not improved for "
                                                f"{tc.early_stopping} evaluations (best {st.best_val:.4f} at step {st.best_step})")
                         break
+            if self.saved_step != st.step:
+                self.save(opt)
         except Diverged as e:
-            last = checkpoint.latest(self.ckpt_root)
-            kept = f"the last good checkpoint {last.name} is kept" if last else "no checkpoint was written yet"
-            raise LuyenError(f"training diverged at step {st.step + 1}: {e}; {kept}", field="train.lr",
-                             fix="lower train.lr (or raise train.warmup_ratio), then --resume or start again") from None
+            raise self._diverged(e) from None
         finally:
             signal.signal(signal.SIGINT, previous)
             logger.close()
         if self.stop_requested:
-            self.save(opt)
             raise KeyboardInterrupt(f"saved checkpoint step {st.step}")
-        if not (tc.save_steps and st.step % tc.save_steps == 0):
-            self.save(opt)
+        self._ship()
         return st
+
+    def _resume(self, ckpt: Path, opt, sched) -> None:
+        st = self.state
+        saved = checkpoint.load(ckpt, self.acc.unwrap_model(self.model), opt, self.scaler)
+        for k in ("step", *SAVED):
+            setattr(st, k, saved.get(k, getattr(st, k)))
+        self.saved_step = st.step
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(st.step):
+                sched.step()
+        if self.main:
+            self.console.print(f"resumed from {ckpt.name} (step {st.step}/{self.total})")
+
+    def _ship(self) -> None:
+        """Leave in the model the weights the stage saves: with a validation split those of the best
+        validation loss (reloaded from their checkpoint, which rotation keeps), else the last step's."""
+        st = self.state
+        st.shipped_step, st.shipped_weights = st.step, "last"
+        if not self.val_ex or st.best_step is None:
+            return
+        best = checkpoint.step_path(self.ckpt_root, st.best_step)
+        if st.best_step != st.step and self.main:  # only the main process saves the model
+            if not (best / "trainable.safetensors").is_file():
+                self.console.print(f"[yellow]warning: the best checkpoint {best.name} is missing; the last step's "
+                                   f"weights (step {st.step}) ship instead[/yellow]")
+                return
+            checkpoint.load_weights(best, self.acc.unwrap_model(self.model))
+        st.shipped_step, st.shipped_weights = st.best_step, "best"
+
+    def _diverged(self, e: Diverged) -> LuyenError:
+        """The error for a divergence, naming only a checkpoint whose weights are finite and bounded."""
+        good = checkpoint.latest_good(self.ckpt_root, self.bound)
+        if good is None:
+            return LuyenError(f"training diverged at step {e.step}: {e}; no checkpoint with sound weights exists",
+                              field="train.lr", fix="lower train.lr (or raise train.warmup_ratio) and start over "
+                              "(--overwrite)")
+        return LuyenError(f"training diverged at step {e.step}: {e}; the last good checkpoint {good.name} is kept "
+                          f"(finite weights, max |w| within {self.bound:.3g})", field="train.lr",
+                          fix="lower train.lr (or raise train.warmup_ratio) and start over (--overwrite): a --resume "
+                          "with the same settings repeats the same steps")
+
+    @property
+    def bound(self) -> float:
+        return checkpoint.weight_bound(self.state.start_weight_max or 0.0)
+
+    def _weights_max(self, params) -> float:
+        """max |w| over the trainable weights of every process (inf when any is not finite)."""
+        big = checkpoint.max_abs(params)
+        if self.world > 1:
+            t = torch.tensor(big, device=self.acc.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            big = float(t)
+        return big
 
     def _on_sigint(self, signum, frame):
         if self.stop_requested:  # a second Ctrl-C: stop now
@@ -284,7 +348,8 @@ class Trainer:
         # fp16 loss scaling overflows now and then by design: the scaler skips that step
         if not math.isfinite(loss) or (not math.isfinite(gnorm) and not self.scaler):
             opt.zero_grad(set_to_none=True)
-            raise Diverged(f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {gnorm}")
+            raise Diverged(f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {gnorm}",
+                           self.state.step + 1)
         if self.scaler:
             self.scaler.step(opt)
             self.scaler.update()
@@ -327,14 +392,18 @@ class Trainer:
         return total / max(count, 1)
 
     def save(self, opt) -> None:
+        """Checkpoint this step (keeping the last save_total_limit and the best); refuses exploded weights."""
+        st = self.state
+        big = self._weights_max([p for p in self.model.parameters() if p.requires_grad])  # every process agrees
+        if not big <= self.bound:
+            raise Diverged(f"the weights exploded (max |w| {big:.3g}, a sound run stays below {self.bound:.3g})", st.step)
         if self.world > 1:
             self.acc.wait_for_everyone()
         if self.main:
-            st = self.state
-            keep = {k: getattr(st, k) for k in ("best_val", "best_step", "bad_evals", "tokens", "loss_tokens",
-                                               "train_seconds", "last_loss", "initial_val")}
             checkpoint.save(self.ckpt_root, step=st.step, model=self.acc.unwrap_model(self.model), optimizer=opt,
-                            state=keep, keep=self.tc.save_total_limit)
+                            state={k: getattr(st, k) for k in SAVED}, keep=self.tc.save_total_limit,
+                            protect=st.best_step, bound=self.bound, scaler=self.scaler)
+        self.saved_step = st.step
         if self.world > 1:
             self.acc.wait_for_everyone()
 

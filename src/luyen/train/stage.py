@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import torch
 
-from luyen.config import RunConfig
 from luyen import precision as precision_policy
+from luyen.config import RunConfig
 from luyen.errors import LuyenError
 from luyen.manifest import MANIFEST, RunDir, atomic_write, read_manifest
 from luyen.train import checkpoint
@@ -99,10 +101,20 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     trainer = Trainer(model=model, tokenizer=tokenizer, tc=tc, seed=cfg.seed, train=train_ex, val=val_ex, out=out,
                       accelerator=accelerator, console=console, lr=lr, masker=masker,
                       autocast={"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision))
+    estimate = _estimate(model, tc, trainer, train_ex, val_ex, precision)
+    if accelerator.is_main_process:
+        console.print(f"train: estimate ~{_minutes(estimate['seconds'])} for {trainer.total} steps, peak ~"
+                      f"{estimate['peak_memory_gb']} GB ({estimate['matmul_peak_gflops']} GFLOP/s {precision} matmul "
+                      f"peak measured, {estimate['assumed_efficiency']:.0%} of it assumed)", highlight=False)
+    started = time.perf_counter()
     state = trainer.run(resume=ckpt)
+    loop_seconds = time.perf_counter() - started
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return {}
+    if state.shipped_weights == "best":
+        console.print(f"train: shipping the best weights: step {state.shipped_step}, validation loss "
+                      f"{state.best_val:.4f} (last step {state.step})", highlight=False)
     final = accelerator.unwrap_model(trainer.model)
     rd = RunDir(out, "train")
     _save_model(final, tokenizer, template, out / "model", tc.method, rd)
@@ -111,13 +123,53 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
             rd.outputs.append(name)
     tps = state.tokens / state.train_seconds if state.train_seconds else 0.0
     metrics = {"method": tc.method, "precision": precision, "steps": state.step, "final_train_loss": state.last_loss,
-               "initial_val_loss": state.initial_val, "best_val_loss": state.best_val, "best_step": state.best_step, "train_tokens": state.tokens,
+               "initial_val_loss": state.initial_val, "best_val_loss": state.best_val, "best_step": state.best_step,
+               "shipped_step": state.shipped_step, "shipped_weights": state.shipped_weights, "train_tokens": state.tokens,
                "loss_tokens": state.loss_tokens, "tokens_per_s": round(tps, 2), "train_seconds": round(state.train_seconds, 2),
                "examples": stats.examples, "skipped_too_long": stats.too_long, "skipped_no_loss": stats.no_loss,
                "world_size": accelerator.num_processes, "lr": lr, **{f"params_{k}": v for k, v in summary.items()},
-               "base_model": cfg.model.name}
+               "base_model": cfg.model.name, **_estimate_vs_actual(estimate, state, loop_seconds, resumed=ckpt is not None)}
     inputs = [data_dir / f"{s}.jsonl" for s in ("train", "val")]
     return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed, metrics=metrics)
+
+
+def _estimate(model, tc, trainer, train_ex, val_ex, precision: str) -> dict:
+    """The time and memory this run will take, from the plan the loop will follow (steps, examples per
+    step, validation passes) and the matmul peak measured here in the precision it trains in."""
+    from luyen.models.estimate import estimate_training, model_shape, optimizer_rate, training_peak
+    shape = model_shape(model)
+    per_step = tc.batch_size * tc.grad_accum * trainer.world
+    seen = trainer.total * per_step / max(len(train_ex), 1)  # passes over the training split
+    tokens, loss_tokens = (seen * sum(f(e) for e in train_ex) for f in (len, lambda e: e.n_loss))
+    cadence = math.ceil(trainer.total / (tc.eval_steps or trainer.steps_per_epoch))
+    evals = 1 + cadence if val_ex else 0
+    saves = 1 + (trainer.total // tc.save_steps if tc.save_steps else cadence if val_ex else 0)
+    return estimate_training(**{k: shape[k] for k in ("params", "embed", "hidden", "layers", "vocab")},
+                             method=tc.method, tokens=tokens, loss_tokens=loss_tokens,
+                             tokens_per_batch=tc.batch_size * max((len(e) for e in train_ex), default=1),
+                             peak_flops=training_peak({"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")),
+                             lora_r=tc.lora.r, gradient_checkpointing=tc.gradient_checkpointing,
+                             device="cuda" if torch.cuda.is_available() else "cpu", precision=precision,
+                             steps=trainer.total, saves=saves, optimizer_params_per_s=optimizer_rate(),
+                             eval_tokens=evals * sum(len(e) for e in val_ex), eval_loss_tokens=evals * sum(e.n_loss for e in val_ex))
+
+
+def _estimate_vs_actual(estimate: dict, state, loop_seconds: float, resumed: bool) -> dict:
+    """The estimate beside what the run took: step time (resume-safe: checkpoints carry it), the whole
+    loop with validation and saves (this process only, so not after a resume) and peak RSS."""
+    import resource
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    actual = {"train_seconds": round(state.train_seconds, 2), "peak_rss_gb": round(rss_gb, 2)}
+    ratio = {"train_seconds": round(state.train_seconds / estimate["train_seconds"], 2) if estimate["train_seconds"] else None,
+             "peak_memory": round(rss_gb / estimate["peak_memory_gb"], 2)}
+    if not resumed:
+        actual["loop_seconds"] = round(loop_seconds, 2)
+        ratio["seconds"] = round(loop_seconds / estimate["seconds"], 2) if estimate["seconds"] else None
+    return {"estimate": estimate, "actual": actual, "actual_over_estimate": ratio}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _identity(cfg: RunConfig, data_manifest: dict, precision: str) -> dict:
@@ -282,12 +334,10 @@ def _check_packing(model, method: str) -> None:
 
 def _check_memory(model, tc, stats, accelerator) -> None:
     """Refuse a run whose estimated peak memory exceeds what the device has free."""
-    params = sum(p.numel() for p in model.parameters())
+    from luyen.models.estimate import model_shape
+    shape = model_shape(model)
+    params, hidden, layers, vocab = shape["params"], shape["hidden"], shape["layers"], shape["vocab"]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    cfgm = model.config
-    hidden = getattr(cfgm, "hidden_size", None) or getattr(cfgm, "n_embd", 0)
-    layers = getattr(cfgm, "num_hidden_layers", None) or getattr(cfgm, "n_layer", 0)
-    vocab = getattr(cfgm, "vocab_size", 0)
     tokens = tc.batch_size * stats.longest
     act = tokens * layers * hidden * 4 * 18 * (0.15 if tc.gradient_checkpointing else 1)
     logits = min(tc.logit_chunk, tokens) * vocab * 4 * 3
