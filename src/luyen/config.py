@@ -150,6 +150,8 @@ class JudgeConfig(Section):
 
 class EvalConfig(Section):
     shots: int = Field(3, ge=0, description="Training examples shown to the few-shot baseline.")
+    general: bool = Field(True, description="Score the base and the fine-tuned model on luyen's own general-ability "
+                          "items (168 multiple-choice, vi + en) and warn when fine-tuning made the model significantly worse.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
 

@@ -33,7 +33,18 @@ def test_eval_compares_base_zero_shot_few_shot_and_fine_tuned(tmp_path, tiny_run
     assert "sequence_perplexity" in systems["fine-tuned"] and "sequence_perplexity" not in systems["base few-shot"]
     # 20 steps at a high learning rate on this data: the answers became more likely
     assert systems["fine-tuned"]["answer_perplexity"] < systems["base zero-shot"]["answer_perplexity"]
-    assert metrics["verdict"].startswith(("Fine-tuning was worth it", "Fine-tuning did not win"))
+    # the verdict follows the paired bootstrap against the best baseline, and says n
+    comps = metrics["comparisons"]["primary"]
+    assert set(comps) == {"base zero-shot", "base few-shot"}
+    rival = max(comps, key=lambda n: systems[n]["rougeL"])
+    c = comps[rival]
+    assert c["n"] == 6 and c["resamples"] >= 1000 and c["lo"] <= c["diff"] <= c["hi"]
+    assert c["diff"] == pytest.approx(systems["fine-tuned"]["rougeL"] - systems[rival]["rougeL"], abs=1e-3)
+    want = ("Fine-tuning was worth it" if c["lo"] > 0 else "Fine-tuning did not win" if c["hi"] < 0
+            else "No significant difference (n=6)")
+    assert metrics["verdict"].startswith(want) and rival in metrics["verdict"]
+    g = metrics["general"]  # the general-ability check ran for the base and the fine-tuned model
+    assert g["n"] >= 150 and 0 <= g["base"]["accuracy"] <= 100 and g["comparison"]["n"] == g["n"]
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and {"prompt", "reference", "fine-tuned", "base few-shot"} <= set(samples[0])
     page = (out / "report.html").read_text()
@@ -43,9 +54,9 @@ def test_eval_compares_base_zero_shot_few_shot_and_fine_tuned(tmp_path, tiny_run
 
 
 def test_model_output_is_escaped_in_the_html_report():
-    from luyen.evaluate.stage import _html
-    page = _html({"fine-tuned": {"rougeL": 1.0}}, "v", [{"prompt": "<b>q</b>", "reference": "r",
-                                                         "fine-tuned": "<script>alert(1)</script>"}], "rougeL")
+    from luyen.evaluate.report import html
+    page = html({"results": {"fine-tuned": {"rougeL": 1.0}}, "verdict": "v", "primary": "rougeL",
+                 "samples": [{"prompt": "<b>q</b>", "reference": "r", "fine-tuned": "<script>alert(1)</script>"}]})
     assert "<script>alert" not in page and "&lt;script&gt;" in page
 
 
@@ -102,29 +113,3 @@ def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny
     hits = load_index(tmp_path / "index").search(question[0]["content"])
     prompt = _prompt("rag", question, [], hits, cfg)
     assert hits[0].source in prompt[-1]["content"] and "[1]" in prompt[-1]["content"]
-
-
-def test_judge_grades_through_a_real_openai_compatible_server(tmp_path, tiny_run, tiny_data_dir, tiny_model_dir):
-    """The judge talks to `luyen serve` on loopback (here over the tiny model, whose replies hold no
-    rating): every answer is sent, nothing unparseable is turned into a score."""
-    import re
-    import urllib.request
-
-    import torch
-
-    from luyen.config import ServeConfig
-    from luyen.serve import running
-    from luyen.serve.app import create_app
-    from luyen.serve.backends import TransformersBackend
-    backend = TransformersBackend.load(str(tiny_model_dir), dtype=torch.float32)
-    with running(create_app(backend, ServeConfig(max_prompt_tokens=4096))) as url:  # past the tiny context: rotary goes on
-        cfg = load_config(None, [f"eval.judge.url={url}/v1", f"eval.judge.model={tiny_model_dir}",
-                                 "eval.judge.max_examples=2", "generate.max_new_tokens=3"])
-        run(cfg, tiny_run, tiny_data_dir, tmp_path / "j", baselines=["zero-shot"], limit=3)
-        metrics_text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
-    served = sum(float(v) for v in re.findall(r'^luyen_requests(?:_total)?{[^}]*chat[^}]*} (\S+)$', metrics_text, re.M))
-    assert served == 2 * 2  # two systems, two judged answers each
-    systems = json.loads((tmp_path / "j" / "metrics.json").read_text())["systems"]
-    for r in systems.values():
-        assert 0 <= r["judge_unparsed"] <= 2 and ("judge" in r) == (r["judge_unparsed"] < 2)
-        assert "judge" not in r or 1 <= r["judge"] <= 5

@@ -13,7 +13,6 @@ samples.jsonl, report.md, report.html and, last, manifest.json.
 """
 from __future__ import annotations
 
-import html
 import json
 import math
 import time
@@ -24,6 +23,7 @@ import torch
 
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
+from luyen.evaluate import report
 from luyen.evaluate.metrics import classification_metrics, generation_metrics, perplexity
 from luyen.manifest import RunDir, read_manifest
 
@@ -91,46 +91,103 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
         systems += [(f"model {label[b]}", engine, b, False) for b in baselines]
     if index is not None:
         contexts = [_retrieve(index, cfg, p) for p, _ in examples]
+    refs = [a for _, a in examples]
     with RunDir.create(Path(out_dir), stage="eval", overwrite=overwrite) as rd:
-        results, answers = {}, {}
+        results, answers, per = {}, {}, {}
         for name, eng, style, base in systems:
             t0 = time.perf_counter()
             off = eng.model.disable_adapter() if base and adapter else nullcontext()
             with off, console.status(f"eval: {name}: perplexity and {len(examples)} answers", spinner="dots"):
                 prompts = [_prompt(style, p, shots_chat, contexts[i] if style == "rag" else None, cfg)
                            for i, (p, _) in enumerate(examples)]
-                ppl, nll = _perplexities(eng, prompts, [a for _, a in examples], whole=style == "zero-shot")
-                outs = eng.chat(prompts, cfg.generate)
-            preds = [o.text.strip() for o in outs]
-            refs = [a for _, a in examples]
-            m = classification_metrics(preds, refs) if labelled else generation_metrics(preds, refs)
-            m.update(ppl)
-            m["mean_answer_words"] = sum(len(p.split()) for p in preds) / len(preds)
-            m["seconds_per_example"] = sum(o.seconds for o in outs) / len(outs) / max(1, min(cfg.generate.batch_size, len(outs)))
+                m, answers[name], per[name] = _score(eng, prompts, refs, cfg, labelled, whole=style == "zero-shot")
             if judge is not None:
-                n = min(len(examples), cfg.eval.judge.max_examples)
-                with console.status(f"eval: {name}: judge {cfg.eval.judge.model} grading {n} answers"):
-                    scores = judge.score([p[-1]["content"] for p, _ in examples[:n]], refs[:n], preds[:n])
-                if scores.mean is not None:
-                    m["judge"] = scores.mean
-                m["judge_unparsed"] = n - scores.parsed
+                m.update(_judge(judge, cfg, examples, answers[name], console, name))
             m["wall_seconds"] = time.perf_counter() - t0
             console.print(f"eval: {name} on {len(examples)} test examples in {m['wall_seconds']:.0f} s", highlight=False)
-            results[name], answers[name] = {k: round(v, 4) for k, v in m.items()}, preds
+            results[name] = {k: round(v, 4) for k, v in m.items()}
         primary = "accuracy" if labelled else "rougeL"
-        verdict = _verdict(results, primary)
-        rd.write_json("metrics.json", {"primary": primary, "systems": results, "verdict": verdict,
-                                       "examples": len(examples)})
+        comparisons = _comparisons(per, results) if trained_run else {}
+        verdict = _verdict(results, primary, comparisons, len(examples))
+        general = None
+        if trained_run and cfg.eval.general:
+            with console.status("eval: general-ability check, base and fine-tuned", spinner="dots"):
+                general = _general(base_engine, engine, adapter)
+            console.print(f"eval: {report.general_line(general)}", highlight=False)
         samples = [{"prompt": p[-1]["content"], "reference": a, **{n: answers[n][i] for n in answers}}
                    for i, (p, a) in enumerate(examples)]
+        doc = {"results": results, "verdict": verdict, "samples": samples, "primary": primary,
+               "comparisons": comparisons, "general": general, "generation": _generation(cfg)}
+        rd.write_json("metrics.json", {"primary": primary, "systems": results, "verdict": verdict,
+                                       "examples": len(examples), "comparisons": comparisons, "general": general,
+                                       "generation": _generation(cfg)})
         rd.write_text("samples.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
-        rd.write_text("report.md", _markdown(results, verdict, samples[:5], primary))
-        rd.write_text("report.html", _html(results, verdict, samples[:10], primary))
+        rd.write_text("report.md", report.markdown(doc))
+        rd.write_text("report.html", report.html(doc))
         inputs = [data_dir / "test.jsonl"] + ([Path(model) / "manifest.json"] if (Path(model) / "manifest.json").is_file() else [])
         return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed,
                          metrics={"verdict": verdict, "primary": primary,
                                   **{f"{n}/{k}": v for n, r in results.items() for k, v in r.items()
                                      if k in (primary, "answer_perplexity", "judge")}})
+
+
+def _score(eng, prompts: list[list[dict]], refs: list[str], cfg: RunConfig, labelled: bool, whole: bool):
+    """One system's metrics, its answers, and its per-example scores for the bootstrap
+    ({"primary": 0..100 per example, "nll": per-token answer NLL per example})."""
+    from luyen.evaluate.metrics import label_matches, rouge_l_per_example
+    ppl, nll = _perplexities(eng, prompts, refs, whole=whole)
+    outs = eng.chat(prompts, cfg.generate)
+    preds = [o.text.strip() for o in outs]
+    m = classification_metrics(preds, refs) if labelled else generation_metrics(preds, refs)
+    m.update(ppl)
+    m["mean_answer_words"] = sum(len(p.split()) for p in preds) / len(preds)
+    m["seconds_per_example"] = sum(o.seconds for o in outs) / len(outs) / max(1, min(cfg.generate.batch_size, len(outs)))
+    primary = [100 * x for x in label_matches(preds, refs)] if labelled else rouge_l_per_example(preds, refs)
+    return m, preds, {"primary": primary, "nll": [n / k if k else 0.0 for n, k in nll]}
+
+
+def _judge(judge, cfg: RunConfig, examples, preds: list[str], console, name: str) -> dict:
+    n = min(len(examples), cfg.eval.judge.max_examples)
+    with console.status(f"eval: {name}: judge {cfg.eval.judge.model} grading {n} answers"):
+        scores = judge.score([p[-1]["content"] for p, _ in examples[:n]], [a for _, a in examples[:n]], preds[:n])
+    out = {"judge_unparsed": n - scores.parsed}
+    if scores.mean is not None:
+        out["judge"] = scores.mean
+    return out
+
+
+def _comparisons(per: dict[str, dict], results: dict) -> dict:
+    """Paired bootstraps of the fine-tuned model against every baseline: the primary metric and the
+    per-token answer NLL (lower is better, flipped so that a positive difference favours fine-tuning)."""
+    from luyen.evaluate.verdict import compare
+    if TUNED not in per:
+        return {}
+    keep = [n for n in per if n == TUNED or not n.startswith(TUNED)]
+    out = {"primary": compare({n: per[n]["primary"] for n in keep}, TUNED),
+           "nll": compare({n: per[n]["nll"] for n in keep}, TUNED, higher_is_better=False)}
+    return {k: {n: {f: (round(v, 4) if isinstance(v, float) else v) for f, v in c.items()} for n, c in d.items()}
+            for k, d in out.items()}
+
+
+def _general(base_engine, engine, adapter: bool) -> dict:
+    """The general-ability check: our own multiple-choice items (vi + en) for the base and the fine-tuned
+    model in the same run, each through the chat template the fine-tuned model uses."""
+    from luyen.evaluate.general import load_items, score_items, summary
+    from luyen.evaluate.verdict import paired_bootstrap
+    items = load_items()
+    with engine.model.disable_adapter() if adapter else nullcontext():
+        base = score_items(base_engine.model, base_engine.tok, items, render=base_engine.render)
+    tuned = score_items(engine.model, engine.tok, items, render=engine.render)
+    c = paired_bootstrap([100 * x for x in tuned], [100 * x for x in base])
+    return {"n": len(items), "base": summary(base, items), "tuned": summary(tuned, items),
+            "comparison": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in c.items()}}
+
+
+def _generation(cfg: RunConfig) -> str:
+    g = cfg.generate
+    how = "greedy" if g.temperature == 0 else f"temperature {g.temperature}, top_p {g.top_p}, seed {g.seed}"
+    return (f"{how}, max_new_tokens {g.max_new_tokens}, repetition_penalty {g.repetition_penalty}, "
+            f"no_repeat_ngram_size {g.no_repeat_ngram_size}; the same for every system")
 
 
 def _load_index(path: str | Path):
@@ -218,91 +275,19 @@ def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: 
     return out, per
 
 
-def _verdict(results: dict, primary: str) -> str:
-    """One plain sentence: the best system, by how much, and what to do when fine-tuning did not win."""
-    ranked = sorted(results, key=lambda n: results[n][primary], reverse=True)
-    best = ranked[0]
-    label = "ROUGE-L" if primary == "rougeL" else "accuracy"
-    tuned = [n for n in ranked if n.startswith(TUNED)]
-    if not tuned:
-        return f"Best: {best} with {label} {results[best][primary]:.1f}."
-    baselines = [n for n in ranked if not n.startswith(TUNED)]
-    if not baselines:
-        return f"{TUNED}: {label} {results[TUNED][primary]:.1f} (no baseline was run)."
-    rival, mine = baselines[0], tuned[0]
-    t, r = results[mine], results[rival]
-    gap = t[primary] - r[primary]
-    ppl = (f"; answer perplexity {r['answer_perplexity']:.2f} -> {t['answer_perplexity']:.2f}"
-           if math.isfinite(t.get("answer_perplexity", math.nan)) else "")
-    if gap > 0:
-        who = "the fine-tuned model" if mine == TUNED else f"the {mine} system"
-        return (f"Fine-tuning was worth it: {who} beats the best baseline ({rival}) by {gap:.1f} "
-                f"{label} points ({t[primary]:.1f} vs {r[primary]:.1f}){ppl}.")
-    return (f"Fine-tuning did not win: {rival} scores {r[primary]:.1f} {label} against {mine}'s "
-            f"{t[primary]:.1f}{ppl}. Suggestion: ship {rival} (it needs no training), or train on more and "
-            "cleaner examples, for more epochs, and check the data report for leakage and truncation.")
-
-
-COLUMNS = [("answer_perplexity", "answer PPL", "{:.2f}"), ("sequence_perplexity", "sequence PPL", "{:.2f}"),
-           ("bleu", "BLEU-4", "{:.1f}"), ("chrf", "chrF", "{:.1f}"), ("rouge1", "ROUGE-1", "{:.1f}"),
-           ("rouge2", "ROUGE-2", "{:.1f}"), ("rougeL", "ROUGE-L", "{:.1f}"), ("exact_match", "EM", "{:.1f}"),
-           ("f1", "F1", "{:.1f}"), ("accuracy", "accuracy", "{:.1f}"), ("macro_f1", "macro-F1", "{:.1f}"),
-           ("judge", "judge (1-5)", "{:.2f}"), ("mean_answer_words", "words/answer", "{:.1f}"), ("seconds_per_example", "s/example", "{:.2f}")]
-
-
-def _cols(results: dict) -> list[tuple[str, str, str]]:
-    return [c for c in COLUMNS if any(c[0] in r for r in results.values())]
-
-
-def _markdown(results: dict, verdict: str, samples: list[dict], primary: str) -> str:
-    cols = _cols(results)
-    lines = ["# Evaluation", "", verdict, "", "| system | " + " | ".join(c[1] for c in cols) + " |",
-             "|---|" + "---|" * len(cols)]
-    for name, r in results.items():
-        cells = [c[2].format(r[c[0]]) if c[0] in r else "" for c in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "## Samples", ""]
-    for s in samples:
-        lines.append(f"**Q:** {s['prompt']}  ")
-        lines.append(f"**reference:** {s['reference']}  ")
-        for name in results:
-            lines.append(f"**{name}:** {s[name]}  ")
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _bars(results: dict, key: str, title: str) -> str:
-    """A small inline SVG bar chart (no external resource, no script)."""
-    vals = [(n, r[key]) for n, r in results.items() if key in r and math.isfinite(r[key])]
-    if not vals:
-        return ""
-    top = max(v for _, v in vals) or 1.0
-    rows = []
-    for i, (n, v) in enumerate(vals):
-        w = 260 * v / top
-        rows.append(f'<text x="0" y="{28 + i * 26}" font-size="12">{html.escape(n)}</text>'
-                    f'<rect x="130" y="{16 + i * 26}" width="{w:.1f}" height="16" fill="#4a7bd0"/>'
-                    f'<text x="{136 + w:.1f}" y="{28 + i * 26}" font-size="12">{v:.2f}</text>')
-    h = 24 + 26 * len(vals)
-    return (f'<figure><figcaption>{html.escape(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" '
-            f'width="460" height="{h}" role="img">{"".join(rows)}</svg></figure>')
-
-
-def _html(results: dict, verdict: str, samples: list[dict], primary: str) -> str:
-    cols = _cols(results)
-    head = "".join(f"<th>{html.escape(c[1])}</th>" for c in cols)
-    body = "".join("<tr><th>" + html.escape(n) + "</th>" + "".join(
-        f"<td>{c[2].format(r[c[0]]) if c[0] in r else ''}</td>" for c in cols) + "</tr>" for n, r in results.items())
-    charts = "".join(_bars(results, k, t) for k, t in ((primary, "ROUGE-L" if primary == "rougeL" else "accuracy"),
-                                                        ("answer_perplexity", "answer perplexity (lower is better)"),
-                                                        ("chrf", "chrF")))
-    side = "".join("<tr><td>" + html.escape(s["prompt"]) + "</td><td>" + html.escape(s["reference"]) + "</td>" +
-                   "".join(f"<td>{html.escape(s[n])}</td>" for n in results) + "</tr>" for s in samples)
-    names = "".join(f"<th>{html.escape(n)}</th>" for n in results)
-    return ("<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>luyen evaluation</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}figure{display:inline-block;margin:1em}"
-            "</style></head><body><h1>Evaluation</h1>"
-            f"<p><strong>{html.escape(verdict)}</strong></p><table><tr><th>system</th>{head}</tr>{body}</table>"
-            f"{charts}<h2>Samples</h2><table><tr><th>prompt</th><th>reference</th>{names}</tr>{side}</table>"
-            "</body></html>\n")
+def _verdict(results: dict, primary: str, comparisons: dict, n: int) -> str:
+    """The verdict paragraph (luyen.evaluate.verdict): a win only when the paired bootstrap interval
+    against the best baseline excludes 0."""
+    from luyen.evaluate.verdict import sentence
+    label = report.LABELS.get(primary, primary)
+    if not comparisons:
+        best = max(results, key=lambda name: results[name][primary])
+        return f"Best: {best} with {label} {results[best][primary]:.1f} (n={n})."
+    means = {name: r[primary] for name, r in results.items()}
+    baselines = {name: c for name, c in comparisons["primary"].items() if not name.startswith(TUNED)}
+    rival = max(baselines, key=means.get) if baselines else None
+    ppl = None
+    if rival is not None:
+        ppl = {"base": results[rival].get("answer_perplexity", math.nan),
+               "tuned": results[TUNED].get("answer_perplexity", math.nan), "comparison": comparisons["nll"][rival]}
+    return sentence(means, baselines, TUNED, label, n, ppl=ppl)

@@ -1,0 +1,172 @@
+"""A general-ability regression check: did fine-tuning make the model forget what it knew?
+
+A small fixed set of multiple-choice items we wrote ourselves (general_items.jsonl, shipped with the
+package), half Vietnamese and half English, in four categories: knowledge, reasoning, instruction
+following and language. The eval stage scores the base and the fine-tuned model on it and reports
+the change.
+
+    items = load_items()
+    per_item = score_items(model, tokenizer, items, render=engine.render)   # 1.0 / 0.0 per item
+    summary(per_item, items)   # {"accuracy": 0..100, "n": ..., "by_lang": {...}, "by_category": {...}}
+
+Scoring is lm-evaluation-harness's `acc_norm`: every choice is a continuation of the question, its
+score is the summed log-probability of its tokens divided by its length in characters, and the
+prediction is the best-scoring choice. With `render` (the chat template, generation prompt included,
+BOS already in the text) the question is one user turn and the choice is the reply; without it the
+context is "Question: ...\\nAnswer:" after the tokenizer's BOS and the continuation is " " + choice.
+The model runs with its output layer switched off and logits are computed only at the positions that
+predict a choice token, so a 262k vocabulary never becomes a [batch, length, vocab] tensor.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import nullcontext
+from importlib import resources
+
+import torch
+
+ITEMS_FILE = "general_items.jsonl"
+LANGS = ("vi", "en")
+CATEGORIES = ("knowledge", "reasoning", "instruction", "language")
+
+
+def load_items() -> list[dict]:
+    """The packaged items, in file order."""
+    text = resources.files("luyen.evaluate").joinpath(ITEMS_FILE).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def plain_context(question: str) -> str:
+    return f"Question: {question}\nAnswer:"
+
+
+def split_continuation(tokenizer, context: str, continuation: str, ctx_ids: list[int] | None = None
+                       ) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids), no special tokens added. The continuation's ids are those that
+    follow the context's in the encoding of context + continuation; when the tokenizer merges across
+    the boundary (the joint encoding does not start with the context's), both are encoded separately."""
+    enc = lambda s: tokenizer.encode(s, add_special_tokens=False)  # noqa: E731
+    ctx = enc(context) if ctx_ids is None else ctx_ids
+    whole = enc(context + continuation)
+    if whole[:len(ctx)] == ctx and len(whole) > len(ctx):
+        return ctx, whole[len(ctx):]
+    return ctx, enc(continuation)
+
+
+def _requests(tokenizer, items: list[dict], render) -> list[tuple[list[int], list[int]]]:
+    """One (context ids, continuation ids) pair per (item, choice), item-major."""
+    bos = tokenizer.bos_token_id
+    prefix = [] if render is not None or bos is None else [bos]
+    pairs = []
+    for item in items:
+        if render is not None:
+            context = render([{"role": "user", "content": item["question"]}])
+            conts = list(item["choices"])
+        else:
+            context = plain_context(item["question"])
+            conts = [" " + c for c in item["choices"]]
+        ctx_ids = tokenizer.encode(context, add_special_tokens=False)
+        for cont in conts:
+            ctx, cont_ids = split_continuation(tokenizer, context, cont, ctx_ids)
+            pairs.append((prefix + ctx, cont_ids))
+    return pairs
+
+
+@torch.no_grad()
+def loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 8,
+                   chunk: int = 256) -> list[float]:
+    """Summed log-probability of each continuation given its context (right-padded batches)."""
+    from luyen.train.loop import HiddenHead
+    head = HiddenHead(model)
+    param = next(model.parameters())
+    device = param.device
+    bf16 = param.dtype == torch.bfloat16  # bf16 weights run under autocast so fp32 adapter weights follow
+    max_len = getattr(head.config, "max_position_embeddings", None)
+    seqs = []
+    for ctx, cont in pairs:
+        if not cont:
+            raise ValueError("a choice encodes to no tokens")
+        if max_len and len(ctx) + len(cont) > max_len:  # keep the continuation, drop the oldest context
+            ctx = ctx[len(ctx) + len(cont) - max_len:]
+        seqs.append((ctx + cont, len(ctx)))
+    out = [0.0] * len(seqs)
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i][0]))  # similar lengths pad little
+    extra = {"use_cache": False} if head.use_cache else {}
+    for start in range(0, len(order), batch):
+        rows = order[start:start + batch]
+        width = max(len(seqs[j][0]) for j in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        b_idx, p_idx, targets = [], [], []
+        for r, j in enumerate(rows):
+            seq, n_ctx = seqs[j]
+            ids[r, :len(seq)] = torch.tensor(seq)
+            mask[r, :len(seq)] = 1
+            b_idx += [r] * (len(seq) - n_ctx)
+            p_idx += range(n_ctx - 1, len(seq) - 1)  # the output at position p - 1 predicts token p
+            targets += seq[n_ctx:]
+        with head, torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
+            hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
+        hidden = hidden[:, hidden.shape[1] - width:]  # prompt-learning adapters prepend virtual tokens
+        owner = torch.tensor(b_idx, device=device)
+        sel = hidden[owner, torch.tensor(p_idx, device=device)]  # [N, H]: only the scored positions
+        tgt = torch.tensor(targets, device=device)
+        logp = torch.empty(len(targets), dtype=torch.float32, device=device)
+        for i in range(0, len(targets), chunk):
+            h = sel[i:i + chunk].to(head.weight.dtype)
+            logits = torch.nn.functional.linear(h, head.weight, head.bias).float()
+            if head.softcap:
+                logits = torch.tanh(logits / head.softcap) * head.softcap
+            logp[i:i + chunk] = torch.log_softmax(logits, dim=-1).gather(1, tgt[i:i + chunk, None])[:, 0]
+        sums = torch.zeros(len(rows), dtype=torch.float64)
+        sums.index_add_(0, owner.cpu(), logp.cpu().double())
+        for r, j in enumerate(rows):
+            out[j] = float(sums[r])
+    return out
+
+
+def choice_scores(model, tokenizer, items: list[dict], *, render: Callable[[list[dict]], str] | None = None,
+                  batch: int = 8) -> list[list[float]]:
+    """acc_norm scores: per item, per choice, summed log-probability / the choice's length in characters."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        pad_id = 0  # padded positions are masked and never scored; any valid id will do
+    was_training = model.training
+    model.eval()
+    try:
+        lls = loglikelihoods(model, _requests(tokenizer, items, render), pad_id, batch=batch)
+    finally:
+        model.train(was_training)
+    scores, k = [], 0
+    for item in items:
+        n = len(item["choices"])
+        scores.append([ll / max(len(c), 1) for ll, c in zip(lls[k:k + n], item["choices"])])
+        k += n
+    return scores
+
+
+def score_items(model, tokenizer, items: list[dict], *, render: Callable[[list[dict]], str] | None = None,
+                batch: int = 8) -> list[float]:
+    """1.0 where the best acc_norm choice is the item's answer, else 0.0 (ties go to the first choice)."""
+    out = []
+    for item, s in zip(items, choice_scores(model, tokenizer, items, render=render, batch=batch)):
+        out.append(1.0 if max(range(len(s)), key=s.__getitem__) == item["answer"] else 0.0)
+    return out
+
+
+def summary(per_item: list[float], items: list[dict]) -> dict:
+    """Accuracy in 0..100 overall, per language and per category, with the item counts behind each."""
+    if len(per_item) != len(items):
+        raise ValueError(f"{len(per_item)} scores for {len(items)} items")
+    groups: dict[str, dict[str, list[float]]] = {"by_lang": defaultdict(list), "by_category": defaultdict(list)}
+    for s, item in zip(per_item, items):
+        groups["by_lang"][item["lang"]].append(s)
+        groups["by_category"][item["category"]].append(s)
+    acc = lambda xs: 100.0 * sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+    out: dict = {"accuracy": acc(per_item), "n": len(items)}
+    for key, g in groups.items():
+        out[key] = {name: acc(xs) for name, xs in sorted(g.items())}
+        out[key.replace("by_", "n_by_")] = {name: len(xs) for name, xs in sorted(g.items())}
+    return out

@@ -1,0 +1,126 @@
+"""The evaluation report: one Markdown and one self-contained HTML page (no script, no external
+resource, model output always escaped) from what the stage measured.
+
+    text = markdown(report)      # report = {"results", "verdict", "samples", "primary", "comparisons", "general", ...}
+    page = html(report)
+
+Each baseline's row carries the paired difference "fine-tuned minus this system" with its 95%
+bootstrap interval, so a reader sees at once which gaps are larger than the noise of the test set.
+"""
+from __future__ import annotations
+
+import html as _html
+import math
+
+COLUMNS = [("answer_perplexity", "answer PPL", "{:.2f}"), ("sequence_perplexity", "sequence PPL", "{:.2f}"),
+           ("bleu", "BLEU-4", "{:.1f}"), ("chrf", "chrF", "{:.1f}"), ("rouge1", "ROUGE-1", "{:.1f}"),
+           ("rouge2", "ROUGE-2", "{:.1f}"), ("rougeL", "ROUGE-L", "{:.1f}"), ("exact_match", "EM", "{:.1f}"),
+           ("f1", "F1", "{:.1f}"), ("accuracy", "accuracy", "{:.1f}"), ("macro_f1", "macro-F1", "{:.1f}"),
+           ("unmatched", "no label", "{:.0f}"), ("judge", "judge (1-5)", "{:.2f}"),
+           ("mean_answer_words", "words/answer", "{:.1f}"), ("seconds_per_example", "s/example", "{:.2f}")]
+LABELS = {"rougeL": "ROUGE-L", "accuracy": "accuracy"}
+EXPLAIN = ("Δ columns: the fine-tuned model minus this system on the same test examples, with the 95% interval "
+           "of a paired bootstrap (2,000 resamples); an interval that contains 0 is no evidence of a difference. "
+           "Δ NLL: answer negative log-likelihood per token, positive = the fine-tuned model is better.")
+
+
+def _cols(results: dict) -> list[tuple[str, str, str]]:
+    return [c for c in COLUMNS if any(c[0] in r for r in results.values())]
+
+
+def _delta(c: dict | None, digits: int = 1) -> str:
+    if not c:
+        return ""
+    return f"{c['diff']:+.{digits}f} [{c['lo']:+.{digits}f}, {c['hi']:+.{digits}f}]"
+
+
+def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the main table, shared by both renderings."""
+    results, primary, comps = report["results"], report["primary"], report.get("comparisons") or {}
+    cols = _cols(results)
+    head = ["system"] + [c[1] for c in cols]
+    deltas = bool(comps.get("primary"))
+    if deltas:
+        head += [f"Δ {LABELS.get(primary, primary)} (95% CI)", "Δ NLL (95% CI)"]
+    rows = []
+    for name, r in results.items():
+        row = [name] + [c[2].format(r[c[0]]) if c[0] in r and r[c[0]] is not None else "" for c in cols]
+        if deltas:
+            row += [_delta(comps["primary"].get(name)), _delta(comps.get("nll", {}).get(name), 3)]
+        rows.append(row)
+    return head, rows
+
+
+def general_line(g: dict | None) -> str:
+    """One sentence on the general-ability check (fine-tuning can make a model forget)."""
+    if not g:
+        return ""
+    c = g["comparison"]
+    text = (f"General ability ({g['n']} multiple-choice items, vi + en, scored by log-likelihood): base "
+            f"{g['base']['accuracy']:.1f}% -> fine-tuned {g['tuned']['accuracy']:.1f}% (Δ {c['diff']:+.1f} points, "
+            f"95% CI {c['lo']:+.1f} to {c['hi']:+.1f}).")
+    if c["significant"] and c["hi"] < 0:
+        text += " Warning: the fine-tuned model is significantly worse at general tasks than its base."
+    return text
+
+
+def markdown(report: dict) -> str:
+    head, rows = table_rows(report)
+    lines = ["# Evaluation", "", report["verdict"], ""]
+    if report.get("general"):
+        lines += [general_line(report["general"]), ""]
+    lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if report.get("comparisons", {}).get("primary"):
+        lines += ["", EXPLAIN]
+    lines += ["", f"Generation: {report.get('generation', '')}", "", "## Samples", ""]
+    for s in report["samples"][:5]:
+        lines.append(f"**Q:** {s['prompt']}  ")
+        lines.append(f"**reference:** {s['reference']}  ")
+        for name in report["results"]:
+            lines.append(f"**{name}:** {s[name]}  ")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _bars(results: dict, key: str, title: str) -> str:
+    """A small inline SVG bar chart (no external resource, no script)."""
+    vals = [(n, r[key]) for n, r in results.items() if r.get(key) is not None and math.isfinite(r[key])]
+    if not vals:
+        return ""
+    top = max(v for _, v in vals) or 1.0
+    rows = []
+    for i, (n, v) in enumerate(vals):
+        w = 260 * v / top
+        rows.append(f'<text x="0" y="{28 + i * 26}" font-size="12">{_html.escape(n)}</text>'
+                    f'<rect x="130" y="{16 + i * 26}" width="{w:.1f}" height="16" fill="#4a7bd0"/>'
+                    f'<text x="{136 + w:.1f}" y="{28 + i * 26}" font-size="12">{v:.2f}</text>')
+    h = 24 + 26 * len(vals)
+    return (f'<figure><figcaption>{_html.escape(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" '
+            f'width="460" height="{h}" role="img">{"".join(rows)}</svg></figure>')
+
+
+def html(report: dict) -> str:
+    results, primary = report["results"], report["primary"]
+    head, rows = table_rows(report)
+    e = _html.escape
+    table = ("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>" +
+             "".join("<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{e(c)}</td>" for c in r[1:]) + "</tr>" for r in rows)
+             + "</table>")
+    charts = "".join(_bars(results, k, t) for k, t in ((primary, LABELS.get(primary, primary)),
+                                                        ("answer_perplexity", "answer perplexity (lower is better)"),
+                                                        ("chrf", "chrF")))
+    names = "".join(f"<th>{e(n)}</th>" for n in results)
+    side = "".join("<tr><td>" + e(s["prompt"]) + "</td><td>" + e(s["reference"]) + "</td>" +
+                   "".join(f"<td>{e(s[n])}</td>" for n in results) + "</tr>" for s in report["samples"][:10])
+    notes = (f"<p>{e(general_line(report.get('general')))}</p>" if report.get("general") else "")
+    if report.get("comparisons", {}).get("primary"):
+        notes += f"<p><small>{e(EXPLAIN)}</small></p>"
+    return ("<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>luyen evaluation</title>"
+            "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}figure{display:inline-block;margin:1em}"
+            "</style></head><body><h1>Evaluation</h1>"
+            f"<p><strong>{e(report['verdict'])}</strong></p>{table}{notes}"
+            f"<p>Generation: {e(report.get('generation', ''))}</p>"
+            f"{charts}<h2>Samples</h2><table><tr><th>prompt</th><th>reference</th>{names}</tr>{side}</table>"
+            "</body></html>\n")
