@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import make_tiny_model
 
 from luyen.config import load_config
 from luyen.evaluate.stage import _prompt, _shots, answer_nll, run
@@ -43,11 +44,13 @@ def test_few_shot_keeps_the_system_prompt_first_and_labelled_shots_are_balanced(
 
 
 @pytest.mark.parametrize("method,extra", [
-    ("full", []), ("lora", []), ("prompt", ["train.num_virtual_tokens=4", "train.lr=0.05"]),
+    ("full", []), ("lora", []), ("qlora", []), ("prompt", ["train.num_virtual_tokens=4", "train.lr=0.05"]),
     ("ptuning", ["train.num_virtual_tokens=4"]), ("freeze", ["train.freeze_layers_but=1"]),
 ])
 def test_every_methods_run_evaluates_against_its_base(tmp_path, tiny_model_dir, tiny_data_dir, method, extra):
     run_dir = tmp_path / "train"
+    if method == "qlora":  # bitsandbytes' 4-bit CPU kernels need layers at least 64 wide
+        tiny_model_dir = make_tiny_model(tmp_path / "wide", hidden=64)
     train(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=2",
                              f"train.method={method}", *extra]), tiny_data_dir, run_dir)
     run(load_config(None, ["generate.max_new_tokens=2"]), run_dir, tiny_data_dir, tmp_path / "eval", limit=3)
