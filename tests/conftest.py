@@ -97,3 +97,14 @@ def tiny_data_dir(tmp_path_factory, tiny_model_dir) -> Path:
     """A prepared data folder (train/val/test) of short QA for the tiny llama model."""
     root = tmp_path_factory.mktemp("train_data")
     return prepare_data(tiny_model_dir, root / "data", write_short_qa(root / "qa.jsonl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_model_dir, tiny_data_dir) -> Path:
+    """A finished LoRA run of the tiny llama model on tiny_data_dir (20 steps at a high learning rate)."""
+    from luyen.config import load_config
+    from luyen.train.stage import run
+    out = tmp_path_factory.mktemp("tiny_run") / "train"
+    run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=20",
+                           "train.lr=3e-3"]), tiny_data_dir, out)
+    return out

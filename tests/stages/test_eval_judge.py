@@ -15,7 +15,6 @@ import pytest
 from luyen.config import load_config
 from luyen.evaluate.judge import Judge
 from luyen.evaluate.stage import run
-from luyen.train.stage import run as train
 
 RATED = "The answer matches the reference. Rating: 4"
 MAX_BODY = 1_000_000
@@ -131,14 +130,6 @@ def test_judge_counts_replies_without_a_rating_and_never_guesses(judge_server, m
     assert scores.ratings == [4, None, 4, None, 2]  # in the order of the answers, whatever order they were served
     assert scores.parsed == 3 and len(ANSWERS) - scores.parsed == 2
     assert scores.mean == pytest.approx(10 / 3)  # (4 + 4 + 2) / 3: the unparsed are left out, not scored 0
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_model_dir, tiny_data_dir):
-    out = tmp_path_factory.mktemp("eval_judge") / "train"
-    train(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=20",
-                             "train.lr=3e-3"]), tiny_data_dir, out)
-    return out
 
 
 def _judged(out, stub: StubJudge, systems: list[str], n: int):

@@ -10,15 +10,6 @@ from luyen.cli import app
 from luyen.config import load_config
 from luyen.errors import LuyenError
 from luyen.evaluate.stage import run
-from luyen.train.stage import run as train
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_model_dir, tiny_data_dir):
-    out = tmp_path_factory.mktemp("eval") / "train"
-    train(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=20",
-                             "train.lr=3e-3"]), tiny_data_dir, out)
-    return out
 
 
 def test_eval_compares_base_zero_shot_few_shot_and_fine_tuned(tmp_path, tiny_run, tiny_data_dir):

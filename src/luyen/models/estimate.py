@@ -75,10 +75,13 @@ def estimate_training(*, params: float, embed: float, hidden: int, layers: int, 
                       tokens: float, loss_tokens: float, tokens_per_batch: int, peak_flops: float,
                       lora_r: int = 8, gradient_checkpointing: bool = False, device: str = "cpu",
                       precision: str = "fp32", steps: int = 0, saves: int = 0, optimizer_params_per_s: float = 0.0,
+                      grad_accum: int = 1,
                       eval_tokens: float = 0.0, eval_loss_tokens: float = 0.0) -> dict:
     """``eval_*``: tokens of all validation passes (forward only: 2 FLOPs per parameter per token);
     ``steps``: optimiser steps, each updating the trainable parameters at ``optimizer_params_per_s``
-    (``optimizer_rate()``; 0 leaves the optimiser out); ``saves``: checkpoints written."""
+    (``optimizer_rate()``; 0 leaves it out) plus, per micro-batch, about one more memory-bound pass over
+    them (gradient accumulation, clipping, autocast's weight casts): what full fine-tuning on a 2-core
+    CPU mostly waits for; ``saves``: checkpoints written."""
     body = max(params - embed, 0.0)
     full = method in ("full", "pretrain")
     flops_per_token = (6 if full else 4) * body + (2 * body if gradient_checkpointing else 0)  # recomputed forward
@@ -86,7 +89,7 @@ def estimate_training(*, params: float, embed: float, hidden: int, layers: int, 
     eval_flops = 2 * body * eval_tokens + 2 * hidden * vocab * eval_loss_tokens
     eff = EFFICIENCY.get((device, precision), EFFICIENCY[(device, "fp32")])
     trainable = params if full else _adapter_params(method, hidden, layers, lora_r)
-    optimizer_s = steps * trainable / optimizer_params_per_s if optimizer_params_per_s else 0.0
+    optimizer_s = steps * (1 + grad_accum) * trainable / optimizer_params_per_s if optimizer_params_per_s else 0.0
     seconds = flops / (peak_flops * eff) + optimizer_s
     eval_seconds = eval_flops / (peak_flops * eff) + saves * 12 * trainable / DISK_BANDWIDTH
     weight_bytes = (0.6 if method == "qlora" else 4) * params
