@@ -58,3 +58,13 @@ def test_every_methods_run_evaluates_against_its_base(tmp_path, tiny_model_dir, 
     assert list(systems) == ["base zero-shot", "base few-shot", "fine-tuned"]
     tokens = {r["answer_tokens"] for r in systems.values()}
     assert len(tokens) == 1  # the same answers scored for every system
+
+
+def test_the_verdict_says_when_a_system_rarely_stops():
+    from luyen.evaluate.stage import _stops
+    results = {"fine-tuned": {"stop_rate": 0.0, "stopped": 0, "answers": 37},
+               "base few-shot": {"stop_rate": 81.1, "stopped": 30, "answers": 37}}
+    assert _stops(results, ["fine-tuned", "base few-shot"]) == " But fine-tuned rarely stops: 0/37 answers ended on their own."
+    results["base few-shot"].update(stop_rate=78.4, stopped=29)
+    assert _stops(results, ["fine-tuned", "base few-shot"]).endswith(" But base few-shot rarely stops: 29/37 answers ended on their own.")
+    assert _stops(results, [None]) == ""

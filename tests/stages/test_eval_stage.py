@@ -34,6 +34,9 @@ def test_eval_compares_base_zero_shot_few_shot_and_fine_tuned(tmp_path, tiny_run
     want = ("Fine-tuning was worth it" if c["lo"] > 0 else "Fine-tuning did not win" if c["hi"] < 0
             else "No significant difference (n=6)")
     assert metrics["verdict"].startswith(want) and rival in metrics["verdict"]
+    for r in systems.values():  # behaviour beside correctness, for every system
+        assert 0 <= r["stop_rate"] <= 100 and 0 <= r["loop_rate"] <= 100 and r["answers"] == 6
+    assert ("fine-tuned rarely stops" in metrics["verdict"]) == (systems["fine-tuned"]["stop_rate"] < 80)
     g = metrics["general"]  # the general-ability check ran for the base and the fine-tuned model
     assert g["n"] >= 150 and 0 <= g["base"]["accuracy"] <= 100 and g["comparison"]["n"] == g["n"]
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]

@@ -17,11 +17,16 @@ COLUMNS = [("answer_perplexity", "answer PPL", "{:.2f}"), ("sequence_perplexity"
            ("rouge2", "ROUGE-2", "{:.1f}"), ("rougeL", "ROUGE-L", "{:.1f}"), ("exact_match", "EM", "{:.1f}"),
            ("f1", "F1", "{:.1f}"), ("accuracy", "accuracy", "{:.1f}"), ("macro_f1", "macro-F1", "{:.1f}"),
            ("unmatched", "no label", "{:.0f}"), ("judge", "judge (1-5)", "{:.2f}"),
+           ("stop_rate", "stops %", "{:.0f}"), ("loop_rate", "loops %", "{:.0f}"),
+           ("length_ratio", "length / ref", "{:.2f}"), ("language_match", "right language %", "{:.0f}"),
            ("mean_answer_words", "words/answer", "{:.1f}"), ("seconds_per_example", "s/example", "{:.2f}")]
 LABELS = {"rougeL": "ROUGE-L", "accuracy": "accuracy"}
 EXPLAIN = ("Δ columns: the fine-tuned model minus this system on the same test examples, with the 95% interval "
            "of a paired bootstrap (2,000 resamples); an interval that contains 0 is no evidence of a difference. "
-           "Δ NLL: answer negative log-likelihood per token, positive = the fine-tuned model is better.")
+           "Δ NLL: answer negative log-likelihood per token, positive = the fine-tuned model is better. "
+           "stops: answers that ended on a stop token before the length limit; loops: answers with a 4-word "
+           "phrase repeated 3 or more times; length / ref: answer words over reference words; right language: "
+           "answers in their reference's language (vi/en).")
 
 
 def _cols(results: dict) -> list[tuple[str, str, str]]:

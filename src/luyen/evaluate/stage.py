@@ -134,12 +134,14 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
 def _score(eng, prompts: list[list[dict]], refs: list[str], cfg: RunConfig, labelled: bool, whole: bool):
     """One system's metrics, its answers, and its per-example scores for the bootstrap
     ({"primary": 0..100 per example, "nll": per-token answer NLL per example})."""
+    from luyen.evaluate.behaviour import behaviour
     from luyen.evaluate.metrics import label_matches, rouge_l_per_example
     ppl, nll = _perplexities(eng, prompts, refs, whole=whole)
     outs = eng.chat(prompts, cfg.generate)
     preds = [o.text.strip() for o in outs]
     m = classification_metrics(preds, refs) if labelled else generation_metrics(preds, refs)
     m.update(ppl)
+    m.update(behaviour(preds, refs, [o.finish_reason == "stop" for o in outs]))
     m["mean_answer_words"] = sum(len(p.split()) for p in preds) / len(preds)
     m["seconds_per_example"] = sum(o.seconds for o in outs) / len(outs) / max(1, min(cfg.generate.batch_size, len(outs)))
     primary = [100 * x for x in label_matches(preds, refs)] if labelled else rouge_l_per_example(preds, refs)
@@ -290,4 +292,14 @@ def _verdict(results: dict, primary: str, comparisons: dict, n: int) -> str:
     if rival is not None:
         ppl = {"base": results[rival].get("answer_perplexity", math.nan),
                "tuned": results[TUNED].get("answer_perplexity", math.nan), "comparison": comparisons["nll"][rival]}
-    return sentence(means, baselines, TUNED, label, n, ppl=ppl)
+    return sentence(means, baselines, TUNED, label, n, ppl=ppl) + _stops(results, [TUNED, rival])
+
+
+def _stops(results: dict, names: list[str | None]) -> str:
+    """' But <system> rarely stops: k/n answers ended on their own.' for each named system under 80%."""
+    out = ""
+    for name in names:
+        r = results.get(name) if name else None
+        if r and "stop_rate" in r and r["stop_rate"] < 80:
+            out += f" But {name} rarely stops: {r['stopped']:.0f}/{r['answers']:.0f} answers ended on their own."
+    return out
