@@ -66,13 +66,31 @@ def end_marker(tokenizer, template: str) -> str:
 
 
 def stop_token_ids(tokenizer, template: str) -> list[int]:
-    """Token ids that end generation: EOS plus the template's end-of-turn token when it is one token."""
+    """Token ids that end generation: EOS, the template's end-of-turn token when it is one token, and
+    the special token that opens a turn (Gemma's <start_of_turn>): an answer never contains a new turn,
+    so a model that starts one instead of ending its own has finished its answer."""
     ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     marker = end_marker(tokenizer, template)
     marker_ids = tokenizer.encode(marker, add_special_tokens=False) if marker else []
-    if len(marker_ids) == 1 and marker_ids[0] not in ids:
-        ids.append(marker_ids[0])
+    for token in ([marker_ids[0]] if len(marker_ids) == 1 else []) + _turn_opener(tokenizer, template):
+        if token not in ids:
+            ids.append(token)
     return ids
+
+
+def _turn_opener(tokenizer, template: str) -> list[int]:
+    """[id] of the special token a user turn starts with (after BOS), when there is one."""
+    probe = "\u2063probe\u2063"
+    try:
+        text = render(tokenizer, template, [{"role": "user", "content": probe}])
+    except Exception:  # noqa: BLE001  (a template may refuse a lone user turn)
+        return []
+    head = text[:text.find(probe)] if probe in text else ""
+    if tokenizer.bos_token and head.startswith(tokenizer.bos_token):
+        head = head[len(tokenizer.bos_token):]
+    ids = tokenizer.encode(head, add_special_tokens=False) if head else []
+    special = set(getattr(tokenizer, "all_special_ids", []) or []) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    return [ids[0]] if ids and ids[0] in special else []
 
 
 def encode_chat(tokenizer, template: str, messages: list[dict], marker: str | None = None,

@@ -30,7 +30,8 @@ def test_gemma_markers_get_gemma_layout(tiny_gemma_tokenizer_dir):
     assert template == GEMMA_TEMPLATE
     ids, mask = encode_chat(tok, template, CHAT)
     assert targets(tok, ids, mask) == "Miền Bắc.<end_of_turn>Miền Trung.<end_of_turn>"
-    assert tok.convert_tokens_to_ids("<end_of_turn>") in stop_token_ids(tok, template)
+    # an answer ends at <end_of_turn>, EOS, or where the model opens a new turn instead
+    assert stop_token_ids(tok, template) == [tok.eos_token_id, *tok.convert_tokens_to_ids(["<end_of_turn>", "<start_of_turn>"])]
     assert tok.decode(ids).startswith("<bos><start_of_turn>user\nBạn là trợ lý.\n\nHà Nội ở đâu?")
 
 
