@@ -37,7 +37,8 @@ def measure_matmul_peak(n: int = 2048, repeats: int = 10, dtype=None) -> float:
     runs after a warm-up, as bench/train_throughput.py measures it (n=1024 read 36 GFLOP/s on a CPU
     whose peak is ~170: too small to keep both cores busy, and one slow run was enough)."""
     import torch
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    g = torch.Generator().manual_seed(0)  # never the global RNG: training's dropout draws from it after this
+    a, b = torch.randn(n, n, dtype=dtype, generator=g), torch.randn(n, n, dtype=dtype, generator=g)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
@@ -52,8 +53,9 @@ def optimizer_rate(n: int = 8_000_000) -> float:
     """Parameters per second an AdamW step (foreach, fp32, as the loop runs it) updates here: memory-bound,
     and on a 2-core CPU it dominates full fine-tuning (measured 0.8 s per 100M parameters)."""
     import torch
-    p = torch.nn.Parameter(torch.randn(n))
-    p.grad = torch.randn(n)
+    g = torch.Generator().manual_seed(0)  # never the global RNG (see measure_matmul_peak)
+    p = torch.nn.Parameter(torch.randn(n, generator=g))
+    p.grad = torch.randn(n, generator=g)
     opt = torch.optim.AdamW([p], foreach=True)
     opt.step()
     best = float("inf")
