@@ -82,7 +82,7 @@ def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:
                             tokens_per_batch=per_batch, peak_flops=training_peak(t.dtype), lora_r=t.lora.r,
                             gradient_checkpointing=t.gradient_checkpointing, precision=choose(t.dtype).name,
                             steps=math.ceil(epochs * train_records / (t.batch_size * t.grad_accum)),
-                            optimizer_params_per_s=optimizer_rate(), grad_accum=t.grad_accum)
+                            optimizer_params_per_s=optimizer_rate())
     return {**est, "epochs": round(epochs, 3)}
 
 

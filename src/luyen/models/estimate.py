@@ -17,10 +17,14 @@ from functools import lru_cache
 
 # Share of the measured matmul peak (in the dtype training uses) a run reaches, by device and precision.
 # CPU, measured on Gemma-3-270M (bench/estimate_accuracy.py, bench/train_throughput.py): ~0.2 of the
-# fp32 peak (AVX2 and AVX512 alike), but only ~0.09 of the bf16 peak on AMX, whose tiles multiply
+# fp32 peak (AVX2 and AVX512 alike), but only ~0.11 of the bf16 peak on AMX, whose tiles multiply
 # ~6x faster than fp32 while the rest of a step (attention, norms, casts, the loss) does not speed up.
-EFFICIENCY = {("cpu", "fp32"): 0.22, ("cpu", "bf16"): 0.09, ("cuda", "fp32"): 0.4, ("cuda", "bf16"): 0.4,
-              ("cuda", "fp16"): 0.4}
+# Full fine-tuning under bf16 autocast reaches less (~0.05, measured: a forward+backward of 2 x 200
+# tokens took 3 s): every weight gradient is a bf16 matmul cast back to fp32, and the tied 262k x 640
+# embedding/head gradient is written at every chunk of logits and by the embedding backward.
+EFFICIENCY = {("cpu", "fp32"): 0.22, ("cpu", "bf16"): 0.11, ("cpu", "bf16", "full"): 0.05,
+              ("cuda", "fp32"): 0.4, ("cuda", "bf16"): 0.4, ("cuda", "fp16"): 0.4}
+OPTIMIZER_PASSES = 2  # AdamW plus gradient clipping and zeroing: measured 0.86 s a step on 268M, 2x a bare AdamW
 DISK_BANDWIDTH = 0.5e9  # bytes/s for an fsynced checkpoint (weights + AdamW state: 12 bytes per trainable parameter)
 LOGIT_CHUNK = 256  # positions whose logits exist at once
 ACT_BYTES_PER_TOKEN_LAYER_HIDDEN = 4 * 18  # fp32, ~18 saved tensors of width `hidden` per layer
@@ -77,21 +81,19 @@ def estimate_training(*, params: float, embed: float, hidden: int, layers: int, 
                       tokens: float, loss_tokens: float, tokens_per_batch: int, peak_flops: float,
                       lora_r: int = 8, gradient_checkpointing: bool = False, device: str = "cpu",
                       precision: str = "fp32", steps: int = 0, saves: int = 0, optimizer_params_per_s: float = 0.0,
-                      grad_accum: int = 1,
                       eval_tokens: float = 0.0, eval_loss_tokens: float = 0.0) -> dict:
     """``eval_*``: tokens of all validation passes (forward only: 2 FLOPs per parameter per token);
     ``steps``: optimiser steps, each updating the trainable parameters at ``optimizer_params_per_s``
-    (``optimizer_rate()``; 0 leaves it out) plus, per micro-batch, about one more memory-bound pass over
-    them (gradient accumulation, clipping, autocast's weight casts): what full fine-tuning on a 2-core
-    CPU mostly waits for; ``saves``: checkpoints written."""
+    (``optimizer_rate()``; 0 leaves it out), OPTIMIZER_PASSES times; ``saves``: checkpoints written."""
     body = max(params - embed, 0.0)
     full = method in ("full", "pretrain")
     flops_per_token = (6 if full else 4) * body + (2 * body if gradient_checkpointing else 0)  # recomputed forward
     flops = flops_per_token * tokens + (6 if full else 4) * hidden * vocab * loss_tokens
     eval_flops = 2 * body * eval_tokens + 2 * hidden * vocab * eval_loss_tokens
-    eff = EFFICIENCY.get((device, precision), EFFICIENCY[(device, "fp32")])
+    eff = EFFICIENCY.get((device, precision, "full") if full else (), EFFICIENCY.get((device, precision),
+                                                                                    EFFICIENCY[(device, "fp32")]))
     trainable = params if full else _adapter_params(method, hidden, layers, lora_r)
-    optimizer_s = steps * (1 + grad_accum) * trainable / optimizer_params_per_s if optimizer_params_per_s else 0.0
+    optimizer_s = steps * OPTIMIZER_PASSES * trainable / optimizer_params_per_s if optimizer_params_per_s else 0.0
     seconds = flops / (peak_flops * eff) + optimizer_s
     eval_seconds = eval_flops / (peak_flops * eff) + saves * 12 * trainable / DISK_BANDWIDTH
     weight_bytes = (0.6 if method == "qlora" else 4) * params

@@ -150,7 +150,7 @@ def _estimate(model, tc, trainer, train_ex, val_ex, precision: str) -> dict:
                              peak_flops=training_peak({"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")),
                              lora_r=tc.lora.r, gradient_checkpointing=tc.gradient_checkpointing,
                              device="cuda" if torch.cuda.is_available() else "cpu", precision=precision,
-                             steps=trainer.total, saves=saves, optimizer_params_per_s=optimizer_rate(), grad_accum=tc.grad_accum,
+                             steps=trainer.total, saves=saves, optimizer_params_per_s=optimizer_rate(),
                              eval_tokens=evals * sum(len(e) for e in val_ex), eval_loss_tokens=evals * sum(e.n_loss for e in val_ex))
 
 
