@@ -22,10 +22,8 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from contextlib import nullcontext
 from importlib import resources
 
-import torch
 
 ITEMS_FILE = "general_items.jsonl"
 LANGS = ("vi", "en")
@@ -74,57 +72,19 @@ def _requests(tokenizer, items: list[dict], render) -> list[tuple[list[int], lis
     return pairs
 
 
-@torch.no_grad()
-def loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 8,
-                   chunk: int = 256) -> list[float]:
-    """Summed log-probability of each continuation given its context (right-padded batches)."""
-    from luyen.train.loop import HiddenHead
-    head = HiddenHead(model)
-    param = next(model.parameters())
-    device = param.device
-    bf16 = param.dtype == torch.bfloat16  # bf16 weights run under autocast so fp32 adapter weights follow
-    max_len = getattr(head.config, "max_position_embeddings", None)
-    seqs = []
+def loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 8) -> list[float]:
+    """Summed log-probability of each continuation given its context (evaluate.likelihood's scorer)."""
+    from luyen.evaluate.likelihood import example_nll
+    from luyen.train.batches import shifted
+    max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    examples = []
     for ctx, cont in pairs:
         if not cont:
             raise ValueError("a choice encodes to no tokens")
         if max_len and len(ctx) + len(cont) > max_len:  # keep the continuation, drop the oldest context
             ctx = ctx[len(ctx) + len(cont) - max_len:]
-        seqs.append((ctx + cont, len(ctx)))
-    out = [0.0] * len(seqs)
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i][0]))  # similar lengths pad little
-    extra = {"use_cache": False} if head.use_cache else {}
-    for start in range(0, len(order), batch):
-        rows = order[start:start + batch]
-        width = max(len(seqs[j][0]) for j in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        b_idx, p_idx, targets = [], [], []
-        for r, j in enumerate(rows):
-            seq, n_ctx = seqs[j]
-            ids[r, :len(seq)] = torch.tensor(seq)
-            mask[r, :len(seq)] = 1
-            b_idx += [r] * (len(seq) - n_ctx)
-            p_idx += range(n_ctx - 1, len(seq) - 1)  # the output at position p - 1 predicts token p
-            targets += seq[n_ctx:]
-        with head, torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
-            hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
-        hidden = hidden[:, hidden.shape[1] - width:]  # prompt-learning adapters prepend virtual tokens
-        owner = torch.tensor(b_idx, device=device)
-        sel = hidden[owner, torch.tensor(p_idx, device=device)]  # [N, H]: only the scored positions
-        tgt = torch.tensor(targets, device=device)
-        logp = torch.empty(len(targets), dtype=torch.float32, device=device)
-        for i in range(0, len(targets), chunk):
-            h = sel[i:i + chunk].to(head.weight.dtype)
-            logits = torch.nn.functional.linear(h, head.weight, head.bias).float()
-            if head.softcap:
-                logits = torch.tanh(logits / head.softcap) * head.softcap
-            logp[i:i + chunk] = torch.log_softmax(logits, dim=-1).gather(1, tgt[i:i + chunk, None])[:, 0]
-        sums = torch.zeros(len(rows), dtype=torch.float64)
-        sums.index_add_(0, owner.cpu(), logp.cpu().double())
-        for r, j in enumerate(rows):
-            out[j] = float(sums[r])
-    return out
+        examples.append(shifted(ctx + cont, [False] * len(ctx) + [True] * len(cont)))
+    return [-nll for nll, _ in example_nll(model, examples, pad_id, batch=batch)]
 
 
 def choice_scores(model, tokenizer, items: list[dict], *, render: Callable[[list[dict]], str] | None = None,

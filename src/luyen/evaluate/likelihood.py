@@ -1,0 +1,36 @@
+"""How likely a model finds the target tokens of each example: the one scorer behind answer
+perplexity (evaluate.stage) and the general-ability check (evaluate.general).
+
+    nll = example_nll(model, [shifted(ids, mask)], pad_id=0)   # [(summed NLL of the targets, their count)]
+
+It runs the training loss's own pieces (luyen.train): right-padded batches of similar lengths, the
+model with its output layer switched off, and logits only at target positions, a chunk at a time,
+with the architecture's final softcap; bf16 weights run under bf16 autocast.
+"""
+from __future__ import annotations
+
+import torch
+
+from luyen.train.batches import IGNORE, Example, collate
+
+
+@torch.no_grad()
+def example_nll(model, examples: list[Example], pad_id: int, batch: int = 8) -> list[tuple[float, int]]:
+    """Per example, in order: the summed negative log-likelihood of its targets and how many there are."""
+    from luyen.train.loop import HiddenHead, hidden_states
+    from luyen.train.loss import linear_cross_entropy
+    head = HiddenHead(model)
+    param = next(model.parameters())
+    autocast = torch.bfloat16 if param.dtype == torch.bfloat16 else None
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # similar lengths pad little
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
+    for i in range(0, len(order), batch):
+        rows = order[i:i + batch]
+        hidden, targets = hidden_states(model, head, collate([examples[j] for j in rows], pad_id), param.device,
+                                        autocast)
+        for r, j in enumerate(rows):
+            sel = targets[r] != IGNORE
+            nll = linear_cross_entropy(hidden[r][sel], head.weight, head.bias, targets[r][sel], chunk=512,
+                                       softcap=head.softcap)
+            out[j] = (float(nll), int(sel.sum()))
+    return out
