@@ -19,7 +19,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
 
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
@@ -107,7 +106,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
             console.print(f"eval: {name} on {len(examples)} test examples in {m['wall_seconds']:.0f} s", highlight=False)
             results[name] = {k: round(v, 4) for k, v in m.items()}
         primary = "accuracy" if labelled else "rougeL"
-        comparisons = _comparisons(per, results) if trained_run else {}
+        comparisons = _comparisons(per) if trained_run else {}
         verdict = _verdict(results, primary, comparisons, len(examples))
         general = None
         if trained_run and cfg.eval.general:
@@ -120,7 +119,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
                "comparisons": comparisons, "general": general, "generation": _generation(cfg)}
         rd.write_json("metrics.json", {"primary": primary, "systems": results, "verdict": verdict,
                                        "examples": len(examples), "comparisons": comparisons, "general": general,
-                                       "generation": _generation(cfg)})
+                                       "generation": doc["generation"]})
         rd.write_text("samples.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
         rd.write_text("report.md", report.markdown(doc))
         rd.write_text("report.html", report.html(doc))
@@ -158,7 +157,7 @@ def _judge(judge, cfg: RunConfig, examples, preds: list[str], console, name: str
     return out
 
 
-def _comparisons(per: dict[str, dict], results: dict) -> dict:
+def _comparisons(per: dict[str, dict]) -> dict:
     """Paired bootstraps of the fine-tuned model against every baseline: the primary metric and the
     per-token answer NLL (lower is better, flipped so that a positive difference favours fine-tuning)."""
     from luyen.evaluate.verdict import compare
@@ -167,8 +166,7 @@ def _comparisons(per: dict[str, dict], results: dict) -> dict:
     keep = [n for n in per if n == TUNED or not n.startswith(TUNED)]
     out = {"primary": compare({n: per[n]["primary"] for n in keep}, TUNED),
            "nll": compare({n: per[n]["nll"] for n in keep}, TUNED, higher_is_better=False)}
-    return {k: {n: {f: (round(v, 4) if isinstance(v, float) else v) for f, v in c.items()} for n, c in d.items()}
-            for k, d in out.items()}
+    return {k: {n: _rounded(c) for n, c in d.items()} for k, d in out.items()}
 
 
 def _general(base_engine, engine, adapter: bool) -> dict:
@@ -182,7 +180,11 @@ def _general(base_engine, engine, adapter: bool) -> dict:
     tuned = score_items(engine.model, engine.tok, items, render=engine.render)
     c = paired_bootstrap([100 * x for x in tuned], [100 * x for x in base])
     return {"n": len(items), "base": summary(base, items), "tuned": summary(tuned, items),
-            "comparison": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in c.items()}}
+            "comparison": _rounded(c)}
+
+
+def _rounded(stats: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
 
 
 def _generation(cfg: RunConfig) -> str:
@@ -236,33 +238,18 @@ def _split_chat(chat: list[dict]) -> tuple[list[dict], str]:
     return chat[:last], chat[last]["content"]
 
 
-@torch.no_grad()
 def answer_nll(engine, prompts: list[list[dict]], answers: list[str], whole: bool = False,
                batch: int = 8) -> list[tuple[float, int]]:
     """Per example: the summed negative log-likelihood of the reference answer (the final assistant
     turn and its end marker, nothing else: not few-shot answers, not earlier turns) and its token
     count. ``whole``: of every token of the formatted example instead."""
     from luyen.data.template import encode_chat
-    from luyen.train.batches import IGNORE, collate, shifted
-    from luyen.train.loop import HiddenHead, hidden_states
-    from luyen.train.loss import linear_cross_entropy
-    head = HiddenHead(engine.model)
+    from luyen.evaluate.likelihood import example_nll
+    from luyen.train.batches import shifted
     encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}], targets="last")
                for p, a in zip(prompts, answers)]
     examples = [shifted(ids, [True] * len(ids) if whole else mask) for ids, mask in encoded]
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # similar lengths pad little
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
-    for i in range(0, len(order), batch):
-        rows = order[i:i + batch]
-        with engine.autocast():
-            hidden, targets = hidden_states(engine.model, head, collate([examples[j] for j in rows], engine.pad_id),
-                                            engine.device)
-        for r, j in enumerate(rows):
-            sel = targets[r] != IGNORE
-            nll = linear_cross_entropy(hidden[r][sel], head.weight, head.bias, targets[r][sel], chunk=512,
-                                       softcap=head.softcap)
-            out[j] = (float(nll), int(sel.sum()))
-    return out
+    return example_nll(engine.model, examples, engine.pad_id, batch=batch)
 
 
 def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: bool) -> tuple[dict, list]:

@@ -136,7 +136,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
 def _estimate(model, tc, trainer, train_ex, val_ex, precision: str) -> dict:
     """The time and memory this run will take, from the plan the loop will follow (steps, examples per
     step, validation passes) and the matmul peak measured here in the precision it trains in."""
-    from luyen.models.estimate import estimate_training, model_shape, optimizer_rate, training_peak
+    from luyen.models.estimate import cached_peak, estimate_training, model_shape, optimizer_rate
     shape = model_shape(model)
     per_step = tc.batch_size * tc.grad_accum * trainer.world
     seen = trainer.total * per_step / max(len(train_ex), 1)  # passes over the training split
@@ -147,7 +147,7 @@ def _estimate(model, tc, trainer, train_ex, val_ex, precision: str) -> dict:
     return estimate_training(**{k: shape[k] for k in ("params", "embed", "hidden", "layers", "vocab")},
                              method=tc.method, tokens=tokens, loss_tokens=loss_tokens,
                              tokens_per_batch=tc.batch_size * max((len(e) for e in train_ex), default=1),
-                             peak_flops=training_peak({"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")),
+                             peak_flops=cached_peak(precision_policy.LONG[precision]),
                              lora_r=tc.lora.r, gradient_checkpointing=tc.gradient_checkpointing,
                              device="cuda" if torch.cuda.is_available() else "cpu", precision=precision,
                              steps=trainer.total, saves=saves, optimizer_params_per_s=optimizer_rate(),
