@@ -18,7 +18,6 @@ from luyen.train.batches import IGNORE, Example, collate
 def example_nll(model, examples: list[Example], pad_id: int, batch: int = 8) -> list[tuple[float, int]]:
     """Per example, in order: the summed negative log-likelihood of its targets and how many there are."""
     from luyen.train.loop import HiddenHead, hidden_states
-    from luyen.train.loss import linear_cross_entropy
     head = HiddenHead(model)
     param = next(model.parameters())
     autocast = torch.bfloat16 if param.dtype == torch.bfloat16 else None
@@ -30,7 +29,6 @@ def example_nll(model, examples: list[Example], pad_id: int, batch: int = 8) -> 
                                         autocast)
         for r, j in enumerate(rows):
             sel = targets[r] != IGNORE
-            nll = linear_cross_entropy(hidden[r][sel], head.weight, head.bias, targets[r][sel], chunk=512,
-                                       softcap=head.softcap)
+            nll = head.loss(hidden[r][sel], targets[r][sel], chunk=512)
             out[j] = (float(nll), int(sel.sum()))
     return out

@@ -39,7 +39,8 @@ from luyen.train.loss import linear_cross_entropy
 
 class HiddenHead:
     """Inside `with head:` the model returns final hidden states as `.logits` (its output layer is
-    an identity); `head.weight`/`head.bias` are the output layer's parameters."""
+    an identity); `head.loss(hidden, targets)` is the output layer's cross-entropy. When peft trains a
+    few rows of it (trainable tokens), the loss reads the frozen matrix plus those rows."""
 
     def __init__(self, model):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -52,7 +53,10 @@ class HiddenHead:
                 parent_name, _, self.attr = name.rpartition(".")
                 self.parent = base.get_submodule(parent_name) if parent_name else base
                 break
-        self.layer, self.weight, self.bias = layer, layer.weight, getattr(layer, "bias", None)
+        self.layer = layer
+        self.tokens = getattr(layer, "token_adapter", None)  # peft's TrainableTokensLayer, when it wraps the head
+        frozen = self.tokens.base_layer if self.tokens is not None else layer
+        self.weight, self.bias = frozen.weight, getattr(frozen, "bias", None)
         self.config = base.config
         self.use_cache = getattr(base.config, "use_cache", None) is not None
         self.softcap = getattr(base.config, "final_logit_softcapping", None)
@@ -67,6 +71,21 @@ class HiddenHead:
         setattr(self.parent, self.attr, self.layer)
         if self.softcap:
             self.config.final_logit_softcapping = self.softcap
+
+
+    def rows(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(index, values) of the output rows peft's trainable tokens replace, while the adapter is on."""
+        t = self.tokens
+        if t is None or t.disable_adapters or t.merged or not t.active_adapters:
+            return None
+        name = t.active_adapters[0]
+        index = torch.tensor(t.token_indices[name], device=self.weight.device)
+        return index, t.trainable_tokens_delta[name]
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+        """Summed cross-entropy of the output layer on final hidden states [N, H] against targets [N]."""
+        return linear_cross_entropy(hidden, self.weight, self.bias, targets, chunk=chunk, softcap=self.softcap,
+                                    rows=self.rows())
 
 
 def hidden_states(model, head: HiddenHead, batch: dict, device, autocast=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,8 +105,7 @@ def loss_sum(model, head: HiddenHead, batch: dict, chunk: int, device, autocast=
     """Sum of token losses of one micro-batch, and its number of loss-bearing tokens."""
     hidden, targets = hidden_states(model, head, batch, device, autocast)
     sel = targets != IGNORE
-    return (linear_cross_entropy(hidden[sel], head.weight, head.bias, targets[sel], chunk=chunk, softcap=head.softcap),
-            int(sel.sum()))
+    return head.loss(hidden[sel], targets[sel], chunk), int(sel.sum())
 
 
 @dataclass

@@ -12,7 +12,9 @@ recomputing checkpoint would cost, and its memory is one chunk of logits.
     (loss_sum / n_loss_tokens_in_step).backward()
 
 This is the CPU cousin of Liger-Kernel's fused linear cross-entropy (a GPU Triton kernel that does
-not run here). It returns the *sum* of token losses so callers can normalise by the number of
+not run here). ``rows=(index, values)`` replaces a few rows of a frozen weight with trainable ones
+(peft's trainable tokens: an untrained <end_of_turn> learned under LoRA) at the cost of those rows,
+where peft's own layer copies and differentiates the whole 262k-row matrix every step. It returns the *sum* of token losses so callers can normalise by the number of
 loss-bearing tokens in the whole optimiser step, which keeps gradient accumulation exact.
 """
 from __future__ import annotations
@@ -55,11 +57,12 @@ def _rows_fn(vocab: int):
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk: int, softcap: float | None):
+    def forward(ctx, hidden, weight, bias, targets, chunk: int, softcap: float | None, index=None, values=None):
         n = hidden.shape[0]
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = bias is not None and ctx.needs_input_grad[2]
-        need = need_h or need_w or need_b
+        need_v = values is not None and ctx.needs_input_grad[7]
+        need = need_h or need_w or need_b or need_v
         cd = hidden.dtype  # compute dtype of the matmuls (bf16 under mixed precision)
         acc = torch.float32 if cd in (torch.float16, torch.bfloat16) else cd  # softmax and loss dtype
         rows = _rows_fn(weight.shape[0])
@@ -69,10 +72,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_h = torch.empty_like(hidden) if need_h else None
             grad_w = torch.zeros_like(weight) if need_w else None
             grad_b = torch.zeros_like(bias) if need_b else None
+            v = None if values is None else values.to(cd)
+            fix = None if v is None else v - w[index]  # the replaced rows minus the frozen ones
+            grad_v = torch.zeros_like(values, dtype=acc) if need_v else None
             total = torch.zeros((), dtype=acc, device=hidden.device)
             for s in range(0, n, chunk):
                 h, t = hidden[s:s + chunk], targets[s:s + chunk]
                 logits = h @ w.t() if b is None else torch.addmm(b, h, w.t())
+                if v is not None:
+                    logits[:, index] = h @ v.t()
                 try:
                     loss, grad = rows(logits, t, softcap, need)
                 except Exception:  # no C++ compiler, unsupported platform: stay correct, run eager
@@ -86,7 +94,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 if not need:
                     continue
                 if need_h:
-                    grad_h[s:s + chunk] = grad @ w
+                    grad_h[s:s + chunk] = grad @ w if v is None else torch.addmm(grad @ w, grad[:, index], fix)
+                if need_v:
+                    grad_v += (grad[:, index].t() @ h).to(acc)
                 if need_w:
                     if grad_w.dtype == cd:
                         grad_w.addmm_(grad.t(), h)
@@ -94,28 +104,35 @@ class _LinearCrossEntropy(torch.autograd.Function):
                         grad_w += (grad.t() @ h).to(grad_w.dtype)
                 if need_b:
                     grad_b += grad.sum(0).to(grad_b.dtype)
-        ctx.save_for_backward(*(g for g in (grad_h, grad_w, grad_b) if g is not None))
-        ctx.has = (need_h, need_w, need_b)
-        ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        ctx.save_for_backward(*(g for g in (grad_h, grad_w, grad_b, grad_v) if g is not None))
+        ctx.has = (need_h, need_w, need_b, need_v)
+        ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None,
+                      values.dtype if values is not None else None)
         return total
 
     @staticmethod
     def backward(ctx, grad_out):
         saved = iter(ctx.saved_tensors)
         grads = [(next(saved) * grad_out).to(ctx.dtypes[i]) if has else None for i, has in enumerate(ctx.has)]
-        return grads[0], grads[1], grads[2], None, None, None
+        return grads[0], grads[1], grads[2], None, None, None, None, grads[3]
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                         targets: torch.Tensor, chunk: int = 256, softcap: float | None = None) -> torch.Tensor:
-    """Sum over rows of -log softmax(hidden @ weight.T + bias)[target]; hidden is [N, H], targets [N]."""
+                         targets: torch.Tensor, chunk: int = 256, softcap: float | None = None,
+                         rows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Sum over rows of -log softmax(hidden @ W.T + bias)[target]; hidden is [N, H], targets [N]. W is
+    ``weight``, or ``weight`` with rows ``index`` replaced by ``values`` when ``rows=(index, values)``."""
+    index, values = rows if rows is not None else (None, None)
     if hidden.shape[0] == 0:
-        return hidden.sum() * 0.0 + (weight.sum() * 0.0 if weight.requires_grad else 0.0)
-    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap)
+        zero = hidden.sum() * 0.0 + (weight.sum() * 0.0 if weight.requires_grad else 0.0)
+        return zero + (values.sum() * 0.0 if values is not None and values.requires_grad else 0.0)
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap, index, values)
 
 
-def reference_cross_entropy(hidden, weight, bias, targets, softcap=None):
+def reference_cross_entropy(hidden, weight, bias, targets, softcap=None, rows=None):
     """The plain version (whole logits matrix), for tests."""
+    if rows is not None:
+        weight = weight.index_copy(0, rows[0], rows[1].to(weight.dtype))
     logits = torch.nn.functional.linear(hidden, weight, bias)
     logits = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
     if softcap:

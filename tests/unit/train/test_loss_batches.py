@@ -32,6 +32,27 @@ def test_chunked_cross_entropy_matches_plain_loss_and_gradients(softcap, bias, c
         assert torch.allclose(a, c)
 
 
+@pytest.mark.parametrize("softcap", [None, 30.0])
+@pytest.mark.parametrize("chunk", [1, 64])
+def test_replaced_rows_match_the_matrix_with_those_rows_written_in(softcap, chunk):
+    """peft's trainable tokens: a frozen matrix, a few trainable rows; loss and gradients as if written in."""
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(29, 16, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(50, 16, dtype=torch.float64, generator=g)
+    index = torch.tensor([3, 41, 7])
+    rows = torch.randn(3, 16, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.cat([index, torch.randint(0, 50, (26,), generator=g)])  # the replaced rows are targets too
+    ours = linear_cross_entropy(h, w, None, t, chunk=chunk, softcap=softcap, rows=(index, rows))
+    ours.backward()
+    mine = [h.grad.clone(), rows.grad.clone()]
+    h.grad = rows.grad = None
+    ref = reference_cross_entropy(h, w, None, t, softcap, rows=(index, rows))
+    ref.backward()
+    assert torch.allclose(ours, ref) and w.grad is None
+    assert torch.allclose(mine[0], h.grad) and torch.allclose(mine[1], rows.grad)
+    assert not torch.allclose(ours, reference_cross_entropy(h, w, None, t, softcap))  # the rows matter
+
+
 def test_frozen_output_layer_gets_no_gradient_and_bf16_stays_close():
     g = torch.Generator().manual_seed(1)
     h = torch.randn(20, 32, generator=g, requires_grad=True)
