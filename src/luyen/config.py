@@ -85,6 +85,10 @@ class LoraConfig(Section):
         "all-linear", description="Module names to adapt (e.g. [q_proj, v_proj]) or 'all-linear' (every linear layer but the output).")
     rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
     dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA): slower, sometimes better at low rank.")
+    train_tokens: Literal["auto", "none"] | list[str] = Field(
+        "auto", description="Embedding rows trained beside the adapters (peft trainable tokens): 'auto' = the chat "
+        "template's special tokens the base model never learned (Gemma base's <end_of_turn>: without it the model "
+        "cannot learn to stop), 'none', or a list of tokens.")
 
 
 class PretrainConfig(Section):
@@ -128,7 +132,9 @@ class TrainConfig(Section):
 
 
 class GenerateConfig(Section):
-    max_new_tokens: int = Field(256, ge=1, description="Longest answer in tokens.")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Longest answer in tokens; unset = the trained model's own budget (its training answers' "
+        "95th-percentile length + 50%, saved in its generation_config.json), else 256.")
     temperature: float = Field(0.0, ge=0, description="0 = greedy (the default, so evaluations are reproducible); >0 samples.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest token set with this much probability.")
     top_k: int = Field(0, ge=0, description="Sample only among the k likeliest tokens; 0 = no limit.")

@@ -78,6 +78,14 @@ def stop_token_ids(tokenizer, template: str) -> list[int]:
     return ids
 
 
+def special_ids(tokenizer, template: str) -> list[int]:
+    """The special tokens the template writes around a user and an assistant turn, BOS excepted
+    (Gemma: <start_of_turn>, <end_of_turn>; ChatML-EOS: EOS)."""
+    text = render(tokenizer, template, [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}])
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return sorted({i for i in ids if i in _special(tokenizer) and i != tokenizer.bos_token_id})
+
+
 def _turn_opener(tokenizer, template: str) -> list[int]:
     """[id] of the special token a user turn starts with (after BOS), when there is one."""
     probe = "\u2063probe\u2063"
@@ -89,8 +97,12 @@ def _turn_opener(tokenizer, template: str) -> list[int]:
     if tokenizer.bos_token and head.startswith(tokenizer.bos_token):
         head = head[len(tokenizer.bos_token):]
     ids = tokenizer.encode(head, add_special_tokens=False) if head else []
-    special = set(getattr(tokenizer, "all_special_ids", []) or []) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-    return [ids[0]] if ids and ids[0] in special else []
+    return [ids[0]] if ids and ids[0] in _special(tokenizer) else []
+
+
+def _special(tokenizer) -> set[int]:
+    """Ids of the tokenizer's special and added tokens."""
+    return set(getattr(tokenizer, "all_special_ids", []) or []) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
 
 
 def encode_chat(tokenizer, template: str, messages: list[dict], marker: str | None = None,

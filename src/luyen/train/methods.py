@@ -49,8 +49,9 @@ def default_lr(tc) -> float:
     return METHODS[tc.method].lr
 
 
-def prepare_model(model, tc):
-    """Freeze what the method keeps fixed and wrap the model as the method needs; returns the model to train."""
+def prepare_model(model, tc, tokenizer=None, template: str | None = None):
+    """Freeze what the method keeps fixed and wrap the model as the method needs; returns the model to
+    train. With a tokenizer and chat template, LoRA also trains the embedding rows `train_token_ids` picks."""
     m = tc.method
     if m in ("full", "pretrain"):
         for p in model.parameters():
@@ -66,8 +67,10 @@ def prepare_model(model, tc):
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=tc.gradient_checkpointing)
         lc = tc.lora
         _check_targets(model, lc.target_modules)
+        train_tokens = train_token_ids(model, tokenizer, template, lc)[0] if tokenizer is not None and template else []
         config = LoraConfig(task_type="CAUSAL_LM", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                            target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora)
+                            target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora,
+                            trainable_token_indices=sorted(train_tokens) if train_tokens else None)
     elif m == "prompt":
         from peft import PromptTuningConfig
         config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=tc.num_virtual_tokens)
@@ -79,6 +82,40 @@ def prepare_model(model, tc):
     if m in ("lora", "qlora"):
         fast_lora_dropout(model)
     return model
+
+
+CLONE_COSINE, CLONES = 0.9, 64
+
+
+def untrained_rows(model, ids: list[int]) -> list[int]:
+    """The ids whose input-embedding row was never trained: a row with at least CLONES near-copies (cosine
+    >= CLONE_COSINE) in the vocabulary, the untouched initialisation that unused tokens share, or an
+    all-zero row. On Gemma-3-270M base, <start_of_turn> and <end_of_turn> each have ~6,400 such copies
+    (the <unusedN> tokens); a trained token such as <eos> or '\\n' has none."""
+    weight = model.get_input_embeddings().weight.detach()
+    unit = torch.nn.functional.normalize(weight.float(), dim=1)
+    out = []
+    for i in ids:
+        if float(weight[i].float().norm()) == 0.0 or int((unit @ unit[i] >= CLONE_COSINE).sum()) - 1 >= CLONES:
+            out.append(i)
+    return out
+
+
+def train_token_ids(model, tokenizer, template: str, lc) -> tuple[list[int], list[int]]:
+    """(ids to train as embedding rows, the template's special ids) for LoRA config ``lc``: under
+    'auto' the template's special tokens whose rows `untrained_rows` finds untrained."""
+    from luyen.data.template import special_ids
+    special = special_ids(tokenizer, template)
+    if lc.train_tokens == "none":
+        return [], special
+    if lc.train_tokens == "auto":
+        return untrained_rows(model, special), special
+    vocab = tokenizer.get_vocab()
+    unknown = [t for t in lc.train_tokens if t not in vocab]
+    if unknown:
+        raise LuyenError(f"train.lora.train_tokens names tokens the tokenizer does not have: {unknown}",
+                         field="train.lora.train_tokens", fix="name whole tokens of the vocabulary, or use 'auto'")
+    return sorted({vocab[t] for t in lc.train_tokens}), special
 
 
 class FastDropout(torch.nn.Module):
@@ -173,6 +210,13 @@ def _freeze_all_but(model, n: int):
             for p in mod.parameters():
                 p.requires_grad_(True)
     return model
+
+
+def trained_rows(model) -> list[int]:
+    """Token ids whose embedding rows a peft model trains (trainable tokens); [] for any other model."""
+    config = getattr(model, "peft_config", {}).get("default")
+    indices = getattr(config, "trainable_token_indices", None) or []
+    return sorted(indices.get("embed_tokens", []) if isinstance(indices, dict) else indices)
 
 
 def trainable_summary(model) -> dict:

@@ -22,9 +22,10 @@ import torch
 from luyen import precision as precision_policy
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
+from luyen.infer.engine import answer_budget
 from luyen.manifest import MANIFEST, RunDir, atomic_write, read_manifest
 from luyen.train import checkpoint
-from luyen.train.methods import METHODS, default_lr, prepare_model, trainable_summary
+from luyen.train.methods import METHODS, default_lr, prepare_model, trainable_summary, trained_rows
 
 NO_LOSS_LIMIT = 0.5  # fail when more than this share of examples has no loss-bearing token
 
@@ -80,7 +81,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     _check_examples(stats, tc, accelerator.num_processes, data_dir)
     if tc.packing:
         _check_packing(model, tc.method)
-    model = prepare_model(model, tc)
+    model = prepare_model(model, tc, tokenizer, template)
     if tc.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
@@ -95,6 +96,11 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
         console.print(f"train: {tc.method} ({METHODS[tc.method].trains}); {summary['trainable']:,} of "
                       f"{summary['total']:,} parameters train; {stats.examples} examples, {stats.tokens:,} tokens "
                       f"({stats.loss_tokens:,} loss-bearing); lr {lr:g}", highlight=False)
+        rows = trained_rows(model)
+        if rows:
+            console.print(f"train: also trains the embedding rows of {', '.join(tokenizer.convert_ids_to_tokens(rows))}: "
+                          "the base model never learned them (set train.lora.train_tokens: none to keep them frozen)",
+                          highlight=False)
         for what, n in (("longer than max_length", stats.too_long), ("without loss-bearing tokens", stats.no_loss)):
             if n:
                 console.print(f"[yellow]skipped {n} training examples {what}[/yellow]")
@@ -117,7 +123,8 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
                       f"{state.best_val:.4f} (last step {state.step})", highlight=False)
     final = accelerator.unwrap_model(trainer.model)
     rd = RunDir(out, "train")
-    _save_model(final, tokenizer, template, out / "model", tc.method, rd)
+    budget = answer_budget([ex.n_loss for ex in train_ex]) if template is not None else None
+    _save_model(final, tokenizer, template, out / "model", tc.method, rd, budget)
     for name in ("metrics.jsonl", "curves.png", "run.json"):
         if (out / name).exists():
             rd.outputs.append(name)
@@ -128,7 +135,8 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
                "loss_tokens": state.loss_tokens, "tokens_per_s": round(tps, 2), "train_seconds": round(state.train_seconds, 2),
                "examples": stats.examples, "skipped_too_long": stats.too_long, "skipped_no_loss": stats.no_loss,
                "world_size": accelerator.num_processes, "lr": lr, **{f"params_{k}": v for k, v in summary.items()},
-               "base_model": cfg.model.name, **_estimate_vs_actual(estimate, state, loop_seconds, resumed=ckpt is not None)}
+               "base_model": cfg.model.name, "answer_tokens": budget, "trained_token_rows": tokenizer.convert_ids_to_tokens(trained_rows(final)),
+               **_estimate_vs_actual(estimate, state, loop_seconds, resumed=ckpt is not None)}
     inputs = [data_dir / f"{s}.jsonl" for s in ("train", "val")]
     return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed, metrics=metrics)
 
@@ -361,7 +369,8 @@ def _free_memory(device) -> int:
     return psutil.virtual_memory().available
 
 
-def _save_model(model, tokenizer, template: str | None, folder: Path, method: str, rd: RunDir) -> None:
+def _save_model(model, tokenizer, template: str | None, folder: Path, method: str, rd: RunDir,
+                budget: dict | None = None) -> None:
     """The trained model in the format its method produces, written to a temp folder and renamed."""
     from transformers import GenerationConfig
 
@@ -378,7 +387,7 @@ def _save_model(model, tokenizer, template: str | None, folder: Path, method: st
     stops = stop_token_ids(tokenizer, template)
     gen = GenerationConfig(eos_token_id=stops if len(stops) > 1 else stops[0],
                            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
-                           bos_token_id=tokenizer.bos_token_id)
+                           bos_token_id=tokenizer.bos_token_id, max_new_tokens=budget and budget["max_new_tokens"])
     gen.save_pretrained(tmp)
     if method_is_adapter(model):
         from luyen.models.trained import BASE_INFO, base_shape
