@@ -38,7 +38,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
     from luyen.data.formats import as_chat
     from luyen.data.stage import read_split
     from luyen.evaluate.judge import Judge
-    from luyen.infer.engine import Engine
+    from luyen.infer.engine import Engine, model_budget
     from luyen.models.trained import load_trained, model_folder
     console = console or Console(stderr=True)
     baselines = list(baselines if baselines is not None else ["zero-shot", "few-shot"])
@@ -68,6 +68,9 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
     dtype = chosen.dtype
     tuned_model, tok = load_trained(model, dtype=dtype)
     engine = Engine(tuned_model, tok)
+    budget_from = ("set" if cfg.generate.max_new_tokens else
+                   "the model's: its training answers' 95th percentile + 50%" if model_budget(tuned_model) else "default")
+    cfg = cfg.model_copy(update={"generate": engine.settings(cfg.generate)})  # every system answers with these
     adapter = hasattr(tuned_model, "disable_adapter")
     trained_run = (Path(model) / "manifest.json").is_file() or (model_folder(model) != Path(model))
     base_engine = engine
@@ -116,7 +119,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
         samples = [{"prompt": p[-1]["content"], "reference": a, **{n: answers[n][i] for n in answers}}
                    for i, (p, a) in enumerate(examples)]
         doc = {"results": results, "verdict": verdict, "samples": samples, "primary": primary,
-               "comparisons": comparisons, "general": general, "generation": _generation(cfg)}
+               "comparisons": comparisons, "general": general, "generation": _generation(cfg, budget_from)}
         rd.write_json("metrics.json", {"primary": primary, "systems": results, "verdict": verdict,
                                        "examples": len(examples), "comparisons": comparisons, "general": general,
                                        "generation": doc["generation"]})
@@ -187,10 +190,11 @@ def _rounded(stats: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
 
 
-def _generation(cfg: RunConfig) -> str:
+def _generation(cfg: RunConfig, budget_from: str = "set") -> str:
     g = cfg.generate
     how = "greedy" if g.temperature == 0 else f"temperature {g.temperature}, top_p {g.top_p}, seed {g.seed}"
-    return (f"{how}, max_new_tokens {g.max_new_tokens}, repetition_penalty {g.repetition_penalty}, "
+    source = "" if budget_from == "set" else f" ({budget_from})"
+    return (f"{how}, max_new_tokens {g.max_new_tokens}{source}, repetition_penalty {g.repetition_penalty}, "
             f"no_repeat_ngram_size {g.no_repeat_ngram_size}; the same for every system")
 
 

@@ -252,7 +252,7 @@ class Session:
     PROMPT = "you> "
 
     def __init__(self, engine, cfg: GenerateConfig, system: str | None, index=None):
-        self.engine, self.cfg, self.index = engine, cfg, index
+        self.engine, self.cfg, self.index = engine, engine.settings(cfg), index
         self.opening = [{"role": "system", "content": system}] if system else []
         self.history = list(self.opening)
         self.out = Console(highlight=False)

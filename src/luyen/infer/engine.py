@@ -42,6 +42,26 @@ def _settings(cfg: GenerateConfig | None, settings: dict) -> GenerateConfig:
         raise LuyenError(err["msg"], field=f"generate.{name}", fix=fix) from None
 
 
+DEFAULT_MAX_NEW_TOKENS = 256  # for a model that does not say how long its answers run
+
+
+def answer_budget(lengths: list[int]) -> dict:
+    """The answer-length budget a model trained on answers of these token lengths should generate with:
+    the 95th percentile plus 50%, at least 32, rounded up to a multiple of 8. A model that learned to
+    stop ends well inside it; one that did not is cut off soon after the answers it saw."""
+    import math
+    ordered = sorted(lengths) or [DEFAULT_MAX_NEW_TOKENS]
+    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    return {"p50": ordered[(len(ordered) - 1) // 2], "p95": p95, "max": ordered[-1],
+            "max_new_tokens": max(32, 8 * math.ceil(1.5 * p95 / 8))}
+
+
+def model_budget(model) -> int | None:
+    """max_new_tokens from the model's generation config (luyen writes it at training), or None."""
+    gen = getattr(model, "generation_config", None)
+    return getattr(gen, "max_new_tokens", None) if gen is not None else None
+
+
 def inference_dtype(precision: str = "auto"):
     """bf16 where the hardware multiplies it natively (GPUs, AVX512-BF16/AMX CPUs), else fp32: luyen.precision."""
     from luyen.precision import choose
@@ -71,7 +91,13 @@ class Engine:
         # under bf16 autocast so fp32 adapter weights follow; fp32 weights are never autocast, because
         # casting every frozen weight at every decoding step costs more than it saves.
         self.bf16 = next(model.parameters()).dtype == torch.bfloat16
+        self.max_new_tokens = model_budget(model) or DEFAULT_MAX_NEW_TOKENS
         _contiguous_head_input(model)
+
+    def settings(self, cfg: GenerateConfig | None = None, **overrides) -> GenerateConfig:
+        """`cfg` with keyword overrides, validated, and max_new_tokens filled in from the model when unset."""
+        cfg = _settings(cfg, overrides)
+        return cfg if cfg.max_new_tokens else cfg.model_copy(update={"max_new_tokens": self.max_new_tokens})
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -93,14 +119,14 @@ class Engine:
         `settings` override `cfg` by name: ``engine.chat(messages, max_new_tokens=64, temperature=0.7)``."""
         single = bool(conversations) and isinstance(conversations[0], dict)
         chats = [conversations] if single else conversations
-        out = self._run([self.render(c) for c in chats], _settings(cfg, settings), templated=True)
+        out = self._run([self.render(c) for c in chats], self.settings(cfg, **settings), templated=True)
         return out[0] if single else out
 
     def generate(self, prompts: str | list[str], cfg: GenerateConfig | None = None, **settings):
         """Plain continuation of text prompts (the tokenizer's BOS added); a str gives one Completion.
         `settings` override `cfg` by name: ``engine.generate("Học máy là", max_new_tokens=32)``."""
         single = isinstance(prompts, str)
-        out = self._run([prompts] if single else list(prompts), _settings(cfg, settings), templated=False)
+        out = self._run([prompts] if single else list(prompts), self.settings(cfg, **settings), templated=False)
         return out[0] if single else out
 
     def _run(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
@@ -115,7 +141,7 @@ class Engine:
 
     def _generate_kwargs(self, cfg: GenerateConfig) -> dict:
         sample = cfg.temperature > 0
-        kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
+        kw = dict(max_new_tokens=cfg.max_new_tokens or self.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
                   pad_token_id=self.pad_id, repetition_penalty=cfg.repetition_penalty,
                   no_repeat_ngram_size=cfg.no_repeat_ngram_size or None)
         if sample:

@@ -56,6 +56,9 @@ def load_trained(path: str | Path, *, base: str | None = None, dtype=None, trust
     except (RuntimeError, ValueError, KeyError) as e:
         raise LuyenError(f"this adapter does not fit base model {base_name}: {str(e).splitlines()[0][:200]}",
                          file=str(folder), fix="pass the base model the adapter was trained on") from None
+    if (folder / "generation_config.json").is_file():  # the adapter's own stop tokens and answer budget
+        from transformers import GenerationConfig
+        model.get_base_model().generation_config = GenerationConfig.from_pretrained(folder)
     if (folder / "tokenizer_config.json").is_file():  # luyen saves the tokenizer + chat template beside the adapter
         from transformers import AutoTokenizer
         return model.eval(), AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)

@@ -50,14 +50,39 @@ def test_chat_renders_the_template_with_a_generation_prompt(engine):
     assert engine.tok.eos_token_id in engine.stop_ids
 
 
-def test_a_trained_run_loads_into_the_engine(tmp_path, tiny_model_dir, tiny_data_dir):
+def test_answer_budget_is_the_95th_percentile_plus_half():
+    from luyen.infer.engine import answer_budget
+    b = answer_budget(list(range(1, 101)))  # p95 of 1..100 is 95; 1.5 x 95 = 142.5 -> 144 (a multiple of 8)
+    assert b == {"p50": 50, "p95": 95, "max": 100, "max_new_tokens": 144}
+    assert answer_budget([3, 4, 5])["max_new_tokens"] == 32  # never below 32
+    assert answer_budget([10] * 19 + [1000])["p95"] == 10    # one outlier does not set the budget
+
+
+def test_a_trained_run_loads_into_the_engine_with_its_answer_budget(tmp_path, tiny_model_dir, tiny_data_dir):
+    import json
+
     from luyen.config import load_config
+    from luyen.infer.engine import answer_budget
     from luyen.train.stage import run
-    run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=2"]),
-        tiny_data_dir, tmp_path / "run")
+    m = run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=2"]),
+            tiny_data_dir, tmp_path / "run")
     engine = Engine.load(str(tmp_path / "run"))
     assert hasattr(engine.model, "peft_config")
     assert isinstance(engine.chat([{"role": "user", "content": "vé"}], GenerateConfig(max_new_tokens=4)).text, str)
+    # the answers the tiny data trains on: "words ... ." plus the end marker, each its targets
+    lengths = []
+    from transformers import AutoTokenizer
+
+    from luyen.data.template import encode_chat, resolve_chat_template
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    template = resolve_chat_template(tok)
+    for line in open(tiny_data_dir / "train.jsonl", encoding="utf-8"):
+        lengths.append(sum(encode_chat(tok, template, json.loads(line)["messages"])[1]))
+    expected = answer_budget(lengths)
+    assert m["metrics"]["answer_tokens"] == expected
+    assert engine.max_new_tokens == expected["max_new_tokens"] != 256
+    assert engine.settings(GenerateConfig()).max_new_tokens == expected["max_new_tokens"]
+    assert engine.settings(GenerateConfig(max_new_tokens=7)).max_new_tokens == 7  # an explicit value wins
 
 
 @pytest.mark.parametrize("lora", [False, True])
