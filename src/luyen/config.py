@@ -138,7 +138,9 @@ class GenerateConfig(Section):
     temperature: float = Field(0.0, ge=0, description="0 = greedy (the default, so evaluations are reproducible); >0 samples.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest token set with this much probability.")
     top_k: int = Field(0, ge=0, description="Sample only among the k likeliest tokens; 0 = no limit.")
-    repetition_penalty: float = Field(1.0, gt=0, description="Above 1 discourages repeating tokens already present.")
+    repetition_penalty: float | None = Field(
+        None, gt=0, description="Above 1 discourages repeating tokens already present; unset = the trained model's "
+        "(the generate.repetition_penalty of its training run, saved in its generation_config.json), else 1.0.")
     no_repeat_ngram_size: int = Field(0, ge=0, description="Never repeat an n-gram of this size; 0 = off.")
     stop: list[str] = Field(default_factory=list, description="Strings that end the answer (not included in it).")
     seed: int | None = Field(None, description="Seed for sampling; None = the run seed.")

@@ -62,6 +62,13 @@ def model_budget(model) -> int | None:
     return getattr(gen, "max_new_tokens", None) if gen is not None else None
 
 
+def model_defaults(model) -> dict:
+    """The generation settings a model carries (luyen writes them at training), else luyen's defaults."""
+    gen = getattr(model, "generation_config", None)
+    return {"max_new_tokens": model_budget(model) or DEFAULT_MAX_NEW_TOKENS,
+            "repetition_penalty": getattr(gen, "repetition_penalty", None) or 1.0}
+
+
 def inference_dtype(precision: str = "auto"):
     """bf16 where the hardware multiplies it natively (GPUs, AVX512-BF16/AMX CPUs), else fp32: luyen.precision."""
     from luyen.precision import choose
@@ -91,13 +98,15 @@ class Engine:
         # under bf16 autocast so fp32 adapter weights follow; fp32 weights are never autocast, because
         # casting every frozen weight at every decoding step costs more than it saves.
         self.bf16 = next(model.parameters()).dtype == torch.bfloat16
-        self.max_new_tokens = model_budget(model) or DEFAULT_MAX_NEW_TOKENS
+        self.defaults = model_defaults(model)
+        self.max_new_tokens = self.defaults["max_new_tokens"]
         _contiguous_head_input(model)
 
     def settings(self, cfg: GenerateConfig | None = None, **overrides) -> GenerateConfig:
-        """`cfg` with keyword overrides, validated, and max_new_tokens filled in from the model when unset."""
+        """`cfg` with keyword overrides, validated; settings left unset (max_new_tokens, repetition_penalty)
+        are the model's own."""
         cfg = _settings(cfg, overrides)
-        return cfg if cfg.max_new_tokens else cfg.model_copy(update={"max_new_tokens": self.max_new_tokens})
+        return cfg.model_copy(update={k: v for k, v in self.defaults.items() if getattr(cfg, k) is None})
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -142,7 +151,7 @@ class Engine:
     def _generate_kwargs(self, cfg: GenerateConfig) -> dict:
         sample = cfg.temperature > 0
         kw = dict(max_new_tokens=cfg.max_new_tokens or self.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
-                  pad_token_id=self.pad_id, repetition_penalty=cfg.repetition_penalty,
+                  pad_token_id=self.pad_id, repetition_penalty=cfg.repetition_penalty or self.defaults["repetition_penalty"],
                   no_repeat_ngram_size=cfg.no_repeat_ngram_size or None)
         if sample:
             kw.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k or None)

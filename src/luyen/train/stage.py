@@ -124,7 +124,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     final = accelerator.unwrap_model(trainer.model)
     rd = RunDir(out, "train")
     budget = answer_budget([ex.n_loss for ex in train_ex]) if template is not None else None
-    _save_model(final, tokenizer, template, out / "model", tc.method, rd, budget)
+    _save_model(final, tokenizer, template, out / "model", tc.method, rd, budget, cfg.generate.repetition_penalty)
     for name in ("metrics.jsonl", "curves.png", "run.json"):
         if (out / name).exists():
             rd.outputs.append(name)
@@ -370,7 +370,7 @@ def _free_memory(device) -> int:
 
 
 def _save_model(model, tokenizer, template: str | None, folder: Path, method: str, rd: RunDir,
-                budget: dict | None = None) -> None:
+                budget: dict | None = None, repetition_penalty: float | None = None) -> None:
     """The trained model in the format its method produces, written to a temp folder and renamed."""
     from transformers import GenerationConfig
 
@@ -387,7 +387,8 @@ def _save_model(model, tokenizer, template: str | None, folder: Path, method: st
     stops = stop_token_ids(tokenizer, template)
     gen = GenerationConfig(eos_token_id=stops if len(stops) > 1 else stops[0],
                            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
-                           bos_token_id=tokenizer.bos_token_id, max_new_tokens=budget and budget["max_new_tokens"])
+                           bos_token_id=tokenizer.bos_token_id, max_new_tokens=budget and budget["max_new_tokens"],
+                           repetition_penalty=repetition_penalty)  # the run's generate settings travel with the model
     gen.save_pretrained(tmp)
     if method_is_adapter(model):
         from luyen.models.trained import BASE_INFO, base_shape

@@ -64,8 +64,8 @@ def test_a_trained_run_loads_into_the_engine_with_its_answer_budget(tmp_path, ti
     from luyen.config import load_config
     from luyen.infer.engine import answer_budget
     from luyen.train.stage import run
-    m = run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=2"]),
-            tiny_data_dir, tmp_path / "run")
+    m = run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=2",
+                               "generate.repetition_penalty=1.3"]), tiny_data_dir, tmp_path / "run")
     engine = Engine.load(str(tmp_path / "run"))
     assert hasattr(engine.model, "peft_config")
     assert isinstance(engine.chat([{"role": "user", "content": "vé"}], GenerateConfig(max_new_tokens=4)).text, str)
@@ -83,6 +83,9 @@ def test_a_trained_run_loads_into_the_engine_with_its_answer_budget(tmp_path, ti
     assert engine.max_new_tokens == expected["max_new_tokens"] != 256
     assert engine.settings(GenerateConfig()).max_new_tokens == expected["max_new_tokens"]
     assert engine.settings(GenerateConfig(max_new_tokens=7)).max_new_tokens == 7  # an explicit value wins
+    # the run's repetition penalty travels with the model; `luyen chat MODEL` answers as the run was evaluated
+    assert engine.settings().repetition_penalty == 1.3
+    assert engine.settings(repetition_penalty=1.0).repetition_penalty == 1.0
 
 
 @pytest.mark.parametrize("lora", [False, True])
