@@ -10,7 +10,7 @@ import torch
 from conftest import make_tiny_model
 from luyen.config import load_config
 from luyen.train.batches import collate, shifted
-from luyen.train.loop import HiddenHead, loss_sum
+from luyen.train.head import HiddenHead, loss_sum
 from luyen.train.methods import prepare_model
 from luyen.train.stage import run
 

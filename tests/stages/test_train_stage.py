@@ -84,7 +84,7 @@ def test_a_packed_example_has_the_same_loss_as_alone(request, arch_fixture):
     from transformers import AutoModelForCausalLM
 
     from luyen.train.batches import IGNORE, collate, shifted
-    from luyen.train.loop import HiddenHead, loss_sum
+    from luyen.train.head import HiddenHead, loss_sum
     model = AutoModelForCausalLM.from_pretrained(request.getfixturevalue(arch_fixture), dtype=torch.float32).eval()
     head = HiddenHead(model)
     g = torch.Generator().manual_seed(0)

@@ -17,7 +17,7 @@ from luyen.train.batches import IGNORE, Example, collate
 @torch.no_grad()
 def example_nll(model, examples: list[Example], pad_id: int, batch: int = 8) -> list[tuple[float, int]]:
     """Per example, in order: the summed negative log-likelihood of its targets and how many there are."""
-    from luyen.train.loop import HiddenHead, hidden_states
+    from luyen.train.head import HiddenHead, hidden_states
     head = HiddenHead(model)
     param = next(model.parameters())
     autocast = torch.bfloat16 if param.dtype == torch.bfloat16 else None
