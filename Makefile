@@ -1,6 +1,6 @@
 # make demo: set up .venv and run the pipeline on the embedded model and example data
 # (check, prepare, LoRA fine-tune, index the training answers for retrieval, evaluate against
-# zero-shot, few-shot and retrieval, export to GGUF).
+# zero-shot, few-shot and retrieval, export to GGUF, ask the model three test questions in `luyen chat`).
 # make test: set up .venv with every extra and run the whole test suite.
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -43,6 +43,8 @@ demo: setup
 	$(PY) -m luyen rag index $(DEMO)/data/train.jsonl --out $(DEMO)/rag --overwrite
 	$(PY) -m luyen eval --model $(DEMO)/train --data $(DEMO)/data --out $(DEMO)/eval --overwrite --rag $(DEMO)/rag configs/train.yaml
 	$(PY) -m luyen export $(DEMO)/train --format gguf --quant q8_0 --out $(DEMO)/gguf --overwrite
+	@# the trained model in `luyen chat`, through a real terminal: three test questions, each answer ends on its own
+	$(PY) -m pytest -q -s -o addopts=-ra tests/demo
 	@echo "report: $(DEMO)/eval/report.html; chat: .venv/bin/luyen chat $(DEMO)/train; serve: .venv/bin/luyen serve $(DEMO)/train"
 
 test: setup

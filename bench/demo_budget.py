@@ -1,0 +1,103 @@
+"""Which training budget teaches the demo its task: LoRA variants on the embedded Gemma-3-270M and
+the example Vietnamese QA, each trained and then asked the whole test split.
+
+    python bench/demo_budget.py                         # the variants below, ~4-5 min each on AMX
+    python bench/demo_budget.py --only 2ep-lr1e-3-r8,2ep-lr1e-3-r16   # some of them
+
+Every variant starts from configs/train.yaml and changes what its overrides say. Per variant it
+prints the validation loss, the training time (and `luyen train`'s own estimate of the run on an
+AVX2-only machine, fp32, which is the budget's limit: 15 minutes), and on the test split (greedy,
+the demo's generation settings, once per --penalties repetition penalty): stop rate, loop rate,
+length ratio and ROUGE-L. One JSON object, with the machine it ran on.
+
+Recorded 2026-12-04 on the AMX machine (2-core Xeon, bf16), all r=8 all-linear, cosine, 8 examples
+a step; generation greedy with max_new_tokens 192 and repetition penalty 1.0 unless said:
+
+| variant            | val loss | stop % | loop % | length/ref | ROUGE-L | AVX2 estimate |
+|--------------------|----------|--------|--------|------------|---------|---------------|
+| 1 epoch, lr 3e-4 (the old demo's budget) | 3.142 | not asked | | | | ~5.9 min |
+| 2 epochs, lr 3e-4  | 3.048    | 94.6   | 32.4   | 1.12       | 15.0    | 11.7 min      |
+| 2 epochs, lr 1e-3  | 3.046    | 94.6   | 37.8   | 1.07       | 16.1    | 11.7 min      |
+| the same, penalty 1.1, max_new_tokens 256 | | 97.3 | 8.1 | 1.02  | 15.4    |               |
+| the same, penalty 1.2, max_new_tokens 256 | | 100.0 | 2.7 | 0.98  | 14.3    |               |
+
+The rank-16 and attention-only variants were not run (time); the demo keeps r=8 on every linear layer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "1ep-lr3e-4-r8": ["train.epochs=1", "train.lr=3e-4"],
+    "2ep-lr3e-4-r8": ["train.epochs=2", "train.lr=3e-4"],
+    "2ep-lr1e-3-r8": ["train.epochs=2", "train.lr=1e-3"],
+    "2ep-lr1e-3-r16": ["train.epochs=2", "train.lr=1e-3", "train.lora.r=16"],
+    "2ep-lr1e-3-r8-attn": ["train.epochs=2", "train.lr=1e-3", "train.lora.target_modules=[q_proj,k_proj,v_proj,o_proj]"],
+}
+AVX2_FP32_GFLOPS = 170.0  # fp32 matmul peak measured on the AVX2-only EPYC kind (FIELD_NOTES)
+
+
+def avx2_minutes(est: dict) -> float:
+    """The run's estimate moved to the AVX2 kind: same FLOPs, fp32 peak and efficiency there."""
+    from luyen.models.estimate import EFFICIENCY
+    return est["flops"] / (AVX2_FP32_GFLOPS * 1e9 * EFFICIENCY[("cpu", "fp32")]) / 60
+
+
+def ask(model_dir: Path, data: Path, generate, penalties: list[float]) -> dict:
+    """The test split answered with the demo's generation settings, once per repetition penalty."""
+    from luyen.evaluate.behaviour import behaviour
+    from luyen.evaluate.metrics import rouge
+    from luyen.infer.engine import Engine
+    rows = [json.loads(line) for line in open(data / "test.jsonl", encoding="utf-8")]
+    engine = Engine.load(str(model_dir))
+    refs = [r["messages"][-1]["content"] for r in rows]
+    out = {"max_new_tokens": engine.settings(generate).max_new_tokens}
+    for penalty in penalties:
+        started = time.perf_counter()
+        answers = engine.chat([r["messages"][:-1] for r in rows], generate, repetition_penalty=penalty)
+        b = behaviour([a.text for a in answers], refs, [a.finish_reason == "stop" for a in answers])
+        out[f"repetition_penalty {penalty}"] = {
+            "stop_rate": round(b["stop_rate"], 1), "loop_rate": round(b["loop_rate"], 1),
+            "length_ratio": round(b["length_ratio"], 2), "rouge_l": round(rouge([a.text for a in answers], refs)["rougeL"], 1),
+            "generate_s": round(time.perf_counter() - started, 1)}
+    out["sample"] = answers[0].text[:300]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="", help="comma-separated variant names")
+    ap.add_argument("--data", default=str(ROOT / "examples" / "data" / "vi_ai_qa.jsonl"))
+    ap.add_argument("--work", default=None, help="keep runs here (default: a temp folder)")
+    ap.add_argument("--penalties", default="1.0,1.1", help="repetition penalties to answer with, comma-separated")
+    args = ap.parse_args()
+    from luyen.config import load_config
+    from luyen.data.stage import run as prepare
+    from luyen.precision import machine
+    from luyen.train.stage import run as train
+    names = [n for n in VARIANTS if not args.only or n in args.only.split(",")]
+    work = Path(args.work or tempfile.mkdtemp(prefix="luyen-budget-"))
+    config = str(ROOT / "configs" / "train.yaml")
+    data = work / "data"
+    if not (data / "manifest.json").is_file():
+        prepare(load_config(config, []), [Path(args.data)], data, overwrite=True, estimate=False)
+    results = {}
+    for name in names:
+        out = work / name
+        m = train(load_config(config, VARIANTS[name]), data, out, overwrite=True)["metrics"]
+        results[name] = {"overrides": VARIANTS[name], "steps": m["steps"], "best_val_loss": round(m["best_val_loss"], 4),
+                         "train_seconds": m["train_seconds"], "avx2_estimate_min": round(avx2_minutes(m["estimate"]), 1),
+                         **ask(out / "model", data, load_config(config, []).generate,
+                               [float(p) for p in args.penalties.split(",")])}
+        print(json.dumps({name: results[name]}, ensure_ascii=False), file=sys.stderr, flush=True)
+    print(json.dumps({"machine": machine(), "variants": results}, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
