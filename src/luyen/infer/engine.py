@@ -99,8 +99,12 @@ class Engine:
         # casting every frozen weight at every decoding step costs more than it saves.
         self.bf16 = next(model.parameters()).dtype == torch.bfloat16
         self.defaults = model_defaults(model)
-        self.max_new_tokens = self.defaults["max_new_tokens"]
         _contiguous_head_input(model)
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The answer budget this model generates with when a request leaves max_new_tokens unset."""
+        return self.defaults["max_new_tokens"]
 
     def settings(self, cfg: GenerateConfig | None = None, **overrides) -> GenerateConfig:
         """`cfg` with keyword overrides, validated; settings left unset (max_new_tokens, repetition_penalty)
@@ -149,9 +153,10 @@ class Engine:
         return self.tok(text, add_special_tokens=not templated)["input_ids"]
 
     def _generate_kwargs(self, cfg: GenerateConfig) -> dict:
+        cfg = self.settings(cfg)  # the server's configs arrive with the model's own settings unset
         sample = cfg.temperature > 0
-        kw = dict(max_new_tokens=cfg.max_new_tokens or self.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
-                  pad_token_id=self.pad_id, repetition_penalty=cfg.repetition_penalty or self.defaults["repetition_penalty"],
+        kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
+                  pad_token_id=self.pad_id, repetition_penalty=cfg.repetition_penalty,
                   no_repeat_ngram_size=cfg.no_repeat_ngram_size or None)
         if sample:
             kw.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k or None)

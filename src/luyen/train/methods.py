@@ -67,7 +67,7 @@ def prepare_model(model, tc, tokenizer=None, template: str | None = None):
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=tc.gradient_checkpointing)
         lc = tc.lora
         _check_targets(model, lc.target_modules)
-        train_tokens = train_token_ids(model, tokenizer, template, lc)[0] if tokenizer is not None and template else []
+        train_tokens = train_token_ids(model, tokenizer, template, lc) if tokenizer is not None and template else []
         config = LoraConfig(task_type="CAUSAL_LM", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                             target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora,
                             trainable_token_indices=sorted(train_tokens) if train_tokens else None)
@@ -92,30 +92,30 @@ def untrained_rows(model, ids: list[int]) -> list[int]:
     >= CLONE_COSINE) in the vocabulary, the untouched initialisation that unused tokens share, or an
     all-zero row. On Gemma-3-270M base, <start_of_turn> and <end_of_turn> each have ~6,400 such copies
     (the <unusedN> tokens); a trained token such as <eos> or '\\n' has none."""
+    if not ids:
+        return []
     weight = model.get_input_embeddings().weight.detach()
-    unit = torch.nn.functional.normalize(weight.float(), dim=1)
-    out = []
-    for i in ids:
-        if float(weight[i].float().norm()) == 0.0 or int((unit @ unit[i] >= CLONE_COSINE).sum()) - 1 >= CLONES:
-            out.append(i)
-    return out
+    norms = torch.linalg.vector_norm(weight, dim=1, dtype=torch.float32)  # no fp32 copy of a 262k-row matrix
+    rows = weight[ids]
+    cosine = (weight @ rows.t()).float() / (norms[:, None] * norms[ids][None, :]).clamp_min(1e-12)
+    clones = (cosine >= CLONE_COSINE).sum(0) - 1  # the row itself is not its own clone
+    return [i for i, n, c in zip(ids, norms[ids].tolist(), clones.tolist()) if n == 0.0 or c >= CLONES]
 
 
-def train_token_ids(model, tokenizer, template: str, lc) -> tuple[list[int], list[int]]:
-    """(ids to train as embedding rows, the template's special ids) for LoRA config ``lc``: under
-    'auto' the template's special tokens whose rows `untrained_rows` finds untrained."""
+def train_token_ids(model, tokenizer, template: str, lc) -> list[int]:
+    """The ids whose embedding rows LoRA config ``lc`` trains: under 'auto' the template's special tokens
+    whose rows `untrained_rows` finds untrained."""
     from luyen.data.template import special_ids
-    special = special_ids(tokenizer, template)
     if lc.train_tokens == "none":
-        return [], special
+        return []
     if lc.train_tokens == "auto":
-        return untrained_rows(model, special), special
+        return untrained_rows(model, special_ids(tokenizer, template))
     vocab = tokenizer.get_vocab()
     unknown = [t for t in lc.train_tokens if t not in vocab]
     if unknown:
         raise LuyenError(f"train.lora.train_tokens names tokens the tokenizer does not have: {unknown}",
                          field="train.lora.train_tokens", fix="name whole tokens of the vocabulary, or use 'auto'")
-    return sorted({vocab[t] for t in lc.train_tokens}), special
+    return sorted({vocab[t] for t in lc.train_tokens})
 
 
 class FastDropout(torch.nn.Module):
