@@ -33,7 +33,7 @@ def untrained_markers(tmp_path_factory):
         weight[rows] = centre + 0.01 * weight.std() * torch.randn(len(rows), weight.shape[1], generator=g)
     model.save_pretrained(folder)
     data = prepare_data(folder, root / "data", write_short_qa(root / "qa.jsonl", n=160))
-    return folder, data, markers
+    return folder, data
 
 
 def train_and_ask(folder, data, out, *extra):
@@ -51,7 +51,7 @@ def train_and_ask(folder, data, out, *extra):
 
 
 def test_untrained_end_marker_rows_are_found_trained_and_the_model_learns_to_stop(tmp_path, untrained_markers):
-    folder, data, markers = untrained_markers
+    folder, data = untrained_markers
     manifest, stops = train_and_ask(folder, data, tmp_path / "auto")
     assert manifest["metrics"]["trained_token_rows"] == ["<start_of_turn>", "<end_of_turn>"]
     assert stops >= 0.9, f"only {stops:.0%} of answers ended on their own"

@@ -25,6 +25,7 @@ from luyen.errors import LuyenError
 from luyen.infer.engine import answer_budget
 from luyen.manifest import MANIFEST, RunDir, atomic_write, read_manifest
 from luyen.train import checkpoint
+from luyen.train.save import save_model
 from luyen.train.methods import METHODS, default_lr, prepare_model, trainable_summary, trained_rows
 
 NO_LOSS_LIMIT = 0.5  # fail when more than this share of examples has no loss-bearing token
@@ -124,7 +125,8 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     final = accelerator.unwrap_model(trainer.model)
     rd = RunDir(out, "train")
     budget = answer_budget([ex.n_loss for ex in train_ex]) if template is not None else None
-    _save_model(final, tokenizer, template, out / "model", tc.method, rd, budget, cfg.generate.repetition_penalty)
+    save_model(final, tokenizer, template, out / "model", rd, max_new_tokens=budget and budget["max_new_tokens"],
+               repetition_penalty=cfg.generate.repetition_penalty)
     for name in ("metrics.jsonl", "curves.png", "run.json"):
         if (out / name).exists():
             rd.outputs.append(name)
@@ -358,50 +360,8 @@ def _check_memory(model, tc, stats, accelerator) -> None:
                          "train.gradient_checkpointing, or use method lora/qlora")
 
 
-def method_is_adapter(model) -> bool:
-    return hasattr(model, "peft_config")
-
-
 def _free_memory(device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     import psutil
     return psutil.virtual_memory().available
-
-
-def _save_model(model, tokenizer, template: str | None, folder: Path, method: str, rd: RunDir,
-                budget: dict | None = None, repetition_penalty: float | None = None) -> None:
-    """The trained model in the format its method produces, written to a temp folder and renamed."""
-    from transformers import GenerationConfig
-
-    from luyen.data.template import stop_token_ids
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if template is None:  # a masked LM: no chat, no generation
-        tokenizer.save_pretrained(tmp)
-        _publish(tmp, folder, rd)
-        return
-    tokenizer.chat_template = template
-    tokenizer.save_pretrained(tmp)
-    stops = stop_token_ids(tokenizer, template)
-    gen = GenerationConfig(eos_token_id=stops if len(stops) > 1 else stops[0],
-                           pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
-                           bos_token_id=tokenizer.bos_token_id, max_new_tokens=budget and budget["max_new_tokens"],
-                           repetition_penalty=repetition_penalty)  # the run's generate settings travel with the model
-    gen.save_pretrained(tmp)
-    if method_is_adapter(model):
-        from luyen.models.trained import BASE_INFO, base_shape
-        base = model.get_base_model()
-        atomic_write(tmp / BASE_INFO, json.dumps({"base": str(getattr(base, "name_or_path", "")),
-                                                  "shape": base_shape(base.config)}, indent=1) + "\n")
-    _publish(tmp, folder, rd)
-
-
-def _publish(tmp: Path, folder: Path, rd: RunDir) -> None:
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.replace(folder)
-    for f in sorted(folder.rglob("*")):
-        if f.is_file():
-            rd.outputs.append(str(f.relative_to(rd.path)))

@@ -1,0 +1,58 @@
+"""The trained model's folder, as every later stage reads it.
+
+    save_model(model, tokenizer, template, run / "model", rd, max_new_tokens=136, repetition_penalty=1.1)
+
+It holds the weights in the format the method produces (a PEFT adapter with the base it fits, or a
+safetensors model), the tokenizer with the chat template it was trained with, and a
+`generation_config.json` carrying what generation needs from training: the stop tokens, the answer
+budget and the run's repetition penalty. Written to a temp folder and renamed into place.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from luyen.manifest import RunDir, atomic_write
+
+
+def method_is_adapter(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
+def save_model(model, tokenizer, template: str | None, folder: Path, rd: RunDir, *,
+               max_new_tokens: int | None = None, repetition_penalty: float | None = None) -> None:
+    """The trained model in the format its method produces, written to a temp folder and renamed."""
+    from transformers import GenerationConfig
+
+    from luyen.data.template import stop_token_ids
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if template is None:  # a masked LM: no chat, no generation
+        tokenizer.save_pretrained(tmp)
+        _publish(tmp, folder, rd)
+        return
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(tmp)
+    stops = stop_token_ids(tokenizer, template)
+    gen = GenerationConfig(eos_token_id=stops if len(stops) > 1 else stops[0],
+                           pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
+                           bos_token_id=tokenizer.bos_token_id, max_new_tokens=max_new_tokens,
+                           repetition_penalty=repetition_penalty)  # the run's generate settings travel with the model
+    gen.save_pretrained(tmp)
+    if method_is_adapter(model):
+        from luyen.models.trained import BASE_INFO, base_shape
+        base = model.get_base_model()
+        atomic_write(tmp / BASE_INFO, json.dumps({"base": str(getattr(base, "name_or_path", "")),
+                                                  "shape": base_shape(base.config)}, indent=1) + "\n")
+    _publish(tmp, folder, rd)
+
+
+def _publish(tmp: Path, folder: Path, rd: RunDir) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.replace(folder)
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            rd.outputs.append(str(f.relative_to(rd.path)))
