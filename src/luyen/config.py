@@ -139,7 +139,8 @@ class GenerateConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest token set with this much probability.")
     top_k: int = Field(0, ge=0, description="Sample only among the k likeliest tokens; 0 = no limit.")
     repetition_penalty: float | None = Field(
-        None, gt=0, description="Above 1 discourages repeating tokens already present; unset = the trained model's "
+        None, gt=0, description="Above 1 discourages repeating tokens the answer already holds (the prompt's are not "
+        "counted); unset = the trained model's "
         "(the generate.repetition_penalty of its training run, saved in its generation_config.json), else 1.0.")
     no_repeat_ngram_size: int = Field(0, ge=0, description="Never repeat an n-gram of this size; 0 = off.")
     stop: list[str] = Field(default_factory=list, description="Strings that end the answer (not included in it).")

@@ -152,11 +152,19 @@ class Engine:
         """Token ids of a prompt: a rendered chat already holds its BOS, plain text gets the tokenizer's."""
         return self.tok(text, add_special_tokens=not templated)["input_ids"]
 
-    def _generate_kwargs(self, cfg: GenerateConfig) -> dict:
+    def _generate_kwargs(self, cfg: GenerateConfig, prompt_width: int) -> dict:
+        """generate()'s arguments for one left-padded batch whose prompts fill its first ``prompt_width``
+        columns. The repetition penalty counts the answer's own tokens only, as OpenAI's penalties do:
+        transformers' default also penalises every prompt token, which pushed a base model given five
+        retrieved Vietnamese passages into other languages (right language 5% at penalty 1.2)."""
+        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
         cfg = self.settings(cfg)  # the server's configs arrive with the model's own settings unset
         sample = cfg.temperature > 0
+        penalty = ([RepetitionPenaltyLogitsProcessor(float(cfg.repetition_penalty), prompt_ignore_length=prompt_width)]
+                   if cfg.repetition_penalty != 1.0 else [])
         kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
-                  pad_token_id=self.pad_id, repetition_penalty=cfg.repetition_penalty,
+                  pad_token_id=self.pad_id, logits_processor=LogitsProcessorList(penalty),
+                  repetition_penalty=1.0,  # not also transformers' own, from the model's generation_config
                   no_repeat_ngram_size=cfg.no_repeat_ngram_size or None)
         if sample:
             kw.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k or None)
@@ -173,7 +181,7 @@ class Engine:
         width = max(len(p) for p in prompts)
         ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        kw = self._generate_kwargs(cfg)
+        kw = self._generate_kwargs(cfg, width)
         if stopping_criteria is not None:
             from transformers import StoppingCriteriaList
             kw["stopping_criteria"] = StoppingCriteriaList(stopping_criteria)
@@ -190,7 +198,7 @@ class Engine:
         finally:
             tok.padding_side = side
         enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        kw = self._generate_kwargs(cfg)
+        kw = self._generate_kwargs(cfg, enc["input_ids"].shape[1])
         if cfg.stop:
             kw.update(stop_strings=cfg.stop, tokenizer=tok)
         start = time.perf_counter()

@@ -102,3 +102,19 @@ def test_output_layer_sees_contiguous_rows(tiny_model_dir, lora):
     model.get_output_embeddings().register_forward_pre_hook(lambda _, a: seen.append(a[0].is_contiguous()))
     engine.chat([[{"role": "user", "content": p}] for p in PROMPTS], GenerateConfig(max_new_tokens=3))
     assert seen and all(seen)
+
+
+def test_repetition_penalty_counts_the_answers_tokens_not_the_prompts(engine):
+    """A prompt whose greedy next token already occurs in it: an answer-only penalty leaves that first
+    step alone (the answer holds nothing yet), and it still acts once the answer repeats itself."""
+    g = torch.Generator().manual_seed(0)
+    free = GenerateConfig(max_new_tokens=16, repetition_penalty=1.0)
+    harsh = GenerateConfig(max_new_tokens=16, repetition_penalty=1e6)
+    prompts = [torch.randint(10, 200, (40,), generator=g).tolist() for _ in range(30)]
+    answers = engine.generate_ids(prompts, free).tolist()
+    cases = [(p, a) for p, a in zip(prompts, answers) if a[0] in p and len(set(a)) < len(a)]
+    assert cases, "no prompt whose greedy answer starts with a prompt token and repeats itself: the test lost its case"
+    prompt, plain = cases[0]
+    penalised = engine.generate_ids([prompt], harsh)[0].tolist()
+    assert penalised[0] == plain[0]  # the prompt's tokens are not penalised
+    assert penalised != plain        # the answer's own repeats are
