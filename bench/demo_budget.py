@@ -21,7 +21,9 @@ a step; generation greedy with max_new_tokens 192 and repetition penalty 1.0 unl
 | the same, penalty 1.1, max_new_tokens 256 | | 97.3 | 8.1 | 1.02  | 15.4    |               |
 | the same, penalty 1.2, max_new_tokens 256 | | 100.0 | 2.7 | 0.98  | 14.3    |               |
 
-The rank-16 and attention-only variants were not run (time); the demo keeps r=8 on every linear layer.
+The penalty rows were measured while the repetition penalty still counted the prompt's tokens too
+(transformers' default); it now counts the answer's only. The rank-16 and attention-only variants
+were not run (time); the demo keeps r=8 on every linear layer.
 """
 from __future__ import annotations
 
