@@ -57,6 +57,7 @@ class SplitConfig(Section):
 
 
 class DataConfig(Section):
+    files: list[str] = Field(default_factory=list, description="Data files, globs or folders that `luyen data` and `luyen run` read (positional words of `luyen data` add to them).")
     format: Literal["auto", "qa", "alpaca", "io", "openai", "sharegpt", "text", "summary", "squad", "labelled"] = Field(
         "auto", description="Input format; 'auto' detects it per record and reports any mix.")
     columns: dict[str, str] = Field(default_factory=dict, description="Map your column names to standard ones, e.g. {cau_hoi: question, tra_loi: answer}.")
@@ -71,7 +72,9 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    name: str = Field("gemma3-270m", description="Preset name, hub id (org/name), local folder, or .gguf file.")
+    name: str = Field("gemma3-270m", description="The model a command works with (--model/-m everywhere): the base to train from, "
+                      "the model to evaluate, export, chat with or serve (a `luyen train` run folder included). "
+                      "Preset name, hub id (org/name), local folder, or .gguf file.")
     chat_template: str | None = Field(None, description="Jinja chat template (text or path); default: the tokenizer's own, else luyen's documented default.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with a hub model. Off unless you trust it.")
     cache_dir: str | None = Field(None, description="Where converted models live (default ~/.cache/luyen).")
@@ -101,6 +104,8 @@ class PretrainConfig(Section):
 
 class TrainConfig(Section):
     data: str | None = Field(None, description="Prepared data folder (the --out of `luyen data prepare`); or pass --data.")
+    resume: bool = Field(False, description="Continue the unfinished run in the output folder from its last checkpoint "
+                         "(`luyen run` does this by itself).")
     method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze", "pretrain"] = Field(
         "lora", description="Fine-tuning method; see `luyen train --methods` for what each trains.")
     epochs: float = Field(3, gt=0, description="Passes over the training split (ignored when max_steps > 0).")
@@ -146,6 +151,10 @@ class GenerateConfig(Section):
     stop: list[str] = Field(default_factory=list, description="Strings that end the answer (not included in it).")
     seed: int | None = Field(None, description="Seed for sampling; None = the run seed.")
     batch_size: int = Field(8, ge=1, description="Prompts generated together (one KV cache per batch).")
+    system: str | None = Field(None, description="System message that opens every chat (`luyen chat`, `luyen generate`).")
+    chat: bool | None = Field(None, description="Wrap prompts in the chat template; unset = when the model has a template of its own.")
+    prompt: str | None = Field(None, description="`luyen generate`: one prompt to answer (or continue), printed to stdout.")
+    input: str | None = Field(None, description="`luyen generate`: a JSONL file of {\"prompt\"} or {\"messages\"} lines, answered into --out.")
 
 
 class JudgeConfig(Section):
@@ -157,7 +166,14 @@ class JudgeConfig(Section):
     max_examples: int = Field(100, ge=1, description="Judge at most this many test examples per system.")
 
 
+Baseline = Literal["zero-shot", "few-shot", "rag"]
+
+
 class EvalConfig(Section):
+    data: str | None = Field(None, description="Prepared data folder whose test split is evaluated (`luyen run`: its data stage).")
+    baselines: list[Baseline] = Field(["zero-shot", "few-shot"], description="The base model's prompts the fine-tuned "
+                                      "model is compared with: zero-shot, few-shot, rag (rag needs rag.index).")
+    limit: int | None = Field(None, ge=1, description="Evaluate only the first N test examples; unset = all.")
     shots: int = Field(3, ge=0, description="Training examples shown to the few-shot baseline.")
     general: bool = Field(True, description="Score the base and the fine-tuned model on luyen's own general-ability "
                           "items (168 multiple-choice, vi + en) and warn when fine-tuning made the model significantly worse.")
@@ -170,7 +186,6 @@ class ServeConfig(Section):
     api_key: str | None = Field(None, description="Bearer key every route but /health requires; none = open (loopback only).")
     backend: Literal["transformers", "llamacpp"] = Field("transformers", description="transformers (batched, LoRA adapters) or llamacpp (a .gguf file).")
     adapters: dict[str, str] = Field(default_factory=dict, description="LoRA adapters over the base, {name: folder}; a request picks one by its `model`.")
-    rag: str | None = Field(None, description="RAG index folder whose passages are added to chat requests.")
     max_batch_size: int = Field(16, ge=1, description="Requests generated together in one batch.")
     batch_wait_ms: float = Field(5.0, ge=0, description="How long the first request of a batch waits for others to join it.")
     max_body_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused with 413.")
@@ -193,6 +208,10 @@ class RagConfig(Section):
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
     candidates: int = Field(50, ge=1, description="Passages each method ranks before fusing.")
     template: str | None = Field(None, description="Prompt with {context} and {question}; default: answer from the numbered passages and cite them as [n].")
+    documents: list[str] = Field(default_factory=list, description="Files, globs or folders to index; `luyen run` builds "
+                                 "the index when set and evaluates and serves with it.")
+    index: str | None = Field(None, description="An index folder (`luyen rag index`) to answer over: `eval` adds systems "
+                              "with retrieval, `chat`, `generate` and `serve` ground every answer in its passages.")
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self):
@@ -201,26 +220,41 @@ class RagConfig(Section):
         return self
 
 
+Format = Literal["merged", "gguf", "onnx"]
+
+
+class ExportConfig(Section):
+    format: Format = Field("merged", description="merged (safetensors, for vLLM/TGI), gguf (llama.cpp, Ollama) or onnx.")
+    quant: list[str] = Field(default_factory=list, description="gguf: f16, q8_0, q4_k_m (default q8_0); onnx: int8.")
+
+
 class RunConfig(Section):
     name: str = Field("run", description="Run name; `luyen run` writes runs/<name>/.")
     seed: int = Field(42, description="Seed for splitting, shuffling and initialisation.")
+    out: str | None = Field(None, description="Where the command writes (--out/-o everywhere); `luyen run`: the run "
+                            "folder, default runs/<name>, one sub-folder per stage.")
+    overwrite: bool = Field(False, description="Replace what the output folder holds (`luyen run` decides per stage by itself).")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read YAML (optional), apply ``a.b=c`` overrides, validate; errors are one-line LuyenErrors."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None) -> RunConfig:
+    """Read YAML (optional), apply ``a.b=c`` overrides, then ``values`` ({dotted key: typed value}, what
+    command-line flags set: taken as given, not parsed as YAML, so an API key "0123" stays text);
+    validate. Errors are one-line LuyenErrors."""
     raw: dict[str, Any] = {}
     where = str(path) if path else "command line"
     if path:
         raw = _read_yaml(Path(path))
-    for item in overrides or []:
-        key, value = _parse_override(item)
+    given = [_parse_override(item) for item in overrides or []] + list((values or {}).items())
+    for key, value in given:
         _check_key(RunConfig, key.split("."), where="command line")
         _set_dotted(raw, key, value)
     _check_keys(RunConfig, raw, [], where)

@@ -104,6 +104,9 @@ def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny
     rag, plain = metrics["systems"]["fine-tuned + retrieval"], metrics["systems"]["fine-tuned"]
     assert rag["answer_perplexity"] != plain["answer_perplexity"]  # the passages changed what the model saw
     question = [{"role": "user", "content": "Phí đổi vé hạng Tiết kiệm là bao nhiêu?"}]
-    hits = load_index(tmp_path / "index").search(question[0]["content"])
-    prompt = _prompt("rag", question, [], hits, cfg)
+    index = load_index(tmp_path / "index")
+    hits = index.search(question[0]["content"])
+    prompt = _prompt("rag", question, [], index, cfg)
     assert hits[0].source in prompt[-1]["content"] and "[1]" in prompt[-1]["content"]
+    custom = cfg.model_copy(update={"rag": cfg.rag.model_copy(update={"template": "Q: {question}\nP: {context}"})})
+    assert _prompt("rag", question, [], index, custom)[-1]["content"].startswith("Q: Phí đổi vé")  # rag.template is honoured

@@ -41,14 +41,16 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
     from luyen.infer.engine import Engine, model_budget
     from luyen.models.trained import load_trained, model_folder
     console = console or Console(stderr=True)
-    baselines = list(baselines if baselines is not None else ["zero-shot", "few-shot"])
+    baselines = list(baselines if baselines is not None else cfg.eval.baselines)  # arguments win over cfg.eval
     shots = cfg.eval.shots if shots is None else shots
+    limit = cfg.eval.limit if limit is None else limit
+    rag = cfg.rag.index if rag is None else rag
     for b in baselines:
         if b not in BASELINES:
-            raise LuyenError(f"unknown baseline '{b}'", field="--baselines", fix=f"use some of {', '.join(BASELINES)}")
+            raise LuyenError(f"unknown baseline '{b}'", field="eval.baselines", fix=f"use some of {', '.join(BASELINES)}")
     if "rag" in baselines and rag is None:
-        raise LuyenError("the rag baseline needs a retrieval index", field="--baselines",
-                         fix="pass --rag INDEX (built by `luyen rag index DOCS --out INDEX`) or leave out rag")
+        raise LuyenError("the rag baseline needs a retrieval index", field="eval.baselines",
+                         fix="pass --rag INDEX (rag.index; built by `luyen rag index DOCS --out INDEX`) or leave out rag")
     index = _load_index(rag) if rag is not None else None
     if index is not None and "rag" not in baselines:
         baselines.append("rag")
@@ -91,8 +93,6 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
             systems.append((f"{TUNED} + retrieval", engine, "rag", False))
     else:
         systems += [(f"model {label[b]}", engine, b, False) for b in baselines]
-    if index is not None:
-        contexts = [_retrieve(index, cfg, p) for p, _ in examples]
     refs = [a for _, a in examples]
     with RunDir.create(Path(out_dir), stage="eval", overwrite=overwrite) as rd:
         results, answers, per = {}, {}, {}
@@ -100,8 +100,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
             t0 = time.perf_counter()
             off = eng.model.disable_adapter() if base and adapter else nullcontext()
             with off, console.status(f"eval: {name}: perplexity and {len(examples)} answers", spinner="dots"):
-                prompts = [_prompt(style, p, shots_chat, contexts[i] if style == "rag" else None, cfg)
-                           for i, (p, _) in enumerate(examples)]
+                prompts = [_prompt(style, p, shots_chat, index, cfg) for p, _ in examples]
                 m, answers[name], per[name] = _score(eng, prompts, refs, cfg, labelled, whole=style == "zero-shot")
             if judge is not None:
                 m.update(_judge(judge, cfg, examples, answers[name], console, name))
@@ -206,18 +205,13 @@ def _load_index(path: str | Path):
     return load_index(path)
 
 
-def _retrieve(index, cfg: RunConfig, prompt: list[dict]):
-    """The index's best passages for the last user turn (k from the index, as `luyen serve --rag` does)."""
-    return index.search(prompt[-1]["content"])
-
-
-def _prompt(style: str, prompt: list[dict], shots_chat: list[dict], hits, cfg: RunConfig) -> list[dict]:
+def _prompt(style: str, prompt: list[dict], shots_chat: list[dict], index, cfg: RunConfig) -> list[dict]:
     if style == "few-shot":  # the item's system prompt stays first, where every other system has it
         system = [m for m in prompt[:1] if m["role"] == "system"]
         return system + shots_chat + prompt[len(system):]
-    if style == "rag":
-        from luyen.rag import augment
-        return augment(prompt, hits, cfg.rag.template)
+    if style == "rag":  # the grounding chat, generate and serve send too (k from the index)
+        from luyen.rag import ground
+        return ground(index, prompt, cfg.rag.template)[0]
     return prompt
 
 

@@ -8,12 +8,12 @@
 
 Modules: documents (read files), chunk (sentence-aware passages in encoder tokens), encoder (the
 sentence encoder), lexical (BM25 over syllables), index (faiss + bm25s, fused search), build (the
-`luyen rag index` stage), prompt (augment, cite, given), evaluate (recall@k, MRR), cli.
+`luyen rag index` stage), prompt (ground, augment, cite, given), evaluate (recall@k, MRR), cli.
 """
 from luyen.rag.index import Hit, Index, load_index
-from luyen.rag.prompt import DEFAULT_TEMPLATE, augment, cite, given
+from luyen.rag.prompt import DEFAULT_TEMPLATE, augment, cite, given, ground
 
-__all__ = ["Hit", "Index", "load_index", "augment", "cite", "given", "DEFAULT_TEMPLATE", "build_index"]
+__all__ = ["Hit", "Index", "load_index", "augment", "cite", "given", "ground", "DEFAULT_TEMPLATE", "build_index"]
 
 
 def build_index(cfg, docs, out, **kw) -> dict:

@@ -3,6 +3,7 @@
     hits = index.search("Phí đổi vé Tiết kiệm?", k=3)
     messages = augment([{"role": "user", "content": "Phí đổi vé Tiết kiệm?"}], hits)
     cite("Phí là 300.000 VND [2].", hits)   # [{"n": 2, "source": "doi-ve.md", ...}]
+    messages, hits = ground(index, chat, cfg.rag.template)   # what eval, generate, chat and serve all send
 """
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ def augment(messages: list[dict], hits, template: str | None = None) -> list[dic
     # replace, not str.format: a question or template may hold braces of its own
     last["content"] = template.replace("{context}", context(hits)).replace("{question}", question)
     return out
+
+
+def ground(index, messages: list[dict], template: str | None = None) -> tuple[list[dict], list]:
+    """The one RAG grounding every caller shares (eval, generate, chat, serve): the index's best passages
+    for the last user turn, put into that turn by `augment`. `template` is config rag.template; unset,
+    the template the index was built with, else DEFAULT_TEMPLATE. A chat with no question is left as is."""
+    last = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    question = _text(last.get("content")) if last else ""
+    if not question.strip():
+        return list(messages), []
+    hits = index.search(question)
+    return augment(messages, hits, template or index.settings.get("template")), hits
 
 
 def _text(content) -> str:
