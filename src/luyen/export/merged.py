@@ -35,21 +35,14 @@ def merge_adapter(model, source: str = ""):
 
 def save_merged(model, tokenizer, folder: Path, provenance: dict) -> list[Path]:
     """Write the merged model folder; returns the files written."""
-    from transformers import GenerationConfig
-
-    from luyen.data.template import resolve_chat_template, stop_token_ids
+    from luyen.data.template import resolve_chat_template
+    from luyen.models.generation import generation_config
     folder = Path(folder)
     template = resolve_chat_template(tokenizer)
     tokenizer.chat_template = template
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    gen = GenerationConfig.from_dict(model.generation_config.to_dict()) if model.generation_config else GenerationConfig()
-    stops = stop_token_ids(tokenizer, template)
-    if stops:
-        gen.eos_token_id = stops if len(stops) > 1 else stops[0]
-    gen.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops or [None])[0]
-    gen.bos_token_id = tokenizer.bos_token_id
-    gen.save_pretrained(folder)
+    generation_config(tokenizer, template, like=model.generation_config).save_pretrained(folder)
     carry_sentencepiece(tokenizer, Path(str(model.name_or_path)), folder)
     atomic_write(folder / PROVENANCE, json.dumps(provenance, ensure_ascii=False, indent=2) + "\n")
     return sorted(p for p in folder.rglob("*") if p.is_file())

@@ -23,9 +23,7 @@ def method_is_adapter(model) -> bool:
 def save_model(model, tokenizer, template: str | None, folder: Path, rd: RunDir, *,
                max_new_tokens: int | None = None, repetition_penalty: float | None = None) -> None:
     """The trained model in the format its method produces, written to a temp folder and renamed."""
-    from transformers import GenerationConfig
-
-    from luyen.data.template import stop_token_ids
+    from luyen.models.generation import generation_config
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
@@ -35,12 +33,9 @@ def save_model(model, tokenizer, template: str | None, folder: Path, rd: RunDir,
         return
     tokenizer.chat_template = template
     tokenizer.save_pretrained(tmp)
-    stops = stop_token_ids(tokenizer, template)
-    gen = GenerationConfig(eos_token_id=stops if len(stops) > 1 else stops[0],
-                           pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
-                           bos_token_id=tokenizer.bos_token_id, max_new_tokens=max_new_tokens,
-                           repetition_penalty=repetition_penalty)  # the run's generate settings travel with the model
-    gen.save_pretrained(tmp)
+    # the stops, and the run's generate settings, travel with the model
+    generation_config(tokenizer, template, max_new_tokens=max_new_tokens,
+                      repetition_penalty=repetition_penalty).save_pretrained(tmp)
     if method_is_adapter(model):
         from luyen.models.trained import BASE_INFO, base_shape
         base = model.get_base_model()
