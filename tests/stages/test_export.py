@@ -183,13 +183,14 @@ def test_gguf_files_load_in_llama_cpp_and_decode_greedily_like_transformers(gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from luyen.export import gguf
+    from luyen.export.check import greedy, margin
     arch, model_dir, out, _ = gguf_export
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     # prompts: <bos> + the first two tokens of each memorised sentence; the model knows how each goes on
     prompts = [tok(s)["input_ids"][:3] for s in SENTENCES]
-    reference = [gguf.hf_greedy(model, ids, 6) for ids in prompts]
-    assert min(min(margins) for _, margins in reference) > 2.0  # top-1 wins by > 2 logits: the criterion is fair
+    reference = [greedy(model, ids, 6) for ids in prompts]
+    assert min(margin(lp) for _, lps in reference for lp in lps) > 2.0  # top-1 wins by > 2 logits: the criterion is fair
     for quant, file_type in QUANT_FILE_TYPES.items():
         path = out / f"model-{quant}.gguf"
         fields = GGUFReader(path).fields

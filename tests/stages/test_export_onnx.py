@@ -9,7 +9,8 @@ import torch
 from conftest import make_tiny_model
 
 from luyen.errors import LuyenError
-from luyen.export.onnx import INT8_FILE, MODEL_FILE, OrtLM, export, hf_greedy
+from luyen.export.check import greedy
+from luyen.export.onnx import INT8_FILE, MODEL_FILE, OrtLM, export
 
 PROMPTS = ["Học máy", "Hà Nội là thủ đô của Việt Nam và", "The quick brown fox jumps"]
 
@@ -27,7 +28,7 @@ def exported(request, tmp_path_factory):
 def test_onnxruntime_greedy_tokens_equal_transformers(exported):
     model, tok, out, metrics = exported
     prompts = [tok(p)["input_ids"] for p in PROMPTS]
-    reference = hf_greedy(model, prompts, 16, stop_ids=[])
+    reference = [greedy(model, p, 16)[0] for p in prompts]
     lm = OrtLM(out / MODEL_FILE)
     batched = lm.greedy(prompts, 16, pad_id=tok.pad_token_id).tokens  # one left-padded batch
     alone = [lm.greedy([p], 16).tokens[0] for p in prompts]

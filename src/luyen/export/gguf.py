@@ -31,15 +31,13 @@ from importlib import metadata
 from pathlib import Path
 
 from luyen.errors import LuyenError
+from luyen.export.check import PROMPTS, greedy, margin
 
 INSTALL_HINT = "pip install 'luyen[gguf]'"
 QUANTS = ("f16", "q8_0", "q4_k_m")  # f16 straight from the converter; the others through llama.cpp's quantizer
 DEFAULT_QUANTS = ["q8_0"]
 CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/gguf/")
-# Fixed prompts for the agreement check (Vietnamese and English, like our users).
-PROMPTS = ["Thủ đô của Việt Nam là", "Học máy là", "The capital of France is", "Xin chào, tôi tên là",
-           "Hướng dẫn nấu phở bò:", "Python is a programming language that"]
-CHECK_TOKENS = 16
+CHECK_TOKENS = 16  # per prompt of luyen.export.check.PROMPTS
 # The export's promise (see compare_steps): fed transformers' fp32 greedy continuation, llama.cpp picks
 # the same top token at every step where transformers' top-1 beats its top-2 by at least this many
 # nats, and the mean KL divergence stays under MAX_MEAN_KL. Measured on the embedded Gemma-3-270M
@@ -210,25 +208,6 @@ def greedy_tokens(llm, prompt_ids: list[int], n: int) -> list[int]:
     return out
 
 
-def hf_greedy(model, prompt_ids: list[int], n: int) -> tuple[list[int], list[float]]:
-    """transformers' greedy tokens and, per step, the margin between the top two logits."""
-    tokens, logprobs = hf_reference(model, prompt_ids, n)
-    return tokens, [_margin(lp) for lp in logprobs]
-
-
-def hf_reference(model, prompt_ids: list[int], n: int):
-    """transformers' greedy tokens after ``prompt_ids`` and, per step, the full log-softmax (numpy, float64)."""
-    import torch
-    out, logprobs = [], []
-    with torch.no_grad():
-        for _ in range(n):  # the whole sequence each step: a few short prompts, no cache API to track
-            logits = model(torch.tensor([prompt_ids + out]), use_cache=False, logits_to_keep=1).logits[0, -1]
-            lp = torch.log_softmax(logits.double(), -1)
-            out.append(int(lp.argmax()))
-            logprobs.append(lp.numpy())
-    return out, logprobs
-
-
 def teacher_forced(llm, prompt_ids: list[int], reference: list[int]):
     """llama.cpp's log-softmax at each step when fed the reference continuation (one evaluation, so a
     step where the two runtimes part does not change what the later steps are compared on)."""
@@ -257,7 +236,7 @@ def compare_steps(hf_logprobs, cpp_logprobs, decisive: float, max_mean_kl: float
     for p, q in zip(hf_logprobs, cpp_logprobs):
         same = int(np.argmax(p)) == int(np.argmax(q))
         steps, top1 = steps + 1, top1 + same
-        if _margin(p) >= decisive:
+        if margin(p) >= decisive:
             decisive_n, decisive_ok = decisive_n + 1, decisive_ok + same
         kls.append(float(np.sum(np.exp(p) * (p - q))))
     mean_kl = float(np.mean(kls)) if kls else 0.0
@@ -274,7 +253,7 @@ def agreement(merged_dir: Path, files: dict[str, Path], prompts: list[str] = PRO
     tok = AutoTokenizer.from_pretrained(merged_dir)
     model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32, use_safetensors=True).eval()
     prompt_ids = [tok(p)["input_ids"] for p in prompts]
-    reference = [hf_reference(model, ids, n) for ids in prompt_ids]
+    reference = [greedy(model, ids, n) for ids in prompt_ids]
     del model
     result = {}
     for q, path in files.items():
@@ -297,12 +276,6 @@ def describe_agreement(quant: str, a: dict) -> str:
     return (f"{quant}: same top token as transformers fp32 on {a['decisive_agreed']}/{a['decisive']} decisive steps "
             f"(top-2 margin >= {a['decisive_margin']} nats; {a['top1_agreed']}/{a['steps']} of all steps), "
             f"mean KL {a['mean_kl']:.4f} nats (at most {a['max_mean_kl']}): promise {kept}{tokens}")
-
-
-def _margin(logprobs) -> float:
-    import numpy as np
-    top2 = np.partition(logprobs, -2)[-2:]
-    return float(top2[1] - top2[0])
 
 
 def _logsumexp(x):

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from luyen.errors import LuyenError
+from luyen.export.check import PROMPTS, greedy
 
 INSTALL_HINT = "pip install 'luyen[onnx]'"
 MODEL_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
-# Fixed texts for the greedy-agreement and perplexity checks (Vietnamese and English, like our users).
-PROMPTS = ["Thủ đô của Việt Nam là", "Học máy là", "The capital of France is"]
+# Fixed texts for the perplexity check (Vietnamese and English, like our users); the greedy check
+# decodes luyen.export.check.PROMPTS.
 TEXTS = [
     "Hà Nội là thủ đô của nước Cộng hòa Xã hội chủ nghĩa Việt Nam, nằm ở đồng bằng sông Hồng.",
     "Học máy là một nhánh của trí tuệ nhân tạo, nghiên cứu cách để máy tính học từ dữ liệu.",
@@ -273,20 +274,6 @@ class OrtLM:
         return float((logz - logits[np.arange(len(ids) - 1), ids[1:]]).sum()), len(ids) - 1
 
 
-def hf_greedy(model, prompts: list[list[int]], max_new_tokens: int, stop_ids) -> list[list[int]]:
-    """transformers' own greedy generate, one prompt at a time, new tokens up to the first stop id (with
-    no stop ids, generation_config's EOS still ends it)."""
-    out = []
-    with torch.no_grad():
-        for p in prompts:
-            new = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
-                                 max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=list(stop_ids) or None,
-                                 pad_token_id=stop_ids[0] if stop_ids else 0, temperature=None, top_p=None,
-                                 top_k=None)[0, len(p):].tolist()
-            out.append(next((new[:i] for i, t in enumerate(new) if t in stop_ids), new))
-    return out
-
-
 def hf_perplexity(model, token_lists: list[list[int]]) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
@@ -311,7 +298,7 @@ def compare(model, tok, files: dict[str, Path], new_tokens: int = 24) -> dict:
     stop = [tok.eos_token_id] if tok.eos_token_id is not None else []
     prompts = [tok(p)["input_ids"] for p in PROMPTS]
     texts = [tok(t)["input_ids"] for t in TEXTS]
-    reference = hf_greedy(model, prompts, new_tokens, stop)
+    reference = [greedy(model, p, new_tokens, stop)[0] for p in prompts]
     m = {"bytes": {}, "greedy_agreement": {}, "tokens_per_s": {}, "perplexity": {"transformers": hf_perplexity(model, texts)}}
     for name, path in files.items():
         lm = OrtLM(path)
