@@ -1,6 +1,7 @@
 """Data-stage throughput: `check` and `prepare` on N short synthetic QA records (default 1,000,000).
 
     python bench/data_throughput.py [--records 1000000] [--model gemma3-270m]
+    python bench/data_throughput.py --records 200000 --word-hashes
 
 Prints one JSON object: seconds and records/s for each command and the peak memory of each (each
 runs in a fresh process, so the figures do not include generating the data). Target: each under
@@ -14,10 +15,15 @@ process, so this overstates the real footprint; it is the conservative figure. A
 worker's ru_maxrss, from RUSAGE_CHILDREN; 0 when no worker ran) and `peak_pss_mb`, the peak of the
 summed proportional set sizes (shared pages split between their processes: the real footprint,
 sampled every 200 ms, so it can miss a short peak).
+
+--word-hashes instead times, in this process, what the data stage does per record for duplicate
+detection (Deduper.signatures on question + answer, key_hashes on the question) with the fast
+path of luyen.data.keyhash against the plain version it would be replaced by, twice, alternating.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import random
@@ -28,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 SYLLABLES = ("học máy mô hình dữ liệu huấn luyện tham số kết quả đánh giá mạng nơ ron trí tuệ nhân tạo "
@@ -97,14 +104,66 @@ def timed(code: str) -> dict:
             "peak_pss_mb": round(peak_pss[0] / 2**20, 1)}
 
 
+def plain_word_hashes(texts: list[str], cache: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """keyhash.word_hashes' outputs (other hash values) the plain way: text_key, str.split,
+    blake2b per word (per distinct word from `cache` when given), blake2b of each key."""
+    from luyen.data.keyhash import text_key
+
+    def h64(s: str) -> int:
+        return int.from_bytes(hashlib.blake2b(s.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+    keys = [text_key(t) for t in texts]
+    split = [k.split() for k in keys]
+    if cache is None:
+        values = [h64(w) for ws in split for w in ws]
+    else:
+        values = [cache.get(w) or cache.setdefault(w, h64(w)) for ws in split for w in ws]
+    bounds = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum([len(ws) for ws in split], out=bounds[1:])
+    return np.array(values, np.uint64), bounds, np.array([h64(k) for k in keys], np.uint64)
+
+
+def compare_word_hashes(path: Path, n: int, rounds: int = 2) -> dict:
+    """Records/s of the data stage's duplicate-detection hashing with each word stage."""
+    from luyen.data import dedup
+
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    keys, prompts = [r["question"] + "\n" + r["answer"] for r in rows], [r["question"] for r in rows]
+
+    def run(plain: bool, cache: dict | None) -> float:
+        d, start = dedup.Deduper(), time.perf_counter()
+        for lo in range(0, n, 2048):  # the data stage's batch size
+            batch, questions = keys[lo:lo + 2048], prompts[lo:lo + 2048]
+            if not plain:
+                d.signatures(batch)
+                dedup.key_hashes(questions)
+                continue
+            for a, b in dedup._chunk_bounds(batch):  # Deduper.signatures with the word stage swapped
+                d._chunk_rows(*plain_word_hashes(batch[a:b], cache))
+            plain_word_hashes(questions, cache)
+        return round(n / (time.perf_counter() - start))
+
+    out = []
+    for _ in range(rounds):
+        r = {"fast": run(False, None), "plain": run(True, {}), "plain_uncached": run(True, None)}
+        out.append({**r, "plain_slower": round(r["fast"] / r["plain"], 2),
+                    "uncached_slower": round(r["fast"] / r["plain_uncached"], 2)})
+    return {"records_per_s": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--model", default="gemma3-270m")
+    ap.add_argument("--word-hashes", action="store_true", help="time the dedup fast path against the plain one")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "qa.jsonl"
         make_records(data, args.records)
+        if args.word_hashes:
+            from luyen.precision import machine
+            print(json.dumps({"machine": machine(), "records": args.records, **compare_word_hashes(data, args.records)}, indent=2))
+            return
         setup = (f"from luyen.config import load_config; from luyen.data import stage;"
                  f"cfg = load_config(None, ['model.name={args.model}', 'data.max_length=512'])\n")
         result = {"records": args.records, "input_mb": round(data.stat().st_size / 1e6, 1), "model": args.model}

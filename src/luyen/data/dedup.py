@@ -1,6 +1,6 @@
 """Exact and near-duplicate detection over a stream of texts, in numpy, in bounded memory.
 
-Exact: two records are duplicates when their `text_key` is identical. Near: two records are
+Exact: two records are duplicates when their `text_key` (keyhash.py) is identical. Near: two records are
 duplicates when the Jaccard similarity of their word-bigram sets (word sets for texts under 3
 words) reaches `threshold`; MinHash + LSH banding finds the candidate pairs, each is checked
 exactly, and clusters are connected components labelled by their first record. At the defaults
@@ -13,63 +13,32 @@ exactly, and clusters are connected components labelled by their first record. A
 Exact duplicates are matched by a 64-bit hash of the key rather than the key itself: a false
 match among a million records has odds of about 3 in 100 million. Everything hashed here is a
 fixed function of the text and `seed` (no Python `hash()`, which is salted per process), so
-results do not depend on the process or on how records are batched.
+results do not depend on the process or on how records are batched. The words and their hashes
+come from keyhash.word_hashes, a fast path with a plain reference as its test oracle.
 """
 from __future__ import annotations
 
 import functools
 import math
-import re
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 
-# What text_key turns into spaces: punctuation (Unicode category P) in the Basic Multilingual Plane
-# and the non-ASCII characters str.split() treats as whitespace. Staying below U+10000 lets `re`
-# compile the class to a bitmap (2 us per record instead of 15) and lets the batch path look code
-# points up in a 64K table; punctuation beyond U+FFFF belongs to historic scripts.
-_NOISE_CHARS = [c for c in range(0x10000)
-                if unicodedata.category(chr(c))[0] == "P" or (c >= 0x80 and chr(c).isspace())]
-_NOISE = re.compile("[" + "".join(re.escape(chr(c)) for c in _NOISE_CHARS) + "]+")
-_NOISE_CP = np.zeros(0x10000, bool)
-_NOISE_CP[_NOISE_CHARS] = True
-# ASCII bytes that end a word: str.split()'s whitespace and ASCII punctuation. In a chunk of several
-# texts NUL also ends one, because it separates the texts.
-_BREAK_BYTE = np.zeros(256, bool)
-_BREAK_BYTE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32] + [c for c in _NOISE_CHARS if c < 0x80]] = True
-_BREAK_BYTE_NUL = _BREAK_BYTE.copy()
-_BREAK_BYTE_NUL[0] = True
+from luyen.data.keyhash import word_hashes
 
-_BASE = 0x9E3779B97F4A7C15  # odd, so it has an inverse mod 2**64 for the prefix-sum word hash
-_LENGTH_MIX, _POSITION_MIX = np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9)  # xxHash primes
 _LEFT, _RIGHT = np.uint64(0xD6E8FEB86659FD93), np.uint64(0xA0761D6478BD642F)  # bigram = left*w1 + right*w2
 _CHUNK_RECORDS = 512        # 512 x ~30 shingles x 64 permutations x 4 B = 4 MB: stays in cache
 _CHUNK_CHARS = 1 << 17      # and long texts make smaller chunks
 _VERIFY_SHINGLES = 1 << 20  # shingles compared per step when checking candidates: ~40 MB of temporaries
 
 
-def text_key(text: str) -> str:
-    """The normalisation used for comparison: casefold, punctuation to spaces, whitespace folded.
-
-    Diacritics are kept: 'hòa' and 'hoa' are different words. Punctuation becomes a space rather
-    than nothing, so 'end.Next' and 'end. Next' match (and 'don't' is 'don t'); symbols such as
-    + = $ are kept.
-
-        text_key("  Hòa-bình,  THẾ GIỚI! ") == "hòa bình thế giới"
-    """
-    return " ".join(_NOISE.sub(" ", text.casefold()).split())
-
-
 def key_hashes(texts: list[str]) -> np.ndarray:
     """The 64-bit hash Deduper matches exact duplicates by, per text (int64): equal for equal
-    `text_key`s, 3x faster than hashing text_key(t) one text at a time.
+    `text_key`s, 2x faster than blake2b of text_key(t) one text at a time (bench questions).
 
         key_hashes(["Xin chào!", "xin  chào"]).tolist() == key_hashes(["xin chào"]).tolist() * 2
     """
-    out = [np.zeros(0, np.uint64)]
-    for words, bounds in _word_chunks(texts, _WordHasher()):
-        out.append(_exact_hashes(words, np.repeat(np.arange(len(bounds) - 1), np.diff(bounds)), bounds))
+    out = [np.zeros(0, np.uint64)] + [word_hashes(texts[lo:hi])[2] for lo, hi in _chunk_bounds(texts)]
     return np.concatenate(out).view(np.int64)
 
 
@@ -134,7 +103,6 @@ class Deduper:
         # Per record: exact hash, then (near only) position of its first shingle and one hash per band.
         self._hashes = _Blocks(2 + self.bands if near else 1, np.uint64)
         self._shingles = _Blocks(1, np.uint32, 1 << 20)
-        self._words = _WordHasher()
         self._scratch = np.empty((used if near else 0, _CHUNK_RECORDS * 64), np.uint32)  # a typical chunk's shingles
 
     def add(self, texts: list[str]) -> None:
@@ -147,8 +115,8 @@ class Deduper:
         of the texts, so worker processes can compute it and the owner `extend`s in record order."""
         rows, shingles = [np.zeros((0, self._hashes.width), np.uint64)], [np.zeros(0, np.uint32)]
         done = 0
-        for words, bounds in _word_chunks(texts, self._words):
-            hashes, sh = self._chunk_rows(words, bounds)
+        for lo, hi in _chunk_bounds(texts):
+            hashes, sh = self._chunk_rows(*word_hashes(texts[lo:hi]))
             if self.near:
                 hashes[:, 1] += np.uint64(done)
                 done += len(sh)
@@ -164,13 +132,12 @@ class Deduper:
             self._shingles.extend(shingles[:, None])
         self._hashes.extend(hashes)
 
-    def _chunk_rows(self, words: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        rid = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))  # record of each word
+    def _chunk_rows(self, words: np.ndarray, bounds: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         hashes = np.zeros((len(bounds) - 1, self._hashes.width), np.uint64)
-        hashes[:, 0] = _exact_hashes(words, rid, bounds)
+        hashes[:, 0] = exact
         if not self.near:
             return hashes, None
-        shingles, count = _shingles(words, rid, bounds)
+        shingles, count = _shingles(words, bounds)
         sig, has = _minhash(shingles, count, self._a, self._b, self._scratch)
         hashes[:, 1] = np.cumsum(count) - count
         hashes[:, 2:] = self._band_hashes(sig) * has[:, None]  # 0 marks "no words": never a candidate
@@ -236,16 +203,6 @@ def _set_jaccard(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return inter / np.maximum(union, 1)
 
 
-def _word_chunks(texts: list[str], hasher: _WordHasher):
-    """(word hashes, where each text's words start + the end) for consecutive chunks of texts."""
-    for lo, hi in _chunk_bounds(texts):
-        chunk = texts[lo:hi]
-        if "\x00" in "".join(chunk):  # one C-level scan; a generator over texts costs 4x more
-            yield from (hasher.hash([t]) for t in chunk)  # NUL separates texts in a chunk: go alone
-        else:
-            yield hasher.hash(chunk)
-
-
 def _chunk_bounds(texts: list[str]) -> list[tuple[int, int]]:
     """Split a batch into chunks of at most _CHUNK_RECORDS texts and about _CHUNK_CHARS
     characters, so numpy temporaries stay small whatever the batch size."""
@@ -256,87 +213,10 @@ def _chunk_bounds(texts: list[str]) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in zip(edges, edges[1:]) if hi > lo]
 
 
-def _breaks(b: np.ndarray, ascii_breaks: np.ndarray) -> np.ndarray:
-    """True on every byte of whitespace or punctuation in UTF-8 text `b` (ending in 2 spaces).
-
-    The same characters as the regex in text_key, found 2x faster than `re.sub` finds them: ASCII
-    by a byte table, the rest by decoding the code point at each multi-byte lead."""
-    brk = np.take(ascii_breaks, b)
-    lead = np.flatnonzero(b >= 0xC2)
-    top, c1, c2 = b[lead].astype(np.uint16), b[lead + 1] & np.uint16(0x3F), b[lead + 2] & np.uint16(0x3F)
-    three = top >= 0xE0
-    cp = np.where(three, (top & 0x0F) << 12 | c1 << 6 | c2, (top & 0x1F) << 6 | c1)
-    hit = _NOISE_CP[cp] & (top < 0xF0)  # 4-byte characters lie beyond U+FFFF: never noise
-    for k, at in ((0, lead[hit]), (1, lead[hit]), (2, lead[hit & three])):
-        brk[at + k] = True
-    return brk
-
-
-class _WordHasher:
-    """Stable 64-bit hashes of the words of `text_key(t)` for a chunk of texts, all in numpy.
-
-    A word's hash is a polynomial over its UTF-8 bytes, taken from one prefix sum over the whole
-    chunk: sum(b[j] * P**j) between its ends, times P**-start (mod 2**64). Under 1 us per 30-word
-    record, where str.split and a cached dict lookup per word take 6.
-    """
-
-    def __init__(self):
-        self.pow = self.inv = np.ones(1, np.uint64)
-
-    def hash(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Word hashes of the chunk, in text order, and where each text's words start (+ the end)."""
-        utf8 = "\x00".join(texts).casefold().encode("utf-8", "surrogatepass")
-        b = np.full(len(utf8) + 3, 32, np.uint8)  # a space before, so words start after a break; 2 after: _breaks
-        b[1:-2] = np.frombuffer(utf8, np.uint8)
-        brk = _breaks(b, _BREAK_BYTE_NUL if len(texts) > 1 else _BREAK_BYTE)  # a lone text keeps its NULs
-        change = np.flatnonzero(brk[1:] != brk[:-1]) + 1  # word starts and ends, alternating
-        start, end = change[0::2], change[1::2]
-        self._grow(len(b))
-        prefix = np.zeros(len(b) + 1, np.uint64)
-        np.cumsum(b * self.pow[:len(b)], out=prefix[1:])
-        poly = (prefix[end] - prefix[start]) * self.inv[start]
-        words = _fmix64(poly + (end - start).astype(np.uint64) * _LENGTH_MIX)  # NUL bytes add 0 to poly
-        seps = np.searchsorted(start, np.flatnonzero(b == 0)) if len(texts) > 1 else []
-        return words, np.concatenate([[0], seps, [len(words)]]).astype(np.int64)
-
-    def _grow(self, n: int) -> None:
-        if len(self.pow) >= n:
-            return
-        n = max(n, 2 * len(self.pow))
-        step = np.full(n, _BASE, np.uint64)
-        step[0] = 1
-        self.pow = np.cumprod(step, dtype=np.uint64)
-        step[1:] = pow(_BASE, -1, 1 << 64)
-        self.inv = np.cumprod(step, dtype=np.uint64)
-
-
-def _fmix64(x: np.ndarray) -> np.ndarray:
-    """MurmurHash3's finaliser: spreads every input bit over the whole word."""
-    x = x ^ (x >> np.uint64(33))
-    x *= np.uint64(0xFF51AFD7ED558CCD)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xC4CEB9FE1A85EC53)
-    x ^= x >> np.uint64(33)
-    return x
-
-
-def _exact_hashes(words: np.ndarray, rid: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """One 64-bit hash per record of its word sequence: a sum of mixed (word, position) values.
-
-    Mixing each term breaks the algebra that makes plain polynomial hashes mod 2**64 collide on
-    crafted inputs; two different keys then collide with probability about 2**-64, so a false
-    exact match among a million records has odds of about 3 in 100 million.
-    """
-    pos = np.arange(len(words), dtype=np.uint64) - bounds[rid].astype(np.uint64)
-    terms = _fmix64(words + pos * _POSITION_MIX)
-    total = np.zeros(len(words) + 1, np.uint64)
-    np.cumsum(terms, out=total[1:])
-    return _fmix64(total[bounds[1:]] - total[bounds[:-1]])
-
-
-def _shingles(words: np.ndarray, rid: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _shingles(words: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """32-bit shingle hashes (word bigrams; single words for texts under 3 words) and the
     number of shingles of each record; shingles stay in record order."""
+    rid = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))  # record of each word
     short = np.diff(bounds) < 3
     nxt = np.append(words[1:], np.uint64(0))
     value = words * _LEFT + nxt * _RIGHT

@@ -7,7 +7,8 @@ import textwrap
 
 import numpy as np
 
-from luyen.data.dedup import Deduper, key_hashes, lsh_params, text_key
+from luyen.data.dedup import Deduper, key_hashes, lsh_params
+from luyen.data.keyhash import text_key
 
 LETTERS = "abcdeghiklmnopqrstuvxyàáạảãâầấậơờớợưừứựđêềếệôồốộ"
 VOCAB = sorted({"".join(random.Random(i).choices(LETTERS, k=1 + i % 6)) for i in range(4000)})
