@@ -1,7 +1,8 @@
-# make demo: set up .venv and run the pipeline on the embedded model and example data
-# (check, prepare, LoRA fine-tune, index the training answers for retrieval, evaluate against
-# zero-shot, few-shot and retrieval, export to GGUF, ask the model three test questions in `luyen chat`).
-# make test: set up .venv with every extra and run the whole test suite.
+# make demo: set up .venv (as a normal user: no root, no apt) and run the pipeline of configs/demo.yaml on the
+# embedded model (`luyen run`: check and split the data, index the training answers for retrieval, LoRA
+# fine-tune, evaluate against zero-shot, few-shot and retrieval, export GGUF), then ask the model three test
+# questions in `luyen chat` through a real terminal.
+# make test: the same .venv, plus the system tools the tests drive (Debian's chromium), then the whole suite.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.luyen-installed
@@ -16,14 +17,17 @@ LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGG
 WHEELS := $(HOME)/.cache/luyen/wheels/llama-cpp-avx2
 DEMO   := runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup test-tools demo test bench clean
 
 $(STAMP): pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
+	@command -v python3 >/dev/null || { echo "make: python3 is missing; install Python 3.10+ (python.org or your system's package)"; exit 1; }
+	@test -x $(PY) || python3 -m venv $(VENV) || { echo "make: python3 cannot create a venv; install your system's python3-venv package"; exit 1; }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	@if [ "$$(uname -m)" = x86_64 ]; then \
-		ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { echo "building llama.cpp for AVX2 (once, about 5 min)"; \
+		ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+			command -v c++ >/dev/null || { echo "make: llama.cpp (GGUF export) is built from source and needs a C++ compiler; install g++ (Debian: build-essential)"; exit 1; }; \
+			echo "building llama.cpp for AVX2 (once, about 5 min)"; \
 			CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
 				"$(LLAMA_CPP)" -w $(WHEELS); }; \
 		$(PY) -m pip install -q --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-*.whl; fi
@@ -31,23 +35,21 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
-	@# Debian's chromium for the chat page's browser test (playwright drives it; it never downloads a browser)
+
+# Test-only system tools: Debian's chromium for the chat page's browser test (playwright drives it and
+# never downloads a browser). `make demo` does not need it.
+test-tools:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
-		|| { echo "install Debian's chromium (apt-get install chromium) for tests/stages/test_serve_browser.py"; exit 1; }
+		|| { echo "make test: install Debian's chromium (sudo apt-get install chromium) for tests/stages/test_serve_browser.py"; exit 1; }
 
 demo: setup
 	$(PY) -m luyen models prepare
-	$(PY) -m luyen data check examples/data/vi_ai_qa.jsonl -c configs/train.yaml
-	$(PY) -m luyen data prepare examples/data/vi_ai_qa.jsonl -c configs/train.yaml --out $(DEMO)/data --overwrite
-	$(PY) -m luyen train configs/train.yaml --data $(DEMO)/data --out $(DEMO)/train --overwrite
-	$(PY) -m luyen rag index $(DEMO)/data/train.jsonl --out $(DEMO)/rag --overwrite
-	$(PY) -m luyen eval --model $(DEMO)/train --data $(DEMO)/data --out $(DEMO)/eval --overwrite --rag $(DEMO)/rag configs/train.yaml
-	$(PY) -m luyen export $(DEMO)/train --format gguf --quant q8_0 --out $(DEMO)/gguf --overwrite
+	$(PY) -m luyen run configs/demo.yaml
 	@# the trained model in `luyen chat`, through a real terminal: three test questions, each answer ends on its own
 	$(PY) -m pytest -q -s -o addopts=-ra tests/demo
 	@echo "report: $(DEMO)/eval/report.html; chat: .venv/bin/luyen chat $(DEMO)/train; serve: .venv/bin/luyen serve $(DEMO)/train"
 
-test: setup
+test: setup test-tools
 	$(PY) -m pytest -q
 
 bench: setup

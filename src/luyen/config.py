@@ -228,8 +228,13 @@ class ExportConfig(Section):
     quant: list[str] = Field(default_factory=list, description="gguf: f16, q8_0, q4_k_m (default q8_0); onnx: int8.")
 
 
+Stage = Literal["data", "rag", "train", "eval", "export"]
+
+
 class RunConfig(Section):
     name: str = Field("run", description="Run name; `luyen run` writes runs/<name>/.")
+    stages: list[Stage] = Field(["data", "rag", "train", "eval", "export"], description="The stages `luyen run` runs, "
+                                "in this order (rag only when rag.documents names documents).")
     seed: int = Field(42, description="Seed for splitting, shuffling and initialisation.")
     out: str | None = Field(None, description="Where the command writes (--out/-o everywhere); `luyen run`: the run "
                             "folder, default runs/<name>, one sub-folder per stage.")

@@ -5,9 +5,15 @@ A stage directory without a manifest is incomplete, and every stage refuses it a
     with RunDir.create(out, stage="data", overwrite=False) as run:
         run.write_text("report.json", text)
         run.finish(config=cfg.model_dump(), inputs=paths, metrics={...})
+
+`luyen run` (luyen.pipeline) runs each stage inside ``fingerprinted(fp)``: the stage's RunDir then
+records ``fp`` (a hash of the stage's config sections, its input manifests and luyen's version) in
+its manifest, and ``RunDir.plan`` decides from it whether the next run skips, resumes or redoes it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -18,11 +24,45 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Literal, TypedDict
 
 from luyen.errors import LuyenError
 
 MANIFEST = "manifest.json"
+Plan = Literal["skip", "resume", "fresh"]
+_FINGERPRINT: contextvars.ContextVar[str | None] = contextvars.ContextVar("luyen_stage_fingerprint", default=None)
+
+
+class Manifest(TypedDict, total=False):
+    """What every stage's manifest.json holds (stage functions return it)."""
+    stage: str
+    created: str
+    wall_time_s: float
+    seed: int | None
+    config: dict[str, Any]
+    inputs: list[dict[str, Any]]          # {path, sha256, bytes} of every file the stage read
+    outputs: dict[str, dict[str, Any]]    # file name -> {sha256, bytes}
+    metrics: dict[str, Any]
+    versions: dict[str, str]
+    fingerprint: str | None               # set when `luyen run` ran the stage
+
+
+@contextlib.contextmanager
+def fingerprinted(fp: str) -> Iterator[None]:
+    """Every manifest finished inside this block records `fp` as its fingerprint."""
+    token = _FINGERPRINT.set(fp)
+    try:
+        yield
+    finally:
+        _FINGERPRINT.reset(token)
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    """A stable hash of what a stage computes from (JSON of `parts`, keys sorted)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+
+
 _LIBS = ("luyen", "torch", "transformers", "tokenizers", "peft", "accelerate", "numpy", "pydantic")
 
 
@@ -71,7 +111,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def read_manifest(run_dir: Path, stage: str | None = None) -> dict[str, Any]:
+def read_manifest(run_dir: Path, stage: str | None = None) -> Manifest:
     """Load a finished stage's manifest; refuse a directory that has none (an unfinished run)."""
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
@@ -108,6 +148,22 @@ class RunDir:
         out.mkdir(parents=True, exist_ok=True)
         return cls(out, stage)
 
+    @staticmethod
+    def plan(out: Path, fp: str, *, started: str | None = None, resumable: bool = False) -> Plan:
+        """What `luyen run` does with a stage folder: "skip" when its manifest's fingerprint is `fp`,
+        "resume" when it is unfinished (no manifest) and was started with the same fingerprint
+        (`started`) by a stage that can resume, else "fresh" (the stage rewrites it)."""
+        out = Path(out)
+        if (out / MANIFEST).is_file():
+            try:
+                done = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("fingerprint")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                done = None
+            return "skip" if done == fp else "fresh"
+        if resumable and started == fp and out.is_dir() and any(out.iterdir()):
+            return "resume"
+        return "fresh"
+
     def __enter__(self) -> "RunDir":
         return self
 
@@ -130,8 +186,8 @@ class RunDir:
         return self.write_text(name, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
     def finish(self, *, config: dict, inputs: list[Path], metrics: dict | None = None,
-               seed: int | None = None) -> dict[str, Any]:
-        manifest = {
+               seed: int | None = None) -> Manifest:
+        manifest: Manifest = {
             "stage": self.stage,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "wall_time_s": round(time.time() - self.started, 3),
@@ -142,6 +198,7 @@ class RunDir:
                         for name in self.outputs},
             "metrics": metrics or {},
             "versions": library_versions(),
+            "fingerprint": _FINGERPRINT.get(),
         }
         atomic_write(self.path / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
         return manifest

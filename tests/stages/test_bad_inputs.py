@@ -130,7 +130,8 @@ def test_on_error_skip_counts_and_continues(tmp_path, tiny_tokenizer_dir):
     (["data", "check", "GOOD", "data.splitt.train=0.5"], ["unknown config key 'data.splitt'", "did you mean 'data.split'"]),
     (["data", "check", "GOOD", "data.split.train=0.5"], ["must be 1.0"]),
     (["data", "check", "GOOD", "sed=7"], ["unknown config key 'sed'", "did you mean 'seed'"]),  # not "no such file"
-    (["data", "check", "GOOD", "--config", "BADYAML"], ["not valid YAML"]),
+    (["data", "check", "GOOD", "BADYAML"], ["not valid YAML"]),  # the config is a positional word
+    (["data", "check", "GOOD", "BADYAML", "BADYAML"], ["one config file expected"]),
     (["data", "check", "GOOD", "--model", "gemma3-27Om"], ["did you mean"]),
 ])
 def test_bad_paths_and_config(args, expect, tmp_path, tiny_tokenizer_dir):

@@ -98,8 +98,8 @@ def test_bad_batch_lines_fail_in_one_line_with_file_and_line(tmp_path, tiny_gemm
 
 @pytest.mark.parametrize("args, says", [
     (["--prompt", "x", "--input", "p.jsonl"], "give either --prompt TEXT or --input FILE.jsonl"),
-    (["--input", "p.jsonl"], "--input needs --output"),
-    (["--prompt", "x", "--top-p", "1.5"], "field '--top-p'"),
+    (["--input", "p.jsonl"], "--input needs --out"),
+    (["--prompt", "x", "--top-p", "1.5"], "field 'generate.top_p'"),
     (["--prompt", "x", "--model", "/no/such/model"], "no such model folder"),
     (["--prompt", "x", "--no-chat", "--system", "Ngắn gọn."], "--system needs the chat template"),
 ])

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from conftest import make_tiny_tokenizer
 from luyen.errors import LuyenError
 from luyen.models import embedded, load_model, load_tokenizer, prepare_gguf, resolve_model, verify_model_dir
-from luyen.models.cli import models_app
+from luyen.cli.models import models_app
 from luyen.models.embedded import RECORD, check_model_dir, prepare_embedded
 
 UNREACHABLE = "is not in the local Hugging Face cache and the hub cannot be reached"

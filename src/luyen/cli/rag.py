@@ -14,49 +14,42 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from luyen.errors import friendly
+from luyen.cli.common import console, err, settings, split_words
+from luyen.errors import LuyenError, friendly
 
 rag_app = typer.Typer(help="Index documents, retrieve passages for a question, measure retrieval.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-CONFIG_HELP = "YAML config file whose rag: section sets the search (default: the settings the index was built with)."
 
 
-def _config(config: Optional[Path], overrides: list[str]):
-    from luyen.config import load_config
-    return load_config(config, overrides)
-
-
-def _search_settings(config: Optional[Path], overrides: Optional[list[str]]):
-    """The rag section to search with when the user gave one; else None: the index's own settings."""
-    return _config(config, overrides or []).rag if config or overrides else None
-
-
-def _split(args: list[str]) -> tuple[list[str], list[str]]:
-    from luyen.cli import split_args
-    return split_args(args)
+def _search_settings(words: list[str]):
+    """(the rag section to search with when the user gave a config or overrides, else None: the
+    index's own settings; the command's own words)."""
+    w = split_words(words)
+    cfg, rest = settings(words)
+    return (cfg.rag if w.config or w.overrides else None), rest
 
 
 @rag_app.command("index")
 @friendly
 def index(
-    docs: List[str] = typer.Argument(..., help="Files, globs or folders (.txt .md .html .jsonl .pdf); with --remove, document names. key=value words override config (rag.chunk_tokens=120)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Index folder to write or update."),
+    words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...] (rag.chunk_tokens=120) then files, globs or folders "
+                                      "(.txt .md .html .jsonl .pdf; added to rag.documents); with --remove, document names."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the index folder to write or update."),
     add: bool = typer.Option(False, "--add", help="Add (or replace) these documents; keep the rest of the index."),
     remove: bool = typer.Option(False, "--remove", help="Remove these documents (names as the index lists them)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace whatever --out holds, reusing nothing."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file (its rag: section)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: replace whatever --out holds, reusing nothing."),
 ):
     """Build an index (or sync one to DOCS, re-embedding only changed documents); bad files are listed and skipped."""
     from luyen.rag.build import run
-    files, overrides = _split(docs)
-    manifest = run(_config(config, overrides), files, out, add=add, remove=remove, overwrite=overwrite)
+    cfg, rest = settings(words, {"out": out, "overwrite": overwrite})
+    if not cfg.out:
+        raise LuyenError("no index folder given", field="out", fix="pass --out DIR")
+    manifest = run(cfg, [*cfg.rag.documents, *rest], Path(cfg.out), add=add, remove=remove, overwrite=cfg.overwrite)
     m = manifest["metrics"]
     for skip in m["skipped"]:
         err.print(f"[yellow]skipped[/yellow] {skip['error']}", highlight=False, soft_wrap=True)
+    out = cfg.out
     console.print(f"wrote {out}: {m['documents']} documents, {m['passages']} passages ({m['embedded_documents']} "
                   f"documents embedded, {m['reused_documents']} reused, {m['removed_documents']} removed, "
                   f"{len(m['skipped'])} skipped) in {manifest['wall_time_s']:.1f} s", highlight=False)
@@ -69,13 +62,16 @@ def query(
     question: str = typer.Argument(..., help="The question."),
     k: Optional[int] = typer.Option(None, "-k", "--k", help="Passages to show (rag.k)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, dense or bm25 (rag.mode)."),
-    overrides: List[str] = typer.Argument(None, help="key=value search settings (rag.dense_weight=0.5 ...)."),
+    words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...]: search settings (rag.dense_weight=0.5 ...); "
+                                      "default: the index's own."),
     as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON lines."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
 ):
     """Show the passages retrieved for a question, best first, with their sources."""
     from luyen.rag.index import load_index
-    hits = load_index(index_dir, _search_settings(config, overrides)).search(question, k, mode)
+    rag, rest = _search_settings(words)
+    if rest:
+        raise LuyenError(f"unexpected words {', '.join(rest)}", fix="quote the question: luyen rag query INDEX \"...\"")
+    hits = load_index(index_dir, rag).search(question, k, mode)
     if as_json:
         sys.stdout.write("".join(json.dumps({**vars(h), "label": h.label}, ensure_ascii=False) + "\n" for h in hits))
         return
@@ -93,16 +89,19 @@ def query(
 def evaluate(
     index_dir: Path = typer.Argument(..., metavar="INDEX", help="Index folder from `luyen rag index`."),
     queries: Path = typer.Argument(..., help='Labelled queries, JSON lines {"query": ..., "relevant": [file names]}.'),
-    overrides: List[str] = typer.Argument(None, help="key=value search settings (rag.dense_weight=0.5 ...)."),
+    words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...]: search settings (rag.dense_weight=0.5 ...); "
+                                      "default: the index's own."),
     k: int = typer.Option(5, "-k", "--k", help="Largest cut-off for recall@k (1, 3 and k are shown)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
 ):
     """recall@k and MRR of dense, BM25 and hybrid retrieval on labelled queries."""
     from luyen.rag.evaluate import MRR_DEPTH, evaluate as run_eval
     from luyen.rag.index import load_index
     ks = tuple(sorted({c for c in (1, 3, k) if c <= k}))
-    report = run_eval(load_index(index_dir, _search_settings(config, overrides)), queries, ks)
+    rag, rest = _search_settings(words)
+    if rest:
+        raise LuyenError(f"unexpected words {', '.join(rest)}", fix="pass INDEX QUERIES.jsonl, then settings")
+    report = run_eval(load_index(index_dir, rag), queries, ks)
     if as_json:
         sys.stdout.write(json.dumps({m: v for m, v in report.items() if m != "ranks"}, indent=2) + "\n")
         return

@@ -1,0 +1,46 @@
+"""`luyen export`: a trained model as merged safetensors, GGUF (llama.cpp, Ollama) or ONNX.
+
+    luyen export runs/demo/train --format gguf --quant q8_0,q4_k_m --out runs/demo/export/gguf
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from luyen.cli.common import comma_list, console, one_model, quiet, settings
+from luyen.errors import LuyenError, friendly
+
+
+@friendly
+def export_command(
+    words: List[str] = typer.Argument(None, help="[MODEL] [CONFIG.yaml] [key=value ...]: MODEL is a `luyen train` run folder or any model."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the run or model to export."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="export.format: merged (safetensors), gguf (llama.cpp, Ollama) or onnx."),
+    quant: Optional[str] = typer.Option(None, "--quant", "-q", help="export.quant, comma-separated. gguf: f16, q8_0, q4_k_m "
+                                        "(default q8_0); onnx: int8."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: replace an existing output folder."),
+):
+    """Fold the LoRA adapter into its base and export it for vLLM/TGI (merged), llama.cpp/Ollama (gguf) or ONNX."""
+    from luyen.export.stage import run
+    quiet()
+    cfg, rest = settings(words, {"export.format": fmt, "export.quant": comma_list(quant), "out": out,
+                                 "overwrite": overwrite})
+    name = one_model(rest, model) or cfg.model.name
+    if not cfg.out:
+        raise LuyenError("no output folder given", field="out", fix="pass --out DIR")
+    e = cfg.export
+    manifest = run(cfg, name, cfg.out, fmt=e.format, quant=e.quant or None, overwrite=cfg.overwrite, console=console)
+    show(manifest, cfg.out)
+
+
+def show(manifest: dict, folder) -> None:
+    """The exported files and, for GGUF, how closely each file's greedy answers agree with transformers'."""
+    files = [f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in manifest["outputs"].items()
+             if name.endswith((".gguf", ".onnx", ".safetensors"))]
+    console.print(f"wrote {folder}: {', '.join(files)} in {manifest['wall_time_s']:.0f} s", highlight=False)
+    if manifest["config"]["export"]["format"] == "gguf":
+        from luyen.export.gguf import describe_agreement
+        for q, a in manifest["metrics"].get("agreement", {}).items():
+            console.print(f"  {describe_agreement(q, a)}", highlight=False)

@@ -1,0 +1,51 @@
+"""`luyen serve MODEL`: the OpenAI-compatible server and chat page.
+
+    luyen serve runs/demo/train --port 8000
+    luyen serve gemma3-270m --adapters support=runs/support/train --api-key "$KEY" --host 0.0.0.0
+    luyen serve runs/demo/train configs/serve.yaml serve.max_batch_size=32
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from luyen.cli.common import one_model, quiet, settings
+from luyen.errors import LuyenError, friendly
+
+
+def _adapters(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise LuyenError(f"--adapters '{item}' is not NAME=PATH", field="serve.adapters",
+                             fix="write e.g. --adapters support=runs/support/train")
+        out[name] = path
+    return out
+
+
+@friendly
+def serve_command(
+    words: List[str] = typer.Argument(None, help="[MODEL] [CONFIG.yaml] [key=value ...] (serve.max_batch_size=32 ...): MODEL is "
+                                      "a `luyen train` run, a folder, a .gguf, a preset or hub id."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the model to serve."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="serve.backend: transformers (batched, adapters) or llamacpp (.gguf)."),
+    adapters: List[str] = typer.Option([], "--adapters", help="serve.adapters: NAME=PATH, a LoRA adapter a request picks with model=NAME (repeatable)."),
+    rag: Optional[str] = typer.Option(None, "--rag", help="rag.index: retrieved passages are added to chat requests."),
+    host: Optional[str] = typer.Option(None, "--host", help="serve.host: address to bind (default 127.0.0.1; others need --api-key)."),
+    port: Optional[int] = typer.Option(None, "--port", help="serve.port: TCP port (default 8000)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="serve.api_key: require 'Authorization: Bearer KEY' on every route but /health."),
+    cors: List[str] = typer.Option([], "--cors-origin", help="serve.cors_origins: allow browser calls from this origin (repeatable); CORS is off by default."),
+):
+    """Serve MODEL over OpenAI's API (/v1/chat/completions, /v1/completions) with a chat page at /."""
+    from luyen.serve import serve
+    quiet()
+    flags = {"serve.backend": backend, "rag.index": rag, "serve.host": host, "serve.port": port, "serve.api_key": api_key}
+    cfg, rest = settings(words, flags)
+    name = one_model(rest, model) or cfg.model.name
+    if adapters:
+        cfg.serve.adapters = {**cfg.serve.adapters, **_adapters(adapters)}
+    if cors:
+        cfg.serve.cors_origins = [*cfg.serve.cors_origins, *cors]
+    serve(name, cfg.serve, cfg.rag)

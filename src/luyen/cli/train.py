@@ -1,0 +1,48 @@
+"""`luyen train`: fine-tune or pretrain on a prepared data folder.
+
+    luyen train configs/lora.yaml --data runs/demo/data --out runs/demo/train train.lr=1e-4
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from luyen.cli.common import console, no_words, quiet, settings
+from luyen.errors import LuyenError, friendly
+
+
+@friendly
+def train(
+    words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...] (train.lr=1e-4 ...)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="train.data: the prepared data folder."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the folder for the trained model and checkpoints."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the model to start from."),
+    resume: bool = typer.Option(False, "--resume", help="train.resume: continue the unfinished run in --out from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: replace whatever --out holds."),
+    methods: bool = typer.Option(False, "--methods", help="List the training methods and exit."),
+):
+    """Fine-tune (full, LoRA, QLoRA, prompt, P-tuning, freeze) or pretrain a model on prepared data."""
+    if methods:
+        from luyen.train.methods import METHODS
+        for m in METHODS.values():
+            console.print(f"[bold]{m.name:9}[/bold] trains {m.trains}; default lr {m.lr:g}; saved as "
+                          f"{'a PEFT adapter' if m.adapter else 'safetensors weights'}", highlight=False)
+        return
+    quiet()
+    from luyen.train.stage import run
+    cfg, rest = settings(words, {"train.data": data, "out": out, "model.name": model, "train.resume": resume,
+                                 "overwrite": overwrite})
+    no_words(rest, "luyen train")
+    if not cfg.out:
+        raise LuyenError("no output folder given", field="out", fix="pass --out DIR")
+    try:
+        manifest = run(cfg, cfg.train.data, cfg.out, resume=cfg.train.resume, overwrite=cfg.overwrite, console=console)
+    except KeyboardInterrupt as e:
+        console.print(f"stopped: {e}. Continue with the same command plus --resume.")
+        raise typer.Exit(130)
+    if manifest:
+        m = manifest["metrics"]
+        best = f", best validation loss {m['best_val_loss']:.4f}" if m.get("best_val_loss") is not None else ""
+        console.print(f"wrote {cfg.out}/model ({m['method']}): {m['steps']} steps, final train loss "
+                      f"{m['final_train_loss']:.4f}{best}, {m['tokens_per_s']:.0f} tokens/s", highlight=False)
