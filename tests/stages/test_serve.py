@@ -337,28 +337,39 @@ def test_luyen_serve_command_starts_a_working_server(tiny_model_dir, adapter_dir
     assert "Traceback" not in log, log
 
 
-def test_rag_grounds_chat_requests_in_the_index(tmp_path, tiny_gemma_tokenizer_dir):
+RAG_QUESTION = [{"role": "user", "content": "Hành lý xách tay được mang bao nhiêu kg?"}]
+
+
+@pytest.fixture(scope="module")
+def rag_index(tmp_path_factory):
+    """An index of two airline policy documents (two keep the build short), k = 2."""
     from pathlib import Path
     from luyen.config import load_config
-    from luyen.infer.engine import Engine
-    from luyen.models.trained import load_trained
-    from luyen.rag import augment, build_index, load_index
-    from luyen.serve import load_rag
+    from luyen.rag import build_index
     import shutil
     policies = Path(__file__).parents[2] / "examples" / "data" / "airline_policies"
-    docs = tmp_path / "docs"
+    root = tmp_path_factory.mktemp("rag")
+    docs = root / "docs"
     docs.mkdir()
-    for name in ("hanh-ly-xach-tay.md", "doi-ve.md"):  # two documents keep the index build short
+    for name in ("hanh-ly-xach-tay.md", "doi-ve.md"):
         shutil.copy(policies / name, docs)
-    build_index(load_config(None, ["rag.k=2"]), [docs], tmp_path / "index")
-    question = [{"role": "user", "content": "Hành lý xách tay được mang bao nhiêu kg?"}]
-    index = load_index(tmp_path / "index")
+    build_index(load_config(None, ["rag.k=2"]), [docs], root / "index")
+    return root / "index"
+
+
+def test_rag_grounds_chat_requests_in_the_index(rag_index, tiny_gemma_tokenizer_dir):
+    from luyen.infer.engine import Engine
+    from luyen.models.trained import load_trained
+    from luyen.rag import augment, load_index
+    from luyen.serve import load_rag
+    question = RAG_QUESTION
+    index = load_index(rag_index)
     grounded = augment(question, index.search(question[0]["content"]), index.settings.get("template"))
     assert "hanh-ly-xach-tay.md" in grounded[-1]["content"]
     backend = TransformersBackend.load(str(tiny_gemma_tokenizer_dir), dtype=torch.float32)
     # the passages outgrow the tiny model's 256 positions; rotary positions go on, as `luyen generate --rag` does
     cfg = ServeConfig(max_prompt_tokens=4096)
-    with running(create_app(backend, cfg, rag=load_rag(str(tmp_path / "index")))) as url:
+    with running(create_app(backend, cfg, rag=load_rag(str(rag_index)))) as url:
         client = OpenAI(base_url=url + "/v1", api_key="-", max_retries=0)
         out = client.chat.completions.create(model=str(tiny_gemma_tokenizer_dir), messages=question, max_tokens=6,
                                              temperature=0)
@@ -374,3 +385,25 @@ def test_rag_grounds_chat_requests_in_the_index(tmp_path, tiny_gemma_tokenizer_d
     want = engine.chat(grounded, GenerateConfig(max_new_tokens=6))
     assert out.choices[0].message.content == want.text and out.usage.prompt_tokens == want.prompt_tokens
     assert out.usage.prompt_tokens > engine.chat(question, GenerateConfig(max_new_tokens=1)).prompt_tokens + 50
+
+
+def test_build_app_grounds_every_chat_in_the_rag_config_index_with_its_template(rag_index, tiny_gemma_tokenizer_dir):
+    """`serve(model, cfg, rag)`: rag.index grounds each chat request through luyen.rag.ground with
+    rag.template; without an index the same app answers the bare question and lists no sources."""
+    from luyen.config import RagConfig
+    from luyen.infer.engine import Engine
+    from luyen.models.trained import load_trained
+    from luyen.rag import given, ground, load_index
+    from luyen.serve import build_app
+    model, cfg = str(tiny_gemma_tokenizer_dir), ServeConfig(max_prompt_tokens=4096)
+    rag = RagConfig(index=str(rag_index), template="Trả lời: {question}\n\nTài liệu:\n{context}")
+    grounded, hits = ground(load_index(rag_index), RAG_QUESTION, rag.template)
+    assert grounded[-1]["content"].startswith("Trả lời: Hành lý") and hits
+    engine = Engine(*load_trained(model, dtype=torch.float32))
+    want = engine.chat(grounded, GenerateConfig(max_new_tokens=1)).prompt_tokens
+    bare = engine.chat(RAG_QUESTION, GenerateConfig(max_new_tokens=1)).prompt_tokens
+    for rag_cfg, tokens, sources in ((rag, want, given(hits)), (RagConfig(), bare, None)):
+        with running(build_app(model, cfg, rag_cfg)) as url:
+            raw = OpenAI(base_url=url + "/v1", api_key="-", max_retries=0).chat.completions.create(
+                model=model, messages=RAG_QUESTION, max_tokens=2, temperature=0)
+        assert raw.usage.prompt_tokens == tokens and (raw.model_extra or {}).get("sources") == sources
