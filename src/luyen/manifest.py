@@ -21,10 +21,11 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from luyen.errors import LuyenError
 
@@ -66,14 +67,15 @@ def fingerprint(parts: dict[str, Any]) -> str:
 _LIBS = ("luyen", "torch", "transformers", "tokenizers", "peft", "accelerate", "numpy", "pydantic")
 
 
-def _file_mode() -> int:
-    """The mode open() gives a new file: 0666 less the process umask (read once; setting it is the only way)."""
+def _umask() -> int:
+    """The process umask (read once: setting it is the only way to read it)."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
-_FILE_MODE = _file_mode()
+_UMASK = _umask()
+_FILE_MODE = 0o666 & ~_UMASK  # the mode open() gives a new file
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -90,6 +92,35 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def staged(dest: Path) -> Iterator[Path]:
+    """A folder written in full beside `dest`, then renamed into place: readers see the old folder or the
+    new one, never half of one. An old `dest` is moved aside (its manifest removed first, so a half-deleted
+    folder never looks complete) and deleted after. On an error the temp folder goes and `dest` stays.
+
+        with staged(out / "model") as tmp:
+            model.save_pretrained(tmp)
+
+    The one temp-then-rename for folders in luyen; single files use `atomic_write`."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it private; outputs are ordinary folders
+    try:
+        yield tmp
+        if dest.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+            (dest / MANIFEST).unlink(missing_ok=True)
+            os.replace(dest, trash / dest.name)
+            os.replace(tmp, dest)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -134,7 +165,7 @@ class RunDir:
     outputs: list[str] = field(default_factory=list)
 
     @classmethod
-    def create(cls, out: Path, stage: str, overwrite: bool = False) -> "RunDir":
+    def create(cls, out: Path, stage: str, overwrite: bool = False) -> RunDir:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise LuyenError("output path exists and is a file", file=str(out), fix="choose a folder path")
@@ -164,7 +195,7 @@ class RunDir:
             return "resume"
         return "fresh"
 
-    def __enter__(self) -> "RunDir":
+    def __enter__(self) -> RunDir:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

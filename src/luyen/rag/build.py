@@ -16,9 +16,6 @@ leaves the previous index (or nothing), never a half-written one.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +23,7 @@ import numpy as np
 
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
-from luyen.manifest import MANIFEST, RunDir
+from luyen.manifest import MANIFEST, RunDir, staged
 from luyen.rag.chunk import chunk_document
 from luyen.rag.documents import Document, read_documents
 from luyen.rag.index import STAGE, _faiss, load_index
@@ -148,31 +145,10 @@ def _vectors(old, keep_ids: set[int], dim: int):
 def _publish(out: Path, rows: list[dict], documents: dict, index, config: dict, inputs: list[Path],
              metrics: dict, started: float) -> dict:
     """Write everything into a temp folder beside `out`, manifest last, then swap it into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the index is an ordinary output folder
-        with RunDir(tmp, stage=STAGE, started=started) as run:
-            run.write_text("chunks.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            run.write_json("documents.json", documents)
-            _faiss().write_index(index, str(run.file("vectors.faiss")))
-            head_room = config["encoder"]["window"] - config["rag"]["chunk_tokens"]
-            Lexical.build([syllables(indexed_text(r, head_room)) for r in rows]).save(tmp / "bm25")
-            manifest = run.finish(config=config, inputs=inputs, metrics=metrics)
-        _swap(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
-
-
-def _swap(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.replace(out, trash / out.name)
-    os.replace(tmp, out)
-    shutil.rmtree(trash, ignore_errors=True)
+    with staged(out) as tmp, RunDir(tmp, stage=STAGE, started=started) as run:
+        run.write_text("chunks.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        run.write_json("documents.json", documents)
+        _faiss().write_index(index, str(run.file("vectors.faiss")))
+        head_room = config["encoder"]["window"] - config["rag"]["chunk_tokens"]
+        Lexical.build([syllables(indexed_text(r, head_room)) for r in rows]).save(tmp / "bm25")
+        return run.finish(config=config, inputs=inputs, metrics=metrics)
