@@ -42,26 +42,52 @@ def split_words(words: list[str] | None) -> Words:
     return Words(Path(configs[0]) if configs else None, overrides, rest)
 
 
-def settings(words: list[str] | None, flags: dict[str, Any] | None = None):
-    """(RunConfig, the command's own words): YAML, then key=value words, then the flags that were given
-    (None, False and [] mean not given)."""
+class Shown(Exception):
+    """Raised by `settings` under `luyen config show COMMAND ...`: the command stops before any work."""
+
+
+SHOW_ONLY = {"on": False}
+
+
+def settings(words: list[str] | None, flags: dict[str, Any] | None = None, rest: str | None = None):
+    """(RunConfig, the words left over): YAML, then key=value words, then the flags that were given
+    (None, False and [] mean not given). `rest` names the key the command's own words set: a list key
+    (data.files, rag.documents) gets them appended, a single key (model.name) takes one word, so the
+    tree is the whole command line. Under `luyen config show COMMAND ...` it prints that tree instead
+    and stops the command."""
     from luyen.config import load_config
     w = split_words(words)
     given = {key: value for key, value in (flags or {}).items() if value not in (None, False, [], ())}
-    return load_config(w.config, w.overrides, given), w.rest
+    cfg = load_config(w.config, w.overrides, given)
+    left = w.rest
+    if rest and left:
+        cfg, left = _take(cfg, w, given, rest), []
+    if SHOW_ONLY["on"]:
+        import yaml
+        console.print(yaml.safe_dump(cfg.model_dump(), allow_unicode=True, sort_keys=False), highlight=False, markup=False)
+        raise Shown()
+    return cfg, left
+
+
+def _take(cfg, w: Words, given: dict, key: str):
+    """The config with the command's own words set into `key`."""
+    from luyen.config import load_config
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    if isinstance(node, list):
+        value: Any = [*node, *w.rest]
+    elif len(w.rest) > 1 or key in given:
+        raise LuyenError(f"one {key} expected, got {', '.join(w.rest + ([given[key]] if key in given else []))}",
+                         fix=f"name it once: as a word or with its flag ({key})")
+    else:
+        value = w.rest[0]
+    return load_config(w.config, w.overrides, {**given, key: value})
 
 
 def comma_list(text: str | None) -> list[str] | None:
     """"zero-shot, few-shot" -> ["zero-shot", "few-shot"]; None stays None (not given)."""
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
-
-
-def one_model(rest: list[str], flag: str | None) -> str | None:
-    """A command's MODEL word or its --model flag (not both, at most one word)."""
-    if len(rest) > 1 or (rest and flag):
-        raise LuyenError(f"one model expected, got {', '.join(rest + ([flag] if flag else []))}",
-                         fix="name the model once: as the first word or with --model")
-    return rest[0] if rest else flag
 
 
 def no_words(rest: list[str], what: str) -> None:

@@ -18,8 +18,8 @@ data_app = typer.Typer(help="Check, clean, scrub and split a team's data files."
 WORDS = "[CONFIG.yaml] [key=value ...] then data files, globs or folders (added to data.files)."
 
 
-def _files(cfg, rest: list[str]) -> list[str]:
-    files = [*cfg.data.files, *rest]
+def _files(cfg) -> list[str]:
+    files = cfg.data.files
     if not files:
         raise LuyenError("no data files given", field="data.files", fix="pass a data file, a glob or a folder")
     return files
@@ -36,8 +36,8 @@ def data_check(
     """Preflight report: exit 0 when the data is usable for training, 2 when it is not."""
     from luyen.data.report import render_report
     from luyen.data.stage import check
-    cfg, rest = settings(words, {"model.name": model, "data.max_length": max_length})
-    report = check(_files(cfg, rest), cfg)
+    cfg, _ = settings(words, {"model.name": model, "data.max_length": max_length}, rest="data.files")
+    report = check(_files(cfg), cfg)
     if as_json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     else:
@@ -58,11 +58,11 @@ def data_prepare(
 
     from luyen.data.report import render_report
     from luyen.data.stage import run
-    cfg, rest = settings(words, {"model.name": model, "out": out, "overwrite": overwrite})
+    cfg, _ = settings(words, {"model.name": model, "out": out, "overwrite": overwrite}, rest="data.files")
     if not cfg.out:
         raise LuyenError("no output folder given", field="out", fix="pass --out DIR")
     out_dir = Path(cfg.out)
-    manifest = run(cfg, _files(cfg, rest), out_dir, overwrite=cfg.overwrite)
+    manifest = run(cfg, _files(cfg), out_dir, overwrite=cfg.overwrite)
     render_report(json.loads((out_dir / "report.json").read_text(encoding="utf-8")), console)
     m = manifest["metrics"]
     console.print(f"wrote {out_dir}/{{train,val,test}}.jsonl: {m['train']} / {m['val']} / {m['test']} records "

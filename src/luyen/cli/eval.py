@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from luyen.cli.common import comma_list, console, one_model, quiet, settings
+from luyen.cli.common import comma_list, console, quiet, settings
 from luyen.errors import LuyenError, friendly
 
 
@@ -31,8 +31,9 @@ def evaluate(
     quiet()
     from luyen.evaluate.stage import run
     cfg, rest = settings(words, {"eval.data": data, "out": out, "eval.baselines": comma_list(baselines),
-                                 "eval.shots": shots, "rag.index": rag, "eval.limit": limit, "overwrite": overwrite})
-    name = one_model(rest, model) or cfg.model.name
+                                 "eval.shots": shots, "rag.index": rag, "eval.limit": limit, "overwrite": overwrite,
+                                 "model.name": model}, rest="model.name")
+    name = cfg.model.name
     data_dir = cfg.eval.data or cfg.train.data
     if not data_dir:
         raise LuyenError("no prepared data given", field="eval.data", fix="pass --data DIR (the --out of `luyen data prepare`)")

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from luyen.cli.common import comma_list, console, one_model, quiet, settings
+from luyen.cli.common import comma_list, console, quiet, settings
 from luyen.errors import LuyenError, friendly
 
 
@@ -26,8 +26,8 @@ def export_command(
     from luyen.export.stage import run
     quiet()
     cfg, rest = settings(words, {"export.format": fmt, "export.quant": comma_list(quant), "out": out,
-                                 "overwrite": overwrite})
-    name = one_model(rest, model) or cfg.model.name
+                                 "overwrite": overwrite, "model.name": model}, rest="model.name")
+    name = cfg.model.name
     if not cfg.out:
         raise LuyenError("no output folder given", field="out", fix="pass --out DIR")
     e = cfg.export

@@ -20,7 +20,7 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from luyen.cli.common import err, one_model, quiet, settings
+from luyen.cli.common import err, quiet, settings
 from luyen.config import GenerateConfig
 from luyen.errors import LuyenError, friendly
 
@@ -83,8 +83,9 @@ def generate(
     flags = _flags(prompt=prompt, input=input, system=system, temperature=temperature, top_p=top_p, top_k=top_k,
                    max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
                    no_repeat_ngram_size=no_repeat_ngram_size, seed=seed, stop=stop, batch_size=batch_size)
-    cfg, rest = settings(words, {**flags, "generate.chat": chat, "rag.index": rag, "out": out})
-    name, g = one_model(rest, model) or cfg.model.name, cfg.generate
+    cfg, _ = settings(words, {**flags, "generate.chat": chat, "rag.index": rag, "out": out, "model.name": model},
+                      rest="model.name")
+    name, g = cfg.model.name, cfg.generate
     if chat is False:
         g = g.model_copy(update={"chat": False})  # --no-chat is a choice, not "not given"
     if (g.prompt is None) == (g.input is None):
@@ -133,8 +134,8 @@ def chat(
     from luyen.infer.session import Session
     flags = _flags(system=system, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
                    repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size, seed=seed, stop=stop)
-    cfg, rest = settings(words, {**flags, "rag.index": rag})
-    name = one_model(rest, model) or cfg.model.name
+    cfg, _ = settings(words, {**flags, "rag.index": rag, "model.name": model}, rest="model.name")
+    name = cfg.model.name
     index = open_index(cfg.rag.index)
     engine = load_engine(name)
     if index is not None:

@@ -42,10 +42,10 @@ def index(
 ):
     """Build an index (or sync one to DOCS, re-embedding only changed documents); bad files are listed and skipped."""
     from luyen.rag.build import run
-    cfg, rest = settings(words, {"out": out, "overwrite": overwrite})
+    cfg, _ = settings(words, {"out": out, "overwrite": overwrite}, rest="rag.documents")
     if not cfg.out:
         raise LuyenError("no index folder given", field="out", fix="pass --out DIR")
-    manifest = run(cfg, [*cfg.rag.documents, *rest], Path(cfg.out), add=add, remove=remove, overwrite=cfg.overwrite)
+    manifest = run(cfg, cfg.rag.documents, Path(cfg.out), add=add, remove=remove, overwrite=cfg.overwrite)
     m = manifest["metrics"]
     for skip in m["skipped"]:
         err.print(f"[yellow]skipped[/yellow] {skip['error']}", highlight=False, soft_wrap=True)

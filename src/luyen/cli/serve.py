@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from luyen.cli.common import one_model, quiet, settings
+from luyen.cli.common import quiet, settings
 from luyen.errors import LuyenError, friendly
 
 
@@ -41,11 +41,8 @@ def serve_command(
     """Serve MODEL over OpenAI's API (/v1/chat/completions, /v1/completions) with a chat page at /."""
     from luyen.serve import serve
     quiet()
-    flags = {"serve.backend": backend, "rag.index": rag, "serve.host": host, "serve.port": port, "serve.api_key": api_key}
-    cfg, rest = settings(words, flags)
-    name = one_model(rest, model) or cfg.model.name
-    if adapters:
-        cfg.serve.adapters = {**cfg.serve.adapters, **_adapters(adapters)}
-    if cors:
-        cfg.serve.cors_origins = [*cfg.serve.cors_origins, *cors]
+    flags = {"serve.backend": backend, "rag.index": rag, "serve.host": host, "serve.port": port, "serve.api_key": api_key,
+             "model.name": model, "serve.adapters": _adapters(adapters) or None, "serve.cors_origins": cors}
+    cfg, _ = settings(words, flags, rest="model.name")
+    name = cfg.model.name
     serve(name, cfg.serve, cfg.rag)
