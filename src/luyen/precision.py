@@ -3,6 +3,8 @@ evaluation, inference, the server and the training estimate, so they never disag
 
     p = choose("auto")        # Precision(name='fp32', reason='this CPU has AVX2 but no AVX512-BF16/AMX ...')
     print(p.describe())       # "float32: this CPU has AVX2 but no AVX512-BF16/AMX: bf16 would be emulated (slow)"
+    p.weights(trained=True)   # torch.float32: weights that train keep fp32 (AdamW's small updates survive)
+    p.autocast                # None for fp32, else the dtype the forward runs under (torch.autocast)
 
 Machines differ: CPUs with AVX512-BF16 or AMX multiply bf16 natively (measured 685 GFLOP/s against
 171 for fp32 on one), while AVX2-only CPUs emulate it (0.3 GFLOP/s measured on an AMD EPYC: never
@@ -28,6 +30,22 @@ class Precision:
     def dtype(self):
         import torch
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.name]
+
+    @property
+    def long(self) -> str:
+        """The torch name of the dtype: "float32", "bfloat16", "float16"."""
+        return LONG[self.name]
+
+    @property
+    def autocast(self):
+        """The dtype the forward runs under (torch.autocast), None in fp32: weights and activations both fp32."""
+        return None if self.name == "fp32" else self.dtype
+
+    def weights(self, trained: bool):
+        """The dtype weights are held in: the compute dtype for frozen ones, float32 for ones that train,
+        because AdamW's updates (~lr x weight) fall below bf16's 8-bit mantissa and would be lost."""
+        import torch
+        return torch.float32 if trained else self.dtype
 
     def describe(self) -> str:
         return f"{LONG[self.name]}: {self.reason}"
@@ -77,6 +95,27 @@ def choose(requested: str = "auto", flags: frozenset[str] | None = None) -> Prec
     warning = (f"bfloat16 was asked for, but this CPU has {cpu_kind(flags)}: bf16 is emulated there and runs many "
                "times slower than float32 (use dtype auto or float32)") if emulated else None
     return Precision(name, "asked for in the config", warning)
+
+
+def for_training(requested: str = "auto") -> Precision:
+    """`choose`, refusing what training cannot do here: fp16 needs a GPU (its loss scaling and kernels)."""
+    from luyen.errors import LuyenError
+    chosen = choose(requested)
+    if chosen.name == "fp16" and not _cuda():
+        raise LuyenError("float16 training needs a GPU", field="train.dtype", fix="use auto, float32 or bfloat16 on a CPU")
+    return chosen
+
+
+def autocast_for(weights_dtype):
+    """The autocast dtype for a model whose weights are held in `weights_dtype`: bf16/fp16 weights run
+    under autocast of their own dtype (so fp32 adapter weights follow them), fp32 weights never do."""
+    import torch
+    return weights_dtype if weights_dtype in (torch.bfloat16, torch.float16) else None
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
 
 
 VECTOR_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
