@@ -1,7 +1,7 @@
 """Named models a user can pick with ``model.name=...``: the embedded default and a few hub models.
 
-The shape columns come from each model's config.json and feed the memory/time estimates before any
-weights are loaded:
+The shape columns come from each model's config.json; `Preset.shape` gives them in the keys the
+estimate reads (models.shape.model_shape), before any weights are downloaded:
 
     from luyen.models.presets import PRESETS
     PRESETS["qwen2.5-0.5b-instruct"].source   # 'Qwen/Qwen2.5-0.5B-Instruct'
@@ -34,6 +34,12 @@ class Preset:
     def embed_params(self) -> int:
         """Embedding parameters (the LM head is tied to them in every preset here)."""
         return self.vocab * self.hidden
+
+    @property
+    def shape(self) -> dict:
+        """The shape in the keys of models.shape.model_shape, before any file of the model is on disk."""
+        return {"params": self.params, "embed": self.embed_params, "hidden": self.hidden, "layers": self.layers,
+                "vocab": self.vocab, "context": self.context}
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [

@@ -15,13 +15,15 @@ from pathlib import Path
 from luyen.errors import LuyenError
 
 BASE_INFO = "luyen-base.json"
-SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer")
+ADAPTER_KEYS = ("model_type", "hidden", "layers", "vocab")  # what an adapter's weights depend on (not the context)
 
 
 def base_shape(config) -> dict:
-    """The fields of a model config that an adapter's weights depend on."""
-    c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    return {k: c[k] for k in SHAPE_KEYS if c.get(k) is not None}
+    """The shape (models.shape.config_shape) of a base model config that an adapter's weights depend on.
+    ``config``: a config object or its dict."""
+    from luyen.models.shape import config_shape
+    shape = config_shape(config)
+    return {k: shape[k] for k in ADAPTER_KEYS if shape[k] is not None}
 
 
 def model_folder(path: str | Path) -> Path:
@@ -69,7 +71,9 @@ def check_adapter_base(folder: Path, base_config, base_name: str) -> None:
     info_path = Path(folder) / BASE_INFO
     if not info_path.is_file():
         return
-    want = json.loads(info_path.read_text(encoding="utf-8"))["shape"]
+    saved = json.loads(info_path.read_text(encoding="utf-8"))["shape"]
+    # written by an older luyen: the config's own field names (hidden_size, n_layer ...), read as ours
+    want = saved if {"hidden", "layers", "vocab"} & set(saved) else base_shape(saved)
     have = base_shape(base_config)
     diff = [f"{k} {want[k]} vs {have.get(k)}" for k in want if have.get(k) != want[k]]
     if diff:
