@@ -4,8 +4,9 @@ perplexity (evaluate.stage) and the general-ability check (evaluate.general).
     nll = example_nll(model, [shifted(ids, mask)], pad_id=0)   # [(summed NLL of the targets, their count)]
 
 It runs the training loss's own pieces (luyen.train): right-padded batches of similar lengths, the
-model with its output layer switched off, and logits only at target positions, a chunk at a time,
-with the architecture's final softcap; bf16 weights run under bf16 autocast.
+model with its output layer switched off (train.head.output_head, which applies the architecture's
+logit post-processing), and logits only at target positions, a chunk at a time; the autocast that
+matches the weights' dtype comes from the precision policy (luyen.precision.autocast_for).
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from luyen.train.batches import IGNORE, Example, collate
 @torch.no_grad()
 def example_nll(model, examples: list[Example], pad_id: int, batch: int = 8) -> list[tuple[float, int]]:
     """Per example, in order: the summed negative log-likelihood of its targets and how many there are."""
-    from luyen.train.head import HiddenHead, hidden_states
-    head = HiddenHead(model)
+    from luyen.precision import autocast_for
+    from luyen.train.head import hidden_states, output_head
+    head = output_head(model)
     param = next(model.parameters())
-    autocast = torch.bfloat16 if param.dtype == torch.bfloat16 else None
+    autocast = autocast_for(param.dtype)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # similar lengths pad little
     out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
     for i in range(0, len(order), batch):
