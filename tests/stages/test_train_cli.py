@@ -49,7 +49,7 @@ def test_resume_after_sigkill_gives_the_same_loss_and_weights(tmp_path, tiny_mod
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "manifest.json").exists()
-    killed_at = json.loads((sorted((out / "checkpoints").glob("step-*"))[-1] / "state.json").read_text())["step"]
+    killed_at = json.loads((sorted((out / "checkpoints").glob("step-*"))[-1] / "state.json").read_text())["loop"]["step"]
     assert killed_at < 60
     resumed = start(tiny_data_dir, out, *extra, resume=True)
     _, err = resumed.communicate(timeout=300)
@@ -74,7 +74,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, tiny_model_dir, t
     assert proc.returncode == 130, stderr[-2000:]
     assert "--resume" in stdout + stderr and "Traceback" not in stderr
     last = sorted((out / "checkpoints").glob("step-*"))[-1]
-    assert json.loads((last / "state.json").read_text())["step"] >= 3
+    assert json.loads((last / "state.json").read_text())["loop"]["step"] >= 3
     assert not (out / "manifest.json").exists()
 
 

@@ -1,15 +1,15 @@
 """Checkpoints that survive SIGKILL and full disks, in safetensors only (no pickle anywhere).
 
 A checkpoint is a folder `checkpoints/step-000120/` holding the trainable weights, the optimiser's
-state, the RNG states and `state.json` (step, best validation loss, fp16 loss-scaler state, ...). It
+state, the RNG states and `state.json`: the loop's `LoopState`, whole, and the fp16 loss-scaler state. It
 is written into a temporary folder, fsynced, and renamed into place: a folder named `step-*` is
 always complete. Older checkpoints are deleted only after the new one is in place, so a failed save
 (ENOSPC, a kill) leaves the previous checkpoint loadable. Weights that are non-finite or exploded
 (see `weight_bound`) are never written.
 
-    save(out / "checkpoints", step=120, model=model, optimizer=opt, state={...}, keep=2, protect=80)
+    save(out / "checkpoints", model=model, optimizer=opt, state=LoopState(step=120), keep=2, protect=80)
     ckpt = latest(out / "checkpoints")        # None when there is none
-    state = load(ckpt, model, opt, scaler)
+    state = load(ckpt, model, opt, scaler)    # the LoopState it was saved with
 
 What an exact resume covers: resuming from a checkpoint continues as if the run had never stopped
 (same losses and weights, bit for bit on CPU) because these are restored:
@@ -19,19 +19,22 @@ What an exact resume covers: resuming from a checkpoint continues as if the run 
   - the torch CPU RNG (dropout), and the CUDA RNG of every visible device when CUDA is available at
     both save and load (a checkpoint saved without CUDA carries no CUDA state);
   - the fp16 GradScaler (scale, growth tracker, factors) when the run uses one;
-  - the loop's position and bookkeeping (step, best validation loss and step, early-stopping count),
-    the data order being a function of (seed, epoch) only.
+  - the loop's position and bookkeeping: every field of `LoopState` (step, best validation loss and
+    step, early-stopping count, ...), saved and restored as one dataclass, so a field added to it is
+    carried without touching this file; the data order is a function of (seed, epoch) only.
 Not covered: Python's `random` and NumPy's RNG (the loop draws nothing from them); GPU kernels that
 are not deterministic (atomics in some cuBLAS/cuDNN paths), which differ run to run even without a
 resume; and a resume with another number of processes or devices, which changes the data shards.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,6 +48,26 @@ PREFIX = "step-"
 # the largest starting weight (or above 10^4 when all start below 1) only comes from a blow-up.
 # It also keeps every saved weight inside float16's range (65504), so any checkpoint can be exported.
 EXPLODE_FACTOR = 1e4
+
+
+@dataclass
+class LoopState:
+    """Where the training loop is and what it has seen: everything a resume needs besides the weights,
+    the optimiser and the RNG. Fields are JSON values; `save` writes all of them and `load` restores all."""
+    step: int = 0
+    best_val: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0  # evaluations since the best one (early stopping)
+    tokens: int = 0
+    loss_tokens: int = 0
+    train_seconds: float = 0.0
+    last_loss: float | None = None
+    initial_val: float | None = None
+    start_weight_max: float | None = None  # max |w| of the trainable weights before step 1 (weight_bound)
+    # What the model holds when the loop returns: the weights of step `shipped_step`, "best" (lowest validation
+    # loss, reloaded from its checkpoint) or "last" (no validation split: the last step's weights).
+    shipped_step: int | None = None
+    shipped_weights: str | None = None
 
 
 class ExplodedWeights(ValueError):
@@ -70,10 +93,11 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save(root: Path, *, step: int, model, optimizer, state: dict, keep: int, protect: int | None = None,
+def save(root: Path, *, model, optimizer, state: LoopState, keep: int, protect: int | None = None,
          bound: float | None = None, scaler=None) -> Path:
-    """Write checkpoint `step`, then delete all but the newest `keep` and the one of step `protect`.
-    Raises ExplodedWeights, writing nothing, when a weight is non-finite or above `bound`."""
+    """Write the checkpoint of step `state.step`, then delete all but the newest `keep` and the one of step
+    `protect`. Raises ExplodedWeights, writing nothing, when a weight is non-finite or above `bound`."""
+    step = state.step
     weights = trainable_state(model)
     if bound is not None:
         big = max_abs(weights.values())
@@ -90,7 +114,8 @@ def save(root: Path, *, step: int, model, optimizer, state: dict, keep: int, pro
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         save_file(rng_state(), str(tmp / "rng.safetensors"))
         extra = {"scaler": scaler.state_dict()} if scaler is not None and scaler.is_enabled() else {}
-        (tmp / "state.json").write_text(json.dumps({**state, **extra, "step": step, "optimizer": meta}, indent=1))
+        (tmp / "state.json").write_text(json.dumps({"loop": dataclasses.asdict(state), **extra, "optimizer": meta},
+                                                   indent=1))
         for f in tmp.iterdir():
             _fsync(f)
         if final.exists():
@@ -163,15 +188,16 @@ def load_weights(ckpt: Path, model) -> None:
             params[n].copy_(t)
 
 
-def load(ckpt: Path, model, optimizer, scaler=None) -> dict:
-    """Restore everything `save` wrote (see the module docstring); returns state.json."""
-    state = json.loads((ckpt / "state.json").read_text())
+def load(ckpt: Path, model, optimizer, scaler=None, state_type: type = LoopState):
+    """Restore everything `save` wrote (see the module docstring); returns the loop state it was saved
+    with, as a `state_type` (LoopState, or a dataclass extending it)."""
+    saved = json.loads((ckpt / "state.json").read_text())
     load_weights(ckpt, model)
-    optimizer.load_state_dict(_optimizer_state(load_file(str(ckpt / "optimizer.safetensors")), state["optimizer"]))
+    optimizer.load_state_dict(_optimizer_state(load_file(str(ckpt / "optimizer.safetensors")), saved["optimizer"]))
     set_rng_state(load_file(str(ckpt / "rng.safetensors")))
-    if scaler is not None and scaler.is_enabled() and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    return state
+    if scaler is not None and scaler.is_enabled() and saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
+    return state_type(**saved["loop"])
 
 
 def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:

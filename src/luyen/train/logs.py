@@ -1,16 +1,60 @@
 """What a training run shows while it runs: metrics.jsonl (continued across resumes), TensorBoard
-events, curves.png, and a progress bar (plain lines when not on a terminal). Kept out of the loop so
-train/loop.py is the loop.
+events, curves.png, a progress bar (plain lines when not on a terminal) and console notes. Kept out of
+the loop so train/loop.py is the loop: it hands `RunLog` numbers, RunLog decides what they look like.
 
-    logger = MetricsLogger(out, enabled=True)
-    logger.log({"step": 1, "loss": 2.3})
+    with RunLog(out, console, tc, total=100, start=0, steps_per_epoch=25, enabled=True) as log:
+        log.validation(0, 2.31)
+        log.step(1, loss=2.3, lr=1e-4, grad_norm=0.9, tokens=512, seconds=0.4)
     plot_curves(out / "metrics.jsonl", out / "curves.png")
 """
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
+
+from luyen.train.cadence import log_due
+
+
+class RunLog:
+    """Everything the training loop reports: metrics rows (MetricsLogger), the progress bar (Progress)
+    and notes on the console. Only the process with ``enabled`` writes or prints."""
+
+    def __init__(self, out: Path, console, tc, *, total: int, start: int, steps_per_epoch: int, enabled: bool):
+        self.console, self.tc, self.total, self.per_epoch, self.enabled = console, tc, total, steps_per_epoch, enabled
+        self.metrics = MetricsLogger(out, enabled=enabled, start_step=start)
+        self.progress = Progress(console, total, start, enabled=enabled)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+        self.metrics.close()
+
+    def validation(self, step: int, val: float) -> None:
+        """A validation row on its own (step 0: where training starts from)."""
+        self.metrics.log({"step": step, **_val(val)})
+
+    def step(self, step: int, *, loss: float, lr: float, grad_norm: float, tokens: int, seconds: float,
+             val: float | None = None, **extra) -> None:
+        """One optimiser step: the progress bar, and its metrics row when the logging cadence says so."""
+        row = {"step": step, "epoch": round(step / self.per_epoch, 4), "loss": round(loss, 6),
+               "perplexity": round(math.exp(min(loss, 50)), 4), "lr": lr, "grad_norm": round(grad_norm, 6),
+               "tokens": tokens, "tokens_per_s": round(tokens / seconds, 2), **extra, **(_val(val) if val is not None else {})}
+        self.progress.update(step, loss, tokens / seconds)
+        if log_due(step, self.tc, total=self.total, validated=val is not None):
+            self.metrics.log(row)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, highlight=False)
+
+
+def _val(val: float) -> dict:
+    return {"val_loss": round(val, 6), "val_perplexity": round(math.exp(min(val, 50)), 4)}
 
 
 class MetricsLogger:

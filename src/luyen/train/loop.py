@@ -4,12 +4,14 @@ One optimiser step = `grad_accum` micro-batches on each of `world` processes. Th
 the sum of token losses divided by the number of loss-bearing tokens in the whole step (all
 micro-batches, all processes), known in advance from the batch plan, so accumulation and data
 parallelism give the same update as one big batch. The model runs with its output layer switched
-off (`head.HiddenHead`: it returns final hidden states) and the loss computes logits only at the
+off (`head.output_head`: it returns final hidden states) and the loss computes logits only at the
 positions that carry loss, a chunk at a time.
 
 With a validation split the model leaves `Trainer.run` holding the weights of the best validation loss
 (their checkpoint is written when they are found and kept through rotation), else the last step's;
-`LoopState.shipped_step` / `shipped_weights` say which. A checkpoint is never written with non-finite or
+`LoopState.shipped_step` / `shipped_weights` say which. The loop's state is one `checkpoint.LoopState`,
+which checkpoints save and restore whole; when it validates, saves and logs is `train.cadence`'s, and
+what it shows is `train.logs.RunLog`'s. A checkpoint is never written with non-finite or
 exploded weights (`checkpoint.weight_bound`): that is a divergence, and its error names only a checkpoint
 whose weights pass that check.
 
@@ -23,8 +25,7 @@ import math
 import signal
 import time
 import warnings
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -33,31 +34,10 @@ import torch
 from luyen.errors import LuyenError
 from luyen.train import checkpoint
 from luyen.train.batches import IGNORE, Example, collate, plan_epoch
-from luyen.train.logs import MetricsLogger, Progress
-from luyen.train.head import HiddenHead, loss_sum
-
-
-@dataclass
-class LoopState:
-    step: int = 0
-    best_val: float | None = None
-    best_step: int | None = None
-    bad_evals: int = 0
-    tokens: int = 0
-    loss_tokens: int = 0
-    train_seconds: float = 0.0
-    last_loss: float | None = None
-    initial_val: float | None = None
-    start_weight_max: float | None = None  # max |w| of the trainable weights before step 1 (checkpoint.weight_bound)
-    # What the model holds when run() returns: the weights of step `shipped_step`, "best" (lowest validation
-    # loss, reloaded from its checkpoint) or "last" (no validation split: the last step's weights).
-    shipped_step: int | None = None
-    shipped_weights: str | None = None
-    history: list = field(default_factory=list)
-
-
-SAVED = ("best_val", "best_step", "bad_evals", "tokens", "loss_tokens", "train_seconds", "last_loss", "initial_val",
-         "start_weight_max")  # the LoopState fields a checkpoint carries (with `step`)
+from luyen.train.cadence import eval_due, save_due, stop_early
+from luyen.train.checkpoint import LoopState
+from luyen.train.head import loss_sum, output_head
+from luyen.train.logs import RunLog
 
 
 class Diverged(Exception):
@@ -83,7 +63,7 @@ class Trainer:
             raise LuyenError("no optimiser step fits the training split", field="train.batch_size")
         self.total = tc.max_steps or max(1, math.ceil(tc.epochs * self.steps_per_epoch))
         self._plans: dict[int, list] = {}
-        self.head = HiddenHead(accelerator.unwrap_model(model))
+        self.head = output_head(accelerator.unwrap_model(model))
         self.state = LoopState()
         self.ckpt_root = out / "checkpoints"
         self.stop_requested = False
@@ -117,89 +97,80 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, resume: Path | None = None) -> LoopState:
-        model, acc, tc = self.model, self.acc, self.tc
+        """Train to `total` steps (or early stopping, or Ctrl-C); the model is left holding the weights
+        that ship (see the module docstring)."""
         opt, sched = self.build_optimizer()
-        model, opt = acc.prepare(model, opt)
-        self.model = model
-        st = self.state
+        self.model, opt = self.acc.prepare(self.model, opt)
         if resume is not None:
             self._resume(resume, opt, sched)
-        params = [p for p in model.parameters() if p.requires_grad]
+        st, tc = self.state, self.tc
+        params = [p for p in self.model.parameters() if p.requires_grad]
         if st.start_weight_max is None:
             st.start_weight_max = self._weights_max(params)
-        logger = MetricsLogger(self.out, enabled=self.main, start_step=st.step)
-        previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, self._on_sigint)
-        stopped_early = bool(tc.early_stopping and st.bad_evals >= tc.early_stopping)  # a resume after it stopped
-        if st.step == 0 and self.val_ex:  # where validation starts, so the curve shows what training bought
-            val = self.evaluate(model)
-            logger.log({"step": 0, "val_loss": round(val, 6), "val_perplexity": round(math.exp(min(val, 50)), 4)})
-            st.initial_val = val
+        log = RunLog(self.out, self.console, tc, total=self.total, start=st.step, steps_per_epoch=self.steps_per_epoch,
+                     enabled=self.main)
         try:
-            with Progress(self.console, self.total, st.step, enabled=self.main) as bar:
-                while st.step < self.total and not self.stop_requested and not stopped_early:
+            with log, self._ctrl_c():
+                if st.step == 0 and self.val_ex:  # where validation starts, so the curve shows what training bought
+                    st.initial_val = self.evaluate(self.model)
+                    log.validation(0, st.initial_val)
+                while st.step < self.total and not self.stop_requested and not stop_early(st.bad_evals, tc):
                     t0 = time.perf_counter()
-                    loss, n_tok, n_loss, gnorm = self._step(model, params, opt)
+                    loss, n_tok, n_loss, gnorm = self._step(self.model, params, opt)
                     sched.step()
-                    st.step += 1
-                    dt = time.perf_counter() - t0
-                    st.tokens += n_tok
-                    st.loss_tokens += n_loss
-                    st.train_seconds += dt
-                    st.last_loss = loss
-                    row = {"step": st.step, "epoch": round(st.step / self.steps_per_epoch, 4), "loss": round(loss, 6),
-                           "perplexity": round(math.exp(min(loss, 50)), 4), "lr": sched.get_last_lr()[0],
-                           "grad_norm": round(gnorm, 6), "tokens": n_tok, "tokens_per_s": round(n_tok / dt, 2)}
-                    if self.world > 1:
-                        row["world_size"] = self.world
-                        row["rank_steps"] = self._gather_steps(st.step)
-                    bar.update(st.step, loss, n_tok / dt)
-                    do_eval = (tc.eval_steps and st.step % tc.eval_steps == 0) or (
-                        not tc.eval_steps and st.step % self.steps_per_epoch == 0) or st.step == self.total
-                    new_best = False
-                    if do_eval and self.val_ex:
-                        val = self.evaluate(model)
-                        row.update(val_loss=round(val, 6), val_perplexity=round(math.exp(min(val, 50)), 4))
-                        if math.isfinite(val) and (st.best_val is None or val < st.best_val - 1e-6):
-                            st.best_val, st.best_step, st.bad_evals = val, st.step, 0
-                            new_best = True  # its checkpoint is written now and kept: it may ship
-                        else:
-                            st.bad_evals += 1
-                        stopped_early = bool(tc.early_stopping and st.bad_evals >= tc.early_stopping)
-                    if st.step % tc.logging_steps == 0 or "val_loss" in row or st.step == self.total:
-                        logger.log(row)
-                    st.history.append(row)
-                    if new_best or (tc.save_steps and st.step % tc.save_steps == 0) or (do_eval and not tc.save_steps):
+                    seconds = time.perf_counter() - t0
+                    st.step, st.tokens, st.loss_tokens = st.step + 1, st.tokens + n_tok, st.loss_tokens + n_loss
+                    st.train_seconds, st.last_loss = st.train_seconds + seconds, loss
+                    evaluated = eval_due(st.step, tc, total=self.total, steps_per_epoch=self.steps_per_epoch)
+                    val, new_best = self._validate() if evaluated and self.val_ex else (None, False)
+                    log.step(st.step, loss=loss, lr=sched.get_last_lr()[0], grad_norm=gnorm, tokens=n_tok,
+                             seconds=seconds, val=val, **self._ranks(st.step))
+                    if save_due(st.step, tc, evaluated=evaluated, new_best=new_best):
                         self.save(opt)
-                    if stopped_early:
-                        if self.main:
-                            self.console.print(f"early stopping: validation loss has not improved for "
-                                               f"{tc.early_stopping} evaluations (best {st.best_val:.4f} at step {st.best_step})")
-                        break
-            if self.saved_step != st.step:
-                self.save(opt)
+                if stop_early(st.bad_evals, tc):
+                    log.note(f"early stopping: validation loss has not improved for {tc.early_stopping} evaluations "
+                             f"(best {st.best_val:.4f} at step {st.best_step})")
+                if self.saved_step != st.step:
+                    self.save(opt)
         except Diverged as e:
             raise self._diverged(e) from None
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            logger.close()
         if self.stop_requested:
             raise KeyboardInterrupt(f"saved checkpoint step {st.step}")
         self._ship()
         return st
 
-    def _resume(self, ckpt: Path, opt, sched) -> None:
+    def _validate(self) -> tuple[float, bool]:
+        """The validation loss now, and whether it is the best so far (which resets early stopping's count)."""
         st = self.state
-        saved = checkpoint.load(ckpt, self.acc.unwrap_model(self.model), opt, self.scaler)
-        for k in ("step", *SAVED):
-            setattr(st, k, saved.get(k, getattr(st, k)))
-        self.saved_step = st.step
+        val = self.evaluate(self.model)
+        if math.isfinite(val) and (st.best_val is None or val < st.best_val - 1e-6):
+            st.best_val, st.best_step, st.bad_evals = val, st.step, 0
+            return val, True
+        st.bad_evals += 1
+        return val, False
+
+    def _ranks(self, step: int) -> dict:
+        """With several processes, each one's step: a row shows they stayed in lockstep."""
+        return {"world_size": self.world, "rank_steps": self._gather_steps(step)} if self.world > 1 else {}
+
+    @contextmanager
+    def _ctrl_c(self):
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _resume(self, ckpt: Path, opt, sched) -> None:
+        self.state = checkpoint.load(ckpt, self.acc.unwrap_model(self.model), opt, self.scaler)
+        self.saved_step = self.state.step
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for _ in range(st.step):
+            for _ in range(self.state.step):
                 sched.step()
         if self.main:
-            self.console.print(f"resumed from {ckpt.name} (step {st.step}/{self.total})")
+            self.console.print(f"resumed from {ckpt.name} (step {self.state.step}/{self.total})")
 
     def _ship(self) -> None:
         """Leave in the model the weights the stage saves: with a validation split those of the best
@@ -347,9 +318,8 @@ class Trainer:
         if self.world > 1:
             self.acc.wait_for_everyone()
         if self.main:
-            checkpoint.save(self.ckpt_root, step=st.step, model=self.acc.unwrap_model(self.model), optimizer=opt,
-                            state={k: getattr(st, k) for k in SAVED}, keep=self.tc.save_total_limit,
-                            protect=st.best_step, bound=self.bound, scaler=self.scaler)
+            checkpoint.save(self.ckpt_root, model=self.acc.unwrap_model(self.model), optimizer=opt, state=st,
+                            keep=self.tc.save_total_limit, protect=st.best_step, bound=self.bound, scaler=self.scaler)
         self.saved_step = st.step
         if self.world > 1:
             self.acc.wait_for_everyone()

@@ -2,6 +2,7 @@
 and weights that are non-finite or exploded are never written nor recommended."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -10,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from luyen.train import checkpoint
+from luyen.train.checkpoint import LoopState
 
 
 def tiny(seed: int = 0):
@@ -23,8 +25,25 @@ def tiny(seed: int = 0):
 
 
 def save(root, model, opt, step, **kw):
-    return checkpoint.save(root, step=step, model=model, optimizer=opt, state={"best_step": None}, keep=kw.pop("keep", 5),
-                           **kw)
+    state = kw.pop("state", None) or LoopState(step=step)
+    return checkpoint.save(root, model=model, optimizer=opt, state=state, keep=kw.pop("keep", 5), **kw)
+
+
+def test_the_loop_state_comes_back_whole(tmp_path):
+    model, opt = tiny()
+    state = LoopState(step=7, best_val=1.25, best_step=5, bad_evals=2, tokens=900, loss_tokens=300, train_seconds=3.5,
+                      last_loss=1.5, initial_val=2.0, start_weight_max=0.7, shipped_step=5, shipped_weights="best")
+    assert checkpoint.load(save(tmp_path, model, opt, 7, state=state), model, opt) == state
+    assert checkpoint.latest(tmp_path).name == "step-000007"
+
+
+def test_a_field_added_to_the_loop_state_survives_without_touching_checkpoint_code(tmp_path):
+    # what a future loop adds (here: a second counter) is carried because the dataclass is saved whole
+    Grown = dataclasses.make_dataclass("Grown", [("skipped_steps", int, 0), ("note", str, "")], bases=(LoopState,))
+    model, opt = tiny()
+    state = Grown(step=4, best_val=0.5, skipped_steps=3, note="after the warm-up")
+    back = checkpoint.load(save(tmp_path, model, opt, 4, state=state), model, opt, state_type=Grown)
+    assert back == state and back.skipped_steps == 3 and back.note == "after the warm-up"
 
 
 def test_the_fp16_loss_scaler_comes_back(tmp_path):
@@ -144,7 +163,7 @@ def test_an_fp16_run_resumed_from_a_checkpoint_is_exact(tmp_path, device):
     fp16_steps(model, opt, scaler, device, range(0, 6))
     assert scaler.get_scale() < 2.0 ** 20  # overflows happened: the scale the resume must continue from
     assert not any(torch.equal(a, p) for a, p in zip(start, model.parameters()))  # and steps were taken
-    ckpt = checkpoint.save(tmp_path, step=6, model=model, optimizer=opt, state={}, keep=1, scaler=scaler)
+    ckpt = checkpoint.save(tmp_path, model=model, optimizer=opt, state=LoopState(step=6), keep=1, scaler=scaler)
     model, opt, scaler = fp16_setup(device, 1)  # a new process: other weights, RNG and a default scaler
     if device == "cuda":
         torch.cuda.manual_seed_all(1)
