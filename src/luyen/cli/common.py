@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+import typer
 from rich.console import Console
+from typing_extensions import Annotated
 
 from luyen.errors import LuyenError
 
@@ -22,6 +24,20 @@ console = Console()
 err = Console(stderr=True, highlight=False)
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*=")
 _YAML = (".yaml", ".yml")
+
+
+def model_option(what: str):
+    """--model/-m: model.name, the model the command works with, in every command."""
+    return Annotated[Optional[str], typer.Option("--model", "-m", help=f"model.name: {what}")]
+
+
+def out_option(what: str, *extra: str):
+    """--out/-o: out, where the command writes, in every command."""
+    return Annotated[Optional[str], typer.Option("--out", *extra, "-o", help=f"out: {what}")]
+
+
+def overwrite_option(what: str = "replace an existing output folder."):
+    return Annotated[bool, typer.Option("--overwrite", help=f"overwrite: {what}")]
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+import luyen.cli.common as common
 from luyen.cli.common import console, settings
 from luyen.errors import LuyenError, friendly
 
@@ -29,7 +30,7 @@ def _files(cfg) -> list[str]:
 @friendly
 def data_check(
     words: List[str] = typer.Argument(..., help=WORDS),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the model whose tokenizer and chat template measure lengths."),
+    model: common.model_option("the model whose tokenizer and chat template measure lengths.") = None,
     max_length: Optional[int] = typer.Option(None, "--max-length", help="data.max_length: token budget per example."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ):
@@ -49,9 +50,9 @@ def data_check(
 @friendly
 def data_prepare(
     words: List[str] = typer.Argument(..., help=WORDS),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the folder for train/val/test.jsonl, report.json, manifest.json."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the model whose tokenizer measures lengths."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: replace an existing output folder."),
+    out: common.out_option("the folder for train/val/test.jsonl, report.json, manifest.json.") = None,
+    model: common.model_option("the model whose tokenizer measures lengths.") = None,
+    overwrite: common.overwrite_option() = False,
 ):
     """Clean, deduplicate, scrub and split the data into a run directory."""
     from pathlib import Path

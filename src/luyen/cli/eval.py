@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+import luyen.cli.common as common
 from luyen.cli.common import comma_list, console, quiet, settings
 from luyen.errors import LuyenError, friendly
 
@@ -16,14 +17,14 @@ from luyen.errors import LuyenError, friendly
 @friendly
 def evaluate(
     words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...] (generate.max_new_tokens=64 ...) [MODEL]."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: a `luyen train` output folder, or any model."),
+    model: common.model_option("a `luyen train` output folder, or any model.") = None,
     data: Optional[str] = typer.Option(None, "--data", "-d", help="eval.data: the prepared data folder (its test split is evaluated; default train.data)."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the folder for metrics.json, samples.jsonl, report.md/html."),
+    out: common.out_option("the folder for metrics.json, samples.jsonl, report.md/html.") = None,
     baselines: Optional[str] = typer.Option(None, "--baselines", help="eval.baselines, comma-separated: zero-shot, few-shot, rag."),
     shots: Optional[int] = typer.Option(None, "--shots", help="eval.shots: training examples shown to the few-shot baseline."),
     rag: Optional[str] = typer.Option(None, "--rag", help="rag.index: a `luyen rag index` folder; adds base and fine-tuned systems with retrieval."),
     limit: Optional[int] = typer.Option(None, "--limit", help="eval.limit: evaluate only the first N test examples."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: replace an existing output folder."),
+    overwrite: common.overwrite_option() = False,
 ):
     """Compare the fine-tuned model with the base model zero-shot, few-shot and with retrieval on the test split.
 

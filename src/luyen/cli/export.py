@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+import luyen.cli.common as common
 from luyen.cli.common import comma_list, console, quiet, settings
 from luyen.errors import LuyenError, friendly
 
@@ -15,12 +16,12 @@ from luyen.errors import LuyenError, friendly
 @friendly
 def export_command(
     words: List[str] = typer.Argument(None, help="[MODEL] [CONFIG.yaml] [key=value ...]: MODEL is a `luyen train` run folder or any model."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the run or model to export."),
+    model: common.model_option("the run or model to export.") = None,
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="export.format: merged (safetensors), gguf (llama.cpp, Ollama) or onnx."),
     quant: Optional[str] = typer.Option(None, "--quant", "-q", help="export.quant, comma-separated. gguf: f16, q8_0, q4_k_m "
                                         "(default q8_0); onnx: int8."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the output folder."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: replace an existing output folder."),
+    out: common.out_option("the output folder.") = None,
+    overwrite: common.overwrite_option() = False,
 ):
     """Fold the LoRA adapter into its base and export it for vLLM/TGI (merged), llama.cpp/Ollama (gguf) or ONNX."""
     from luyen.export.stage import run

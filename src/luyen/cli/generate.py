@@ -20,6 +20,7 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
+import luyen.cli.common as common
 from luyen.cli.common import err, quiet, settings
 from luyen.config import GenerateConfig
 from luyen.errors import LuyenError, friendly
@@ -30,7 +31,7 @@ def _help(name: str) -> str:
 
 
 Words = Annotated[Optional[List[str]], typer.Argument(help="[CONFIG.yaml] [key=value ...] [MODEL].")]
-Model = Annotated[Optional[str], typer.Option("--model", "-m", help="model.name: a `luyen train` run, a model folder, a .gguf, a preset or a hub id.")]
+Model = common.model_option("a `luyen train` run, a model folder, a .gguf, a preset or a hub id.")
 Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", help=_help("temperature"))]
 TopP = Annotated[Optional[float], typer.Option("--top-p", help=_help("top_p"))]
 TopK = Annotated[Optional[int], typer.Option("--top-k", help=_help("top_k"))]
@@ -71,7 +72,7 @@ def generate(
     words: Words = None, model: Model = None,
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help=_help("prompt")),
     input: Optional[str] = typer.Option(None, "--input", "-i", help=_help("input") + ' Lines may carry an "id".'),
-    out: Optional[str] = typer.Option(None, "--out", "--output", "-o", help="out: the JSONL written with id, text, tokens, finish_reason (and with --rag the passages cited and given) per input line."),
+    out: common.out_option("the JSONL written with id, text, tokens, finish_reason (and with --rag the passages cited and given) per input line.", "--output") = None,
     chat: Optional[bool] = typer.Option(None, "--chat/--no-chat", help=_help("chat")),
     system: System = None, rag: Rag = None, temperature: Temperature = None,
     top_p: TopP = None, top_k: TopK = None, max_new_tokens: MaxNew = None, repetition_penalty: RepPenalty = None,

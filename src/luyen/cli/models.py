@@ -15,8 +15,15 @@ from rich.table import Column, Table
 
 from luyen.cli.common import console
 from luyen.errors import friendly
-from luyen.models.embedded import (RECORD, check_model_dir, cache_root, prepare_embedded, prepare_gguf, read_record,
-                                   verify_model_dir)
+from luyen.models.embedded import (
+    RECORD,
+    cache_root,
+    check_model_dir,
+    prepare_embedded,
+    prepare_gguf,
+    read_record,
+    verify_model_dir,
+)
 from luyen.models.presets import DEFAULT_MODEL, PRESETS
 
 models_app = typer.Typer(help="Prepare the embedded model, list presets and cached models.", no_args_is_help=True)

@@ -16,6 +16,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+import luyen.cli.common as common
 from luyen.cli.common import console, err, settings, split_words
 from luyen.errors import LuyenError, friendly
 
@@ -35,10 +36,10 @@ def _search_settings(words: list[str]):
 def index(
     words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...] (rag.chunk_tokens=120) then files, globs or folders "
                                       "(.txt .md .html .jsonl .pdf; added to rag.documents); with --remove, document names."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the index folder to write or update."),
+    out: common.out_option("the index folder to write or update.") = None,
     add: bool = typer.Option(False, "--add", help="Add (or replace) these documents; keep the rest of the index."),
     remove: bool = typer.Option(False, "--remove", help="Remove these documents (names as the index lists them)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: replace whatever --out holds, reusing nothing."),
+    overwrite: common.overwrite_option("replace whatever --out holds, reusing nothing.") = False,
 ):
     """Build an index (or sync one to DOCS, re-embedding only changed documents); bad files are listed and skipped."""
     from luyen.rag.build import run
@@ -95,7 +96,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
     """recall@k and MRR of dense, BM25 and hybrid retrieval on labelled queries."""
-    from luyen.rag.evaluate import MRR_DEPTH, evaluate as run_eval
+    from luyen.rag.evaluate import MRR_DEPTH
+    from luyen.rag.evaluate import evaluate as run_eval
     from luyen.rag.index import load_index
     ks = tuple(sorted({c for c in (1, 3, k) if c <= k}))
     rag, rest = _search_settings(words)

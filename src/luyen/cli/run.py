@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 
+import luyen.cli.common as common
 from luyen.cli.common import console, no_words, quiet, settings
 from luyen.errors import friendly
 
@@ -20,9 +21,9 @@ from luyen.errors import friendly
 def run(
     words: List[str] = typer.Argument(..., help="CONFIG.yaml then key=value overrides."),
     start: Optional[str] = typer.Option(None, "--from", help="Redo this stage and every later one (data, rag, train, eval, export)."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the run folder (default runs/<name>)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the model to start from."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: use a folder that holds files luyen did not write."),
+    out: common.out_option("the run folder (default runs/<name>).") = None,
+    model: common.model_option("the model to start from.") = None,
+    overwrite: common.overwrite_option("use a folder that holds files luyen did not write.") = False,
 ):
     """Run data -> train -> eval -> export (and the rag index when rag.documents is set) into runs/<name>/<stage>/.
 

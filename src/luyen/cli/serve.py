@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 
+import luyen.cli.common as common
 from luyen.cli.common import quiet, settings
 from luyen.errors import LuyenError, friendly
 
@@ -29,7 +30,7 @@ def _adapters(items: list[str]) -> dict[str, str]:
 def serve_command(
     words: List[str] = typer.Argument(None, help="[MODEL] [CONFIG.yaml] [key=value ...] (serve.max_batch_size=32 ...): MODEL is "
                                       "a `luyen train` run, a folder, a .gguf, a preset or hub id."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the model to serve."),
+    model: common.model_option("the model to serve.") = None,
     backend: Optional[str] = typer.Option(None, "--backend", help="serve.backend: transformers (batched, adapters) or llamacpp (.gguf)."),
     adapters: List[str] = typer.Option([], "--adapters", help="serve.adapters: NAME=PATH, a LoRA adapter a request picks with model=NAME (repeatable)."),
     rag: Optional[str] = typer.Option(None, "--rag", help="rag.index: retrieved passages are added to chat requests."),

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+import luyen.cli.common as common
 from luyen.cli.common import console, no_words, quiet, settings
 from luyen.errors import LuyenError, friendly
 
@@ -16,10 +17,10 @@ from luyen.errors import LuyenError, friendly
 def train(
     words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...] (train.lr=1e-4 ...)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="train.data: the prepared data folder."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="out: the folder for the trained model and checkpoints."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="model.name: the model to start from."),
+    out: common.out_option("the folder for the trained model and checkpoints.") = None,
+    model: common.model_option("the model to start from.") = None,
     resume: bool = typer.Option(False, "--resume", help="train.resume: continue the unfinished run in --out from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="overwrite: replace whatever --out holds."),
+    overwrite: common.overwrite_option("replace whatever --out holds.") = False,
     methods: bool = typer.Option(False, "--methods", help="List the training methods and exit."),
 ):
     """Fine-tune (full, LoRA, QLoRA, prompt, P-tuning, freeze) or pretrain a model on prepared data."""
