@@ -8,7 +8,8 @@ import pytest
 from conftest import make_tiny_model
 
 from luyen.config import load_config
-from luyen.evaluate.stage import _prompt, _shots, answer_nll, run
+from luyen.evaluate.stage import run
+from luyen.evaluate.systems import answer_nll, build_prompt, pick_shots
 from luyen.infer.engine import Engine
 from luyen.train.stage import run as train
 
@@ -21,8 +22,8 @@ SHOTS = [{"role": "user", "content": "Huế ở đâu?"}, {"role": "assistant", 
 def test_only_the_final_answer_is_scored_for_every_system(tiny_model_dir):
     engine = Engine.load(str(tiny_model_dir), dtype=None, precision="fp32")
     cfg = load_config(None)
-    zero = _prompt("zero-shot", QUESTION, SHOTS, None, cfg)
-    few = _prompt("few-shot", QUESTION, SHOTS, None, cfg)
+    zero = build_prompt("zero-shot", QUESTION, SHOTS, None, cfg)
+    few = build_prompt("few-shot", QUESTION, SHOTS, None, cfg)
     (z_nll, z_n), (f_nll, f_n) = answer_nll(engine, [zero, few], [ANSWER, ANSWER])
     answer_tokens = len(engine.tok(ANSWER, add_special_tokens=False)["input_ids"]) + 1  # + the end marker
     assert z_n == f_n == answer_tokens  # the shots' answers are context, not scored (57 vs 13 tokens before)
@@ -34,13 +35,13 @@ def test_only_the_final_answer_is_scored_for_every_system(tiny_model_dir):
 
 
 def test_few_shot_keeps_the_system_prompt_first_and_labelled_shots_are_balanced():
-    few = _prompt("few-shot", QUESTION, SHOTS, None, load_config(None))
+    few = build_prompt("few-shot", QUESTION, SHOTS, None, load_config(None))
     assert few[0] == QUESTION[0] and few[1:5] == SHOTS and few[5:] == QUESTION[1:]
     assert [m["role"] for m in few] == ["system", "user", "assistant", "user", "assistant", "user"]
     train = [{"kind": "labelled", "text": f"t{i}", "label": "a" if i < 8 else ("b" if i < 10 else "c")} for i in range(11)]
-    assert [r["label"] for r in _shots(train, 3, labelled=True)] == ["a", "b", "c"]
-    assert [r["label"] for r in _shots(train, 5, labelled=True)] == ["a", "b", "c", "a", "b"]
-    assert _shots(train, 3, labelled=False) == train[:3]
+    assert [r["label"] for r in pick_shots(train, 3, labelled=True)] == ["a", "b", "c"]
+    assert [r["label"] for r in pick_shots(train, 5, labelled=True)] == ["a", "b", "c", "a", "b"]
+    assert pick_shots(train, 3, labelled=False) == train[:3]
 
 
 @pytest.mark.parametrize("method,extra", [
@@ -61,10 +62,10 @@ def test_every_methods_run_evaluates_against_its_base(tmp_path, tiny_model_dir, 
 
 
 def test_the_verdict_says_when_a_system_rarely_stops():
-    from luyen.evaluate.stage import _stops
+    from luyen.evaluate.report import stops
     results = {"fine-tuned": {"stop_rate": 0.0, "stopped": 0, "answers": 37},
                "base few-shot": {"stop_rate": 81.1, "stopped": 30, "answers": 37}}
-    assert _stops(results, ["fine-tuned", "base few-shot"]) == " But fine-tuned rarely stops: 0/37 answers ended on their own."
+    assert stops(results, ["fine-tuned", "base few-shot"]) == " But fine-tuned rarely stops: 0/37 answers ended on their own."
     results["base few-shot"].update(stop_rate=78.4, stopped=29)
-    assert _stops(results, ["fine-tuned", "base few-shot"]).endswith(" But base few-shot rarely stops: 29/37 answers ended on their own.")
-    assert _stops(results, [None]) == ""
+    assert stops(results, ["fine-tuned", "base few-shot"]).endswith(" But base few-shot rarely stops: 29/37 answers ended on their own.")
+    assert stops(results, [None]) == ""

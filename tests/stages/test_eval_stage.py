@@ -91,7 +91,7 @@ def test_judge_endpoint_down_is_one_line_error(tmp_path, tiny_run, tiny_data_dir
 def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny_run, tiny_data_dir):
     from pathlib import Path
 
-    from luyen.evaluate.stage import _prompt
+    from luyen.evaluate.systems import build_prompt
     from luyen.rag import build_index, load_index
     policies = Path(__file__).resolve().parents[2] / "examples" / "data" / "airline_policies"
     build_index(load_config(None), [policies], tmp_path / "index")
@@ -106,7 +106,7 @@ def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny
     question = [{"role": "user", "content": "Phí đổi vé hạng Tiết kiệm là bao nhiêu?"}]
     index = load_index(tmp_path / "index")
     hits = index.search(question[0]["content"])
-    prompt = _prompt("rag", question, [], index, cfg)
+    prompt = build_prompt("rag", question, [], index, cfg)
     assert hits[0].source in prompt[-1]["content"] and "[1]" in prompt[-1]["content"]
     custom = cfg.model_copy(update={"rag": cfg.rag.model_copy(update={"template": "Q: {question}\nP: {context}"})})
-    assert _prompt("rag", question, [], index, custom)[-1]["content"].startswith("Q: Phí đổi vé")  # rag.template is honoured
+    assert build_prompt("rag", question, [], index, custom)[-1]["content"].startswith("Q: Phí đổi vé")  # rag.template is honoured

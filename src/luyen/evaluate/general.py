@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import nullcontext
 from importlib import resources
 
 
@@ -130,3 +131,16 @@ def summary(per_item: list[float], items: list[dict]) -> dict:
         out[key] = {name: acc(xs) for name, xs in sorted(g.items())}
         out[key.replace("by_", "n_by_")] = {name: len(xs) for name, xs in sorted(g.items())}
     return out
+
+
+def base_and_tuned(base_engine, engine, base_weights: Callable = nullcontext) -> dict:
+    """The check for the base and the fine-tuned model of one run, each through the chat template the
+    fine-tuned model uses, and the paired bootstrap of their difference. ``base_weights``: a context in
+    which ``base_engine`` answers with the base's weights (an adapter switched off)."""
+    from luyen.evaluate.verdict import paired_bootstrap, rounded
+    items = load_items()
+    with base_weights():
+        base = score_items(base_engine.model, base_engine.tok, items, render=base_engine.render)
+    tuned = score_items(engine.model, engine.tok, items, render=engine.render)
+    c = paired_bootstrap([100 * x for x in tuned], [100 * x for x in base])
+    return {"n": len(items), "base": summary(base, items), "tuned": summary(tuned, items), "comparison": rounded(c)}

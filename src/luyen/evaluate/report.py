@@ -3,6 +3,7 @@ resource, model output always escaped) from what the stage measured.
 
     text = markdown(report)      # report = {"results", "verdict", "samples", "primary", "comparisons", "general", ...}
     page = html(report)
+    verdict(results, "rougeL", comparisons, n=40)   # the paragraph that opens both
 
 Each baseline's row carries the paired difference "fine-tuned minus this system" with its 95%
 bootstrap interval, so a reader sees at once which gaps are larger than the noise of the test set.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import html as _html
 import math
+
+from luyen.evaluate.systems import TUNED
 
 COLUMNS = [("answer_perplexity", "answer PPL", "{:.2f}"), ("sequence_perplexity", "sequence PPL", "{:.2f}"),
            ("bleu", "BLEU-4", "{:.1f}"), ("chrf", "chrF", "{:.1f}"), ("rouge1", "ROUGE-1", "{:.1f}"),
@@ -67,6 +70,42 @@ def general_line(g: dict | None) -> str:
     if c["significant"] and c["hi"] < 0:
         text += " Warning: the fine-tuned model is significantly worse at general tasks than its base."
     return text
+
+
+def verdict(results: dict, primary: str, comparisons: dict, n: int) -> str:
+    """The verdict paragraph (luyen.evaluate.verdict): a win only when the paired bootstrap interval
+    against the best baseline excludes 0; without comparisons, the best system."""
+    from luyen.evaluate.verdict import sentence
+    label = LABELS.get(primary, primary)
+    if not comparisons:
+        best = max(results, key=lambda name: results[name][primary])
+        return f"Best: {best} with {label} {results[best][primary]:.1f} (n={n})."
+    means = {name: r[primary] for name, r in results.items()}
+    baselines = {name: c for name, c in comparisons["primary"].items() if not name.startswith(TUNED)}
+    rival = max(baselines, key=means.get) if baselines else None
+    ppl = None
+    if rival is not None:
+        ppl = {"base": results[rival].get("answer_perplexity", math.nan),
+               "tuned": results[TUNED].get("answer_perplexity", math.nan), "comparison": comparisons["nll"][rival]}
+    return sentence(means, baselines, TUNED, label, n, ppl=ppl) + stops(results, [TUNED, rival])
+
+
+def stops(results: dict, names: list[str | None]) -> str:
+    """' But <system> rarely stops: k/n answers ended on their own.' for each named system under 80%."""
+    out = ""
+    for name in names:
+        r = results.get(name) if name else None
+        if r and "stop_rate" in r and r["stop_rate"] < 80:
+            out += f" But {name} rarely stops: {r['stopped']:.0f}/{r['answers']:.0f} answers ended on their own."
+    return out
+
+
+def generation_line(g, budget_from: str = "set") -> str:
+    """The generation settings every system answered with (a GenerateConfig), and where the budget came from."""
+    how = "greedy" if g.temperature == 0 else f"temperature {g.temperature}, top_p {g.top_p}, seed {g.seed}"
+    source = "" if budget_from == "set" else f" ({budget_from})"
+    return (f"{how}, max_new_tokens {g.max_new_tokens}{source}, repetition_penalty {g.repetition_penalty}, "
+            f"no_repeat_ngram_size {g.no_repeat_ngram_size}; the same for every system")
 
 
 def markdown(report: dict) -> str:

@@ -168,3 +168,21 @@ def _ppl_clause(ppl: dict | None) -> str:
     lo, hi = (c["lo"], c["hi"]) if not c.get("higher_is_better", False) else (-c["hi"], -c["lo"])
     pct = f"{100 * c.get('confidence', 0.95):g}%"
     return text + f" ({pct} CI of the per-token NLL reduction {lo:.2f} to {hi:.2f})"
+
+
+def against_baselines(per: dict[str, dict], tuned: str) -> dict:
+    """Paired bootstraps of `tuned` against every baseline (the systems whose name does not start with
+    `tuned`) on the per-example scores `per[name]`: "primary" (the primary metric) and "nll" (per-token
+    answer NLL, lower is better, flipped so that a positive difference favours fine-tuning). {} when
+    `tuned` was not scored."""
+    if tuned not in per:
+        return {}
+    keep = [n for n in per if n == tuned or not n.startswith(tuned)]
+    out = {"primary": compare({n: per[n]["primary"] for n in keep}, tuned),
+           "nll": compare({n: per[n]["nll"] for n in keep}, tuned, higher_is_better=False)}
+    return {k: {n: rounded(c) for n, c in d.items()} for k, d in out.items()}
+
+
+def rounded(stats: dict) -> dict:
+    """Floats to 4 decimals, for metrics.json and the manifest."""
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}

@@ -1,0 +1,216 @@
+"""Which systems answer the test set, with which prompts, and how one system is scored.
+
+    test = TestSet.read(Path("runs/demo/data"), limit=20, shots=3)
+    engines = load_engines("runs/demo/train", ["zero-shot", "few-shot"], cfg, console)
+    for system in systems(engines, ["zero-shot", "few-shot"], rag=False):
+        metrics, answers, per_example = score(system, test, cfg, judge=None, console=console)
+
+Systems: the base model zero-shot, few-shot (k training examples as earlier chat turns) and with
+retrieved passages, and the trained model (a `luyen train` run) plain and with passages; all prompted
+through the chat template the trained model uses. For an adapter run the base is the same weights
+with the adapter switched off, so no second model is loaded.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from luyen.config import RunConfig
+from luyen.errors import LuyenError
+from luyen.evaluate.metrics import classification_metrics, generation_metrics, perplexity
+
+BASELINES = ("zero-shot", "few-shot", "rag")  # rag: the base model with retrieved passages (needs an index)
+TUNED = "fine-tuned"
+_LABEL = {"zero-shot": "zero-shot", "few-shot": "few-shot", "rag": "+ retrieval"}
+
+
+@dataclass
+class Engines:
+    """The trained model's engine and the base's (the same one, adapter off, for an adapter run)."""
+    tuned: object
+    base: object
+    adapter: bool  # the base is `tuned` with its adapter switched off
+    trained_run: bool  # a `luyen train` run, so there is a base to compare with
+    budget_from: str  # where max_new_tokens came from, for the report
+
+    def base_weights(self):
+        """A context in which `base` answers with the base weights."""
+        return self.tuned.model.disable_adapter() if self.adapter else nullcontext()
+
+
+@dataclass
+class System:
+    name: str
+    engine: object
+    style: str  # zero-shot | few-shot | rag: how build_prompt builds its prompts
+    weights: Callable = nullcontext  # a context in which `engine` answers with this system's weights
+
+
+@dataclass
+class TestSet:
+    examples: list[tuple[list[dict], str]]  # (the messages before the answer, the reference answer)
+    labelled: bool
+    shots_chat: list[dict]  # the few-shot turns
+    index: object | None  # the RAG index
+
+    @classmethod
+    def read(cls, data_dir: Path, limit: int, shots: int, index=None, few_shot: bool = True) -> "TestSet":
+        """The test split of a `luyen data` run (its first ``limit`` examples; 0 = all), and ``shots``
+        training examples as chat turns when ``few_shot``."""
+        from luyen.data.formats import as_chat
+        from luyen.data.stage import read_split
+        from luyen.manifest import read_manifest
+        read_manifest(data_dir, stage="data")
+        test = [r for r in read_split(data_dir, "test") if as_chat(r)]
+        test = test[:limit] if limit else test
+        if not test:
+            raise LuyenError("the test split has no examples to evaluate", file=str(data_dir / "test.jsonl"),
+                             fix="prepare the data with a non-zero data.split.test")
+        labelled = all(r["kind"] == "labelled" for r in test)
+        train = [r for r in read_split(data_dir, "train") if as_chat(r)]
+        shots_chat = [m for r in pick_shots(train, shots, labelled) for m in as_chat(r)[-2:]] if few_shot else []
+        return cls([split_chat(as_chat(r)) for r in test], labelled, shots_chat, index)
+
+    @property
+    def refs(self) -> list[str]:
+        return [a for _, a in self.examples]
+
+    def prompts(self, style: str, cfg: RunConfig) -> list[list[dict]]:
+        return [build_prompt(style, p, self.shots_chat, self.index, cfg) for p, _ in self.examples]
+
+
+def load_engines(model: str | Path, baselines: list[str], cfg: RunConfig, console) -> Engines:
+    """The trained model in the precision chosen for this machine, and its base when baselines need it."""
+    from luyen.infer.engine import Engine, model_budget
+    from luyen.manifest import read_manifest
+    from luyen.models.trained import load_trained, model_folder
+    from luyen.precision import choose
+    chosen = choose()
+    console.print(f"eval: precision {chosen.describe()}", highlight=False)
+    dtype = chosen.dtype
+    tuned_model, tok = load_trained(model, dtype=dtype)
+    engine = Engine(tuned_model, tok)
+    budget_from = ("set" if cfg.generate.max_new_tokens else
+                   "the model's: its training answers' 95th percentile + 50%" if model_budget(tuned_model) else "default")
+    adapter = hasattr(tuned_model, "disable_adapter")
+    trained_run = (Path(model) / "manifest.json").is_file() or (model_folder(model) != Path(model))
+    base = engine
+    if not adapter and trained_run and baselines:
+        base_name = read_manifest(Path(model), stage="train")["config"]["model"]["name"]
+        base = Engine(load_trained(base_name, dtype=dtype)[0], tok, engine.template)
+    return Engines(engine, base, adapter, trained_run, budget_from)
+
+
+def systems(engines: Engines, baselines: list[str], rag: bool) -> list[System]:
+    """Every system to score, baselines first: a trained run's base and tuned model, else the model alone."""
+    if not engines.trained_run:
+        return [System(f"model {_LABEL[b]}", engines.tuned, b) for b in baselines]
+    out = [System(f"base {_LABEL[b]}", engines.base, b, engines.base_weights) for b in baselines]
+    out.append(System(TUNED, engines.tuned, "zero-shot"))
+    if rag:
+        out.append(System(f"{TUNED} + retrieval", engines.tuned, "rag"))
+    return out
+
+
+def build_prompt(style: str, prompt: list[dict], shots_chat: list[dict], index, cfg: RunConfig) -> list[dict]:
+    """The messages one system is given for one test prompt."""
+    if style == "few-shot":  # the item's system prompt stays first, where every other system has it
+        system = [m for m in prompt[:1] if m["role"] == "system"]
+        return system + shots_chat + prompt[len(system):]
+    if style == "rag":  # the grounding chat, generate and serve send too (k from the index)
+        from luyen.rag import ground
+        return ground(index, prompt, cfg.rag.template)[0]
+    return prompt
+
+
+def pick_shots(train: list[dict], k: int, labelled: bool) -> list[dict]:
+    """The first ``k`` training examples; for labelled data, label-balanced (one of each label in turn),
+    so the prompt does not teach the majority label."""
+    if not labelled:
+        return train[:k]
+    by_label: dict[str, list[dict]] = {}
+    for r in train:
+        by_label.setdefault(r["label"], []).append(r)
+    picked, depth = [], 0
+    while len(picked) < k and any(depth < len(v) for v in by_label.values()):
+        picked += [v[depth] for v in by_label.values() if depth < len(v)][:k - len(picked)]
+        depth += 1
+    return picked
+
+
+def split_chat(chat: list[dict]) -> tuple[list[dict], str]:
+    """The messages before the last assistant turn, and that turn's text (the reference)."""
+    last = max(i for i, m in enumerate(chat) if m["role"] == "assistant")
+    return chat[:last], chat[last]["content"]
+
+
+def score(system: System, test: TestSet, cfg: RunConfig, judge, console) -> tuple[dict, list[str], dict]:
+    """One system on the test set: its metrics (rounded; the judge's rating too when there is a judge),
+    its answers, and its per-example scores for the bootstrap."""
+    t0 = time.perf_counter()
+    n = len(test.examples)
+    with system.weights(), console.status(f"eval: {system.name}: perplexity and {n} answers", spinner="dots"):
+        m, preds, per = _measure(system, test.prompts(system.style, cfg), test.refs, cfg, test.labelled)
+    if judge is not None:
+        m.update(judged(judge, cfg, test.examples, preds, console, system.name))
+    m["wall_seconds"] = time.perf_counter() - t0
+    console.print(f"eval: {system.name} on {n} test examples in {m['wall_seconds']:.0f} s", highlight=False)
+    return {k: round(v, 4) for k, v in m.items()}, preds, per
+
+
+def _measure(system: System, prompts: list[list[dict]], refs: list[str], cfg: RunConfig, labelled: bool):
+    """Metrics, answers, and per-example scores ({"primary": 0..100 per example, "nll": per-token
+    answer NLL per example})."""
+    from luyen.evaluate.behaviour import behaviour
+    from luyen.evaluate.metrics import label_matches, rouge_l_per_example
+    eng = system.engine
+    ppl, nll = _perplexities(eng, prompts, refs, whole=system.style == "zero-shot")
+    outs = eng.chat(prompts, cfg.generate)
+    preds = [o.text.strip() for o in outs]
+    m = classification_metrics(preds, refs) if labelled else generation_metrics(preds, refs)
+    m.update(ppl)
+    m.update(behaviour(preds, refs, [o.finish_reason == "stop" for o in outs]))
+    m["mean_answer_words"] = sum(len(p.split()) for p in preds) / len(preds)
+    m["seconds_per_example"] = sum(o.seconds for o in outs) / len(outs) / max(1, min(cfg.generate.batch_size, len(outs)))
+    primary = [100 * x for x in label_matches(preds, refs)] if labelled else rouge_l_per_example(preds, refs)
+    return m, preds, {"primary": primary, "nll": [n / k if k else 0.0 for n, k in nll]}
+
+
+def judged(judge, cfg: RunConfig, examples, preds: list[str], console, name: str) -> dict:
+    """The judge model's mean 1-5 rating of the first eval.judge.max_examples answers."""
+    n = min(len(examples), cfg.eval.judge.max_examples)
+    with console.status(f"eval: {name}: judge {cfg.eval.judge.model} grading {n} answers"):
+        scores = judge.score([p[-1]["content"] for p, _ in examples[:n]], [a for _, a in examples[:n]], preds[:n])
+    out = {"judge_unparsed": n - scores.parsed}
+    if scores.mean is not None:
+        out["judge"] = scores.mean
+    return out
+
+
+def answer_nll(engine, prompts: list[list[dict]], answers: list[str], whole: bool = False,
+               batch: int = 8) -> list[tuple[float, int]]:
+    """Per example: the summed negative log-likelihood of the reference answer (the final assistant
+    turn and its end marker, nothing else: not few-shot answers, not earlier turns) and its token
+    count. ``whole``: of every token of the formatted example instead."""
+    from luyen.data.template import encode_chat
+    from luyen.evaluate.likelihood import example_nll
+    from luyen.train.batches import shifted
+    encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}], targets="last")
+               for p, a in zip(prompts, answers)]
+    examples = [shifted(ids, [True] * len(ids) if whole else mask) for ids, mask in encoded]
+    return example_nll(engine.model, examples, engine.pad_id, batch=batch)
+
+
+def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: bool) -> tuple[dict, list]:
+    """Token-weighted perplexity of the reference answers (and of whole formatted examples), and the
+    per-example answer NLL behind it."""
+    per = answer_nll(engine, prompts, answers)
+    out = {"answer_perplexity": perplexity(sum(n for n, _ in per), sum(k for _, k in per)),
+           "answer_tokens": sum(k for _, k in per)}
+    if whole:
+        seq = answer_nll(engine, prompts, answers, whole=True)
+        out["sequence_perplexity"] = perplexity(sum(n for n, _ in seq), sum(k for _, k in seq))
+    return out, per
