@@ -74,7 +74,9 @@ class DataConfig(Section):
 class ModelConfig(Section):
     name: str = Field("gemma3-270m", description="The model a command works with (--model/-m everywhere): the base to train from, "
                       "the model to evaluate, export, chat with or serve (a `luyen train` run folder included). "
-                      "Preset name, hub id (org/name), local folder, or .gguf file.")
+                      "Preset name, hub id (org/name), local folder, or .gguf file; for `luyen train` also "
+                      "scratch:<arch>-<size> (arch causal or masked, size tiny, small or base; e.g. scratch:causal-tiny): "
+                      "a new model on a tokenizer trained on your data (train.pretrain.*), trained with train.method=full.")
     chat_template: str | None = Field(None, description="Jinja chat template (text or path); default: the tokenizer's own, else luyen's documented default.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with a hub model. Off unless you trust it.")
     cache_dir: str | None = Field(None, description="Where converted models live (default ~/.cache/luyen).")
@@ -95,19 +97,18 @@ class LoraConfig(Section):
 
 
 class PretrainConfig(Section):
-    arch: Literal["causal", "masked"] = Field("causal", description="GPT-style causal LM (Llama layout) or BERT-style masked LM.")
-    size: str = Field("tiny", description="Size preset: tiny, small or base (see luyen.train.scratch.SIZE_PRESETS).")
-    vocab_size: int = Field(8000, ge=300, description="BPE vocabulary size of the tokenizer trained on your text.")
-    from_scratch: bool = Field(True, description="true: new tokenizer and model; false: continued pretraining of model.name on raw text.")
-    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked (masked LM only).")
+    """A new model (model.name: scratch:<arch>-<size>); its architecture and size are in the name."""
+    vocab_size: int = Field(8000, ge=300, description="BPE vocabulary size of the tokenizer trained on your text (model.name: scratch:...).")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked (model.name: scratch:masked-...).")
 
 
 class TrainConfig(Section):
     data: str | None = Field(None, description="Prepared data folder (the --out of `luyen data prepare`); or pass --data.")
     resume: bool = Field(False, description="Continue the unfinished run in the output folder from its last checkpoint "
                          "(`luyen run` does this by itself).")
-    method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze", "pretrain"] = Field(
-        "lora", description="Fine-tuning method; see `luyen train --methods` for what each trains.")
+    method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze"] = Field(
+        "lora", description="Fine-tuning method; see `luyen train --methods` for what each trains. A new model "
+        "(model.name: scratch:causal-tiny) and continued pretraining on raw text use full.")
     epochs: float = Field(3, gt=0, description="Passes over the training split (ignored when max_steps > 0).")
     max_steps: int = Field(0, ge=0, description="Optimiser steps to run; 0 = decided by epochs.")
     batch_size: int = Field(4, ge=1, description="Examples per micro-batch (per process); activation memory grows with it.")
@@ -134,6 +135,16 @@ class TrainConfig(Section):
     num_virtual_tokens: int = Field(20, ge=1, description="Soft prompt length (prompt and ptuning).")
     freeze_layers_but: int = Field(2, ge=1, description="freeze: train only the last N transformer layers (and the final norm).")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pretrain_is_a_model_source(cls, data):
+        if isinstance(data, dict) and data.get("method") == "pretrain":
+            raise LuyenError("train.method=pretrain is gone", field="train.method",
+                             fix="train a new model with model.name=scratch:causal-tiny and train.method=full (arch causal "
+                             "or masked, size tiny, small or base), or continue pretraining model.name on raw text with "
+                             "train.method=full")
+        return data
 
 
 class GenerateConfig(Section):

@@ -302,8 +302,8 @@ def test_a_run_whose_examples_carry_no_loss_fails_before_training(tmp_path, tiny
 
 
 def test_a_run_that_cannot_fit_in_memory_fails_before_training(tmp_path, tiny_model_dir, tiny_data_dir, monkeypatch):
-    from luyen.train import stage
-    monkeypatch.setattr(stage, "_free_memory", lambda device: 1_000_000)
+    from luyen.train import preflight
+    monkeypatch.setattr(preflight, "free_memory", lambda device: 1_000_000)
     with pytest.raises(LuyenError, match=r"needs about .* GB of (GPU )?memory but 0.0 GB is free.*gradient_checkpointing"):
         run(cfg(tiny_model_dir), tiny_data_dir, tmp_path / "oom")
     assert not (tmp_path / "oom" / "checkpoints").exists()
@@ -316,9 +316,8 @@ def test_continued_pretraining_on_raw_text(tmp_path, tiny_model_dir):
                    encoding="utf-8")
     data = prepare_data(tiny_model_dir, tmp_path / "data", src)
     out = tmp_path / "cpt"
-    m = run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=64", "train.method=pretrain",
-                               "train.pretrain.from_scratch=false", "train.batch_size=2", "train.max_steps=6",
-                               "train.lr=1e-3"]), data, out)
+    m = run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=64", "train.method=full",
+                               "train.batch_size=2", "train.max_steps=6", "train.lr=1e-3"]), data, out)
     assert m["metrics"]["lr"] == 1e-3 and (out / "model" / "model.safetensors").is_file()
     assert m["metrics"]["loss_tokens"] > 0.9 * m["metrics"]["train_tokens"]  # raw text: (almost) every token is a target
 

@@ -76,11 +76,8 @@ def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:
     # defaults otherwise, which the report says, since a demo config with 1 epoch is 3x shorter
     train_records = max(report["records"]["kept"] * cfg.data.split.train, 1)
     epochs = t.max_steps * t.batch_size * t.grad_accum / train_records if t.max_steps else t.epochs
-    est = estimate_training(params=shape["params"], embed=shape["embed"], hidden=shape["hidden"],
-                            layers=shape["layers"], vocab=shape["vocab"], method=t.method,
-                            tokens=tok["train_tokens"] * epochs, loss_tokens=tok["train_loss_tokens"] * epochs,
-                            tokens_per_batch=per_batch, peak_flops=training_peak(t.dtype), lora_r=t.lora.r,
-                            gradient_checkpointing=t.gradient_checkpointing, precision=choose(t.dtype).name,
+    est = estimate_training(shape, t, tokens=tok["train_tokens"] * epochs, loss_tokens=tok["train_loss_tokens"] * epochs,
+                            tokens_per_batch=per_batch, peak_flops=training_peak(t.dtype), precision=choose(t.dtype).name,
                             steps=math.ceil(epochs * train_records / (t.batch_size * t.grad_accum)),
                             optimizer_params_per_s=optimizer_rate())
     return {**est, "epochs": round(epochs, 3)}

@@ -1,5 +1,7 @@
 """Pretraining from scratch: a BPE tokenizer trained on your text, a small model from a size preset.
+A config asks for one with ``model.name: scratch:<arch>-<size>`` (train/source.py builds it):
 
+    parse_scratch("scratch:masked-small")                        # ("masked", "small"); None for other names
     tok = train_tokenizer(texts, Path("runs/lm/tokenizer"), vocab_size=8000, kind="causal")
     model = build_model("causal", "tiny", tok, seed=0)        # LlamaForCausalLM, ~0.5M body params
     ids, labels = mask_tokens(batch_ids, tok, 0.15, generator)  # masked LM: BERT's 80/10/10 rule
@@ -34,12 +36,25 @@ SPECIALS = {
 }
 
 
+SCRATCH = "scratch:"  # model.name prefix of a model built here, e.g. scratch:causal-tiny
+
+
+def parse_scratch(name: str | None) -> tuple[str, str] | None:
+    """(arch, size) of a ``scratch:<arch>-<size>`` model name, checked; None for any other name."""
+    if not name or not str(name).startswith(SCRATCH):
+        return None
+    kind, _, size = str(name)[len(SCRATCH):].partition("-")
+    _check(kind, size)
+    return kind, size
+
+
 def _check(kind: str, size: str | None = None) -> None:
     if kind not in SPECIALS:
-        raise LuyenError(f"unknown model kind '{kind}'", field="train.pretrain.arch", fix="use causal or masked")
+        raise LuyenError(f"unknown model kind '{kind}'", field="model.name",
+                         fix="use causal or masked, as in model.name=scratch:causal-tiny")
     if size is not None and size not in SIZE_PRESETS:
-        raise LuyenError(f"unknown size preset '{size}'", field="train.pretrain.size",
-                         fix=f"use one of {', '.join(SIZE_PRESETS)}")
+        raise LuyenError(f"unknown size preset '{size}'", field="model.name",
+                         fix=f"use one of {', '.join(SIZE_PRESETS)}, as in model.name=scratch:causal-tiny")
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 8000, kind: str = "causal",

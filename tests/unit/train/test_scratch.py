@@ -166,9 +166,9 @@ def test_pretraining_from_scratch_end_to_end(tmp_path, tiny_model_dir, arch):
     src.write_text("\n\n".join(f"{TEXTS[i % 6]} Đoạn {i}." for i in range(80)), encoding="utf-8")
     data = prepare_data(tiny_model_dir, tmp_path / "data", src, "data.dedup.near=false")
     out = tmp_path / "lm"
-    m = run(load_config(None, ["train.method=pretrain", f"train.pretrain.arch={arch}", "train.pretrain.vocab_size=400",
-                               "train.batch_size=2", "train.max_steps=12", "data.max_length=64", "train.lr=3e-3",
-                               f"model.name={tiny_model_dir}"]), data, out)["metrics"]
+    m = run(load_config(None, [f"model.name=scratch:{arch}-tiny", "train.method=full", "train.pretrain.vocab_size=400",
+                               "train.batch_size=2", "train.max_steps=12", "data.max_length=64", "train.lr=3e-3"]),
+            data, out)["metrics"]
     assert m["params_total"] > 100_000 and (out / "model" / "model.safetensors").is_file()
     assert (out / "model" / "tokenizer.json").is_file()
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
