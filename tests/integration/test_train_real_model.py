@@ -19,7 +19,7 @@ def test_lora_on_vietnamese_qa_lowers_validation_loss(tmp_path):
     data_stage.run(load_config(ROOT / "configs" / "data.yaml"), [ROOT / "examples" / "data" / "vi_ai_qa.jsonl"], data,
                    estimate=False)
     out = tmp_path / "train"
-    m = run(load_config(ROOT / "configs" / "train.yaml", ["train.max_steps=8", "train.eval_steps=8",
+    m = run(load_config(ROOT / "configs" / "lora.yaml", ["train.max_steps=8", "train.eval_steps=8",
                                                            "train.batch_size=4"]), data, out)["metrics"]
     assert m["best_val_loss"] < m["initial_val_loss"] - 0.05, m
     # Gemma-3 base never learned its turn markers: their rows train with the adapter, or it cannot learn to stop

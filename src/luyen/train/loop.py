@@ -221,34 +221,21 @@ class Trainer:
             self.console.print("\nCtrl-C: finishing this step, saving a checkpoint, then stopping (Ctrl-C again to abort)")
 
     def _step(self, model, params, opt) -> tuple[float, int, int, float]:
-        tc, acc = self.tc, self.acc
-        epoch, idx = divmod(self.state.step, self.steps_per_epoch)
-        micro_all = self.plan(epoch)[idx]
-        norm = sum(self.train_ex[i].n_loss for mb in micro_all for i in mb) if self.masker is None else None
-        mine = [micro_all[a * self.world + self.rank] for a in range(tc.grad_accum)]
+        """One optimiser step: this process's micro-batches, their gradients summed (normalised by the
+        whole step's loss-bearing tokens), clipped and applied. Returns loss, tokens, loss tokens, grad norm."""
+        acc = self.acc
+        batches, norm = self._micro_batches()
         model.train()
         total_loss = torch.zeros(())
         n_tok = n_loss = 0
-        batches = []
-        for a, mb in enumerate(mine):
-            batch = collate([self.train_ex[i] for i in mb], self.pad_id, tc.packing) if mb else None
-            if batch is not None and self.masker is not None:
-                g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.state.step * 1009 + a * self.world + self.rank)
-                batch["input_ids"], batch["targets"] = self.masker(batch["input_ids"], g)
-            batches.append(batch)
-        if norm is None:  # masked LM: the count is known only after masking; sum it over processes
-            local = sum(int((b["targets"] != IGNORE).sum()) for b in batches if b is not None)
-            norm = int(self._all_sum(torch.tensor(float(local))).item())
-        norm = max(norm, 1)
         for a, batch in enumerate(batches):
             last = a == len(batches) - 1
-            ctx = acc.no_sync(model) if (self.world > 1 and not last) else nullcontext()
-            with ctx:
+            with acc.no_sync(model) if (self.world > 1 and not last) else nullcontext():
                 if batch is None:
                     if self.world > 1 and last:  # join the gradient all-reduce with a zero contribution
                         (sum(p.sum() for p in params) * 0.0).backward()
                     continue
-                s, k = loss_sum(model, self.head, batch, tc.logit_chunk, acc.device, self.autocast)
+                s, k = loss_sum(model, self.head, batch, self.tc.logit_chunk, acc.device, self.autocast)
                 scaled = s * (self.world / norm)
                 acc.backward(self.scaler.scale(scaled) if self.scaler else scaled)
             total_loss += s.detach().float().cpu()
@@ -259,11 +246,33 @@ class Trainer:
             n_tok = int(self._all_sum(torch.tensor(float(n_tok))).item())
             n_loss = int(self._all_sum(torch.tensor(float(n_loss))).item())
         loss = float(total_loss) / norm
-        max_norm = tc.max_grad_norm or float("inf")
+        return loss, n_tok, n_loss, self._update(opt, params, loss)
+
+    def _micro_batches(self) -> tuple[list, int]:
+        """This process's micro-batches of the current step (None where its share is empty) and the number
+        of loss-bearing tokens in the whole step, over every process (known from the plan, or for a masked
+        LM counted after masking)."""
+        epoch, idx = divmod(self.state.step, self.steps_per_epoch)
+        micro_all = self.plan(epoch)[idx]
+        batches = []
+        for a in range(self.tc.grad_accum):
+            mb = micro_all[a * self.world + self.rank]
+            batch = collate([self.train_ex[i] for i in mb], self.pad_id, self.tc.packing) if mb else None
+            if batch is not None and self.masker is not None:
+                g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.state.step * 1009 + a * self.world + self.rank)
+                batch["input_ids"], batch["targets"] = self.masker(batch["input_ids"], g)
+            batches.append(batch)
+        if self.masker is None:
+            return batches, max(sum(self.train_ex[i].n_loss for mb in micro_all for i in mb), 1)
+        local = sum(int((b["targets"] != IGNORE).sum()) for b in batches if b is not None)
+        return batches, max(int(self._all_sum(torch.tensor(float(local))).item()), 1)
+
+    def _update(self, opt, params, loss: float) -> float:
+        """Clip and apply the summed gradients; returns the gradient norm. A non-finite loss or gradient
+        is a divergence (fp16 loss scaling overflows now and then by design: its scaler skips that step)."""
         if self.scaler:
             self.scaler.unscale_(opt)
-        gnorm = float(acc.clip_grad_norm_(params, max_norm))
-        # fp16 loss scaling overflows now and then by design: the scaler skips that step
+        gnorm = float(self.acc.clip_grad_norm_(params, self.tc.max_grad_norm or float("inf")))
         if not math.isfinite(loss) or (not math.isfinite(gnorm) and not self.scaler):
             opt.zero_grad(set_to_none=True)
             raise Diverged(f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {gnorm}",
@@ -274,7 +283,7 @@ class Trainer:
         else:
             opt.step()
         opt.zero_grad(set_to_none=True)
-        return loss, n_tok, n_loss, gnorm
+        return gnorm
 
     def _all_sum(self, t: torch.Tensor) -> torch.Tensor:
         if self.world == 1:

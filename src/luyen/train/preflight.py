@@ -53,10 +53,11 @@ def check_examples(stats, tc, world: int, data_dir: Path) -> None:
 def check_packing(model, method) -> None:
     """Packing needs a method that allows it and a model whose attention honours restarting position
     ids; the second is checked on the real model."""
+    from luyen.models.shape import config_shape
     if not method.packing:
         raise LuyenError(f"packing cannot be combined with method {method.name} ({method.trains})",
                          field="train.packing", fix="set train.packing=false")
-    vocab = model.config.vocab_size
+    vocab = config_shape(model.config)["vocab"]
     a, b = torch.arange(5) % vocab + 3, torch.arange(7, 13) % vocab + 3
     with torch.no_grad():
         alone = model(input_ids=b[None], use_cache=False).logits[0]
