@@ -30,6 +30,7 @@ from typing import Any, Literal, TypedDict
 from luyen.errors import LuyenError
 
 MANIFEST = "manifest.json"
+RUN_MARKER = "run.json"  # what an unfinished, resumable stage computes (RunDir.resume_or_start)
 Plan = Literal["skip", "resume", "fresh"]
 _FINGERPRINT: contextvars.ContextVar[str | None] = contextvars.ContextVar("luyen_stage_fingerprint", default=None)
 
@@ -96,32 +97,47 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 
 @contextlib.contextmanager
-def staged(dest: Path) -> Iterator[Path]:
+def staged(dest: Path, *, durable: bool = False, marker: str = MANIFEST) -> Iterator[Path]:
     """A folder written in full beside `dest`, then renamed into place: readers see the old folder or the
-    new one, never half of one. An old `dest` is moved aside (its manifest removed first, so a half-deleted
-    folder never looks complete) and deleted after. On an error the temp folder goes and `dest` stays.
+    new one, never half of one. An old `dest` is moved aside (its `marker` file, the manifest, removed
+    first, so a half-deleted folder never looks complete) and deleted after. Leftovers of a killed
+    process are `.NAME.*.tmp` and `.NAME.*.old` beside `dest`. On an error the temp folder goes and `dest` stays.
 
         with staged(out / "model") as tmp:
             model.save_pretrained(tmp)
 
-    The one temp-then-rename for folders in luyen; single files use `atomic_write`."""
+    `durable` fsyncs every file and both folders, so a power cut cannot leave a renamed but empty folder
+    (checkpoints). The one temp-then-rename for folders in luyen; single files use `atomic_write`."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it private; outputs are ordinary folders
     try:
         yield tmp
+        if durable:
+            for f in [*(p for p in tmp.rglob("*") if p.is_file()), tmp]:
+                _fsync(f)
         if dest.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-            (dest / MANIFEST).unlink(missing_ok=True)
+            (dest / marker).unlink(missing_ok=True)
             os.replace(dest, trash / dest.name)
             os.replace(tmp, dest)
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, dest)
+        if durable:
+            _fsync(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -165,19 +181,61 @@ class RunDir:
     outputs: list[str] = field(default_factory=list)
 
     @classmethod
-    def create(cls, out: Path, stage: str, overwrite: bool = False) -> RunDir:
+    @contextlib.contextmanager
+    def create(cls, out: Path, stage: str, overwrite: bool = False) -> Iterator[RunDir]:
+        """A stage's output folder, written beside `out` and swapped into place whole when the block ends
+        (`staged`): a failed or interrupted run leaves the earlier run as it was, never half of each."""
+        out = Path(out)
+        cls.check(out, overwrite)
+        with staged(out) as tmp, cls(tmp, stage) as rd:
+            yield rd
+
+    @staticmethod
+    def check(out: Path, overwrite: bool = False) -> None:
+        """Refuse an output folder that holds anything unless `overwrite` (before minutes of loading)."""
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise LuyenError("output path exists and is a file", file=str(out), fix="choose a folder path")
-        if out.is_dir() and any(out.iterdir()):
-            if not overwrite:
-                what = "another run" if (out / MANIFEST).exists() else "files"
-                raise LuyenError(f"output folder already holds {what}", file=str(out),
-                                 fix="choose a new --out folder or pass --overwrite")
-            (out / MANIFEST).unlink(missing_ok=True)  # first: a half-replaced run must never look complete
+        if out.is_dir() and any(out.iterdir()) and not overwrite:
+            what = "another run" if (out / MANIFEST).exists() else "files"
+            raise LuyenError(f"output folder already holds {what}", file=str(out),
+                             fix="choose a new --out folder or pass --overwrite")
+
+    @classmethod
+    def resume_or_start(cls, out: Path, stage: str, identity: dict, *, resume: bool, overwrite: bool,
+                        check=None) -> tuple[RunDir, bool]:
+        """A folder a stage fills in place over many steps (training: checkpoints), and whether this call
+        resumes it. `run.json` (written first) holds `identity`, what the run computes; a folder is resumed
+        only with `resume` and the same identity (`check(earlier)` may refuse more), restarted only with
+        `overwrite`, and a finished one (a manifest) never."""
+        out, marker = Path(out), Path(out) / RUN_MARKER
+        if out.exists() and not out.is_dir():
+            raise LuyenError("output path exists and is a file", file=str(out), fix="choose a folder path")
+        busy = out.is_dir() and any(out.iterdir())
+        if busy and overwrite:
+            (out / MANIFEST).unlink(missing_ok=True)  # first: a half-deleted run must never look complete
             shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        return cls(out, stage)
+            busy = False
+        if not busy:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write(marker, json.dumps(identity) + "\n")
+            return cls(out, stage), False
+        if (out / MANIFEST).exists():
+            raise LuyenError("this output folder holds a finished run", file=str(out),
+                             fix="choose a new --out folder or pass --overwrite")
+        if not marker.exists():
+            raise LuyenError(f"this output folder holds files that are not a luyen {stage} run", file=str(out),
+                             fix="choose a new --out folder or pass --overwrite")
+        earlier = json.loads(marker.read_text(encoding="utf-8"))
+        if check is not None:
+            check(earlier)
+        if earlier.get("id") != identity["id"]:
+            raise LuyenError("this output folder holds a different run (other config or data)", file=str(out),
+                             fix="resume with the same config and data, choose a new --out folder, or pass --overwrite")
+        if not resume:
+            raise LuyenError("this output folder holds an unfinished run", file=str(out),
+                             fix="pass --resume to continue it, or --overwrite to start again")
+        return cls(out, stage), True
 
     @staticmethod
     def plan(out: Path, fp: str, *, started: str | None = None, resumable: bool = False) -> Plan:

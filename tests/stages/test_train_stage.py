@@ -130,7 +130,7 @@ def recording_saves(monkeypatch):
     real, written = checkpoint.save_file, {}
 
     def record(tensors, path, *a, **k):
-        if path.endswith("trainable.safetensors"):  # .../.tmp-step-000002-<pid>/trainable.safetensors
+        if path.endswith("trainable.safetensors"):  # .../.step-000002.<random>.tmp/trainable.safetensors
             written[int(path.split("step-")[1][:6])] = {n: t.clone() for n, t in tensors.items()}
         return real(tensors, path, *a, **k)
 

@@ -21,7 +21,6 @@ Modelfile is written: ``ollama create mymodel -f Modelfile``.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from luyen.errors import LuyenError
 from luyen.export.check import PROMPTS, greedy, margin
+from luyen.manifest import staged
 
 INSTALL_HINT = "pip install 'luyen[gguf]'"
 QUANTS = ("f16", "q8_0", "q4_k_m")  # f16 straight from the converter; the others through llama.cpp's quantizer
@@ -58,30 +58,31 @@ def export(merged_dir: Path, out_dir: Path, quant: list[str], console=None) -> d
     out_dir.mkdir(parents=True, exist_ok=True)
     converter = converter_dir(say)
     metrics: dict = {"llama_cpp_python": metadata.version("llama-cpp-python"), "files": {}}
-    with tempfile.TemporaryDirectory(prefix=".gguf-", dir=out_dir) as tmp:
-        f16 = Path(tmp) / "model-f16.gguf"
+    # out_dir is the export stage's staged folder (RunDir.create): it appears only once every file is
+    # written and checked, so files are built in it directly
+    f16 = out_dir / "model-f16.gguf"
+    start = time.perf_counter()
+    say(f"gguf: converting {merged_dir} with llama.cpp's convert_hf_to_gguf.py")
+    convert(converter, merged_dir, f16)
+    metrics["convert_s"] = round(time.perf_counter() - start, 1)
+    built = {}
+    for q in quant:
         start = time.perf_counter()
-        say(f"gguf: converting {merged_dir} with llama.cpp's convert_hf_to_gguf.py")
-        convert(converter, merged_dir, f16)
-        metrics["convert_s"] = round(time.perf_counter() - start, 1)
-        built = {}
-        for q in quant:
-            start = time.perf_counter()
-            if q != "f16":
-                say(f"gguf: quantising to {q}")
-                quantize(f16, Path(tmp) / f"model-{q}.gguf", q)
-            built[q] = Path(tmp) / f"model-{q}.gguf"
-            metrics["files"][q] = {"file": built[q].name, "bytes": built[q].stat().st_size,
-                                   "seconds": round(time.perf_counter() - start, 1)}
-        say(f"gguf: checking greedy tokens of {', '.join(quant)} against transformers")
-        start = time.perf_counter()
-        metrics["agreement"] = agreement(merged_dir, built)
-        metrics["check_s"] = round(time.perf_counter() - start, 1)
-        for q, a in metrics["agreement"].items():
-            if not a["kept"]:
-                say(f"[yellow]gguf: warning: {describe_agreement(q, a)}[/]")
-        for q, path in built.items():  # only whole, checked files reach the output folder
-            os.replace(path, out_dir / path.name)
+        if q != "f16":
+            say(f"gguf: quantising to {q}")
+            quantize(f16, out_dir / f"model-{q}.gguf", q)
+        built[q] = out_dir / f"model-{q}.gguf"
+        metrics["files"][q] = {"file": built[q].name, "bytes": built[q].stat().st_size,
+                               "seconds": round(time.perf_counter() - start, 1)}
+    if "f16" not in quant:
+        f16.unlink()  # only the intermediate of the quantisations asked for
+    say(f"gguf: checking greedy tokens of {', '.join(quant)} against transformers")
+    start = time.perf_counter()
+    metrics["agreement"] = agreement(merged_dir, built)
+    metrics["check_s"] = round(time.perf_counter() - start, 1)
+    for q, a in metrics["agreement"].items():
+        if not a["kept"]:
+            say(f"[yellow]gguf: warning: {describe_agreement(q, a)}[/]")
     metrics["modelfiles"] = write_modelfiles(merged_dir, out_dir, [metrics["files"][q]["file"] for q in quant])
     return metrics
 
@@ -132,25 +133,17 @@ def converter_dir(say=print, cache: Path | None = None) -> Path:
 
 
 def extract_converter(sdist: Path, dest: Path) -> None:
-    """Copy the converter's files out of the source distribution, then rename into place (never half there)."""
-    build = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    shutil.rmtree(build, ignore_errors=True)
-    with tarfile.open(sdist) as tar:
+    """Copy the converter's files out of the source distribution into a staged folder (never half there)."""
+    with tarfile.open(sdist) as tar, staged(dest) as build:
         prefix = tar.getnames()[0].split("/")[0] + "/vendor/llama.cpp/"
         members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(prefix)
                    and m.name[len(prefix):].startswith(CONVERTER_FILES)]
         for m in members:
             m.name = m.name[len(prefix):]
         tar.extractall(build, members=members, filter="data")
-    if not (build / "convert_hf_to_gguf.py").is_file():
-        shutil.rmtree(build, ignore_errors=True)
-        raise LuyenError("this llama-cpp-python source distribution has no vendor/llama.cpp/convert_hf_to_gguf.py",
-                         file=str(sdist), fix="install a llama-cpp-python release that ships it (0.3.x)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        build.rename(dest)
-    except OSError:  # another process put it there first
-        shutil.rmtree(build, ignore_errors=True)
+        if not (build / "convert_hf_to_gguf.py").is_file():
+            raise LuyenError("this llama-cpp-python source distribution has no vendor/llama.cpp/convert_hf_to_gguf.py",
+                             file=str(sdist), fix="install a llama-cpp-python release that ships it (0.3.x)")
 
 
 def convert(converter: Path, merged_dir: Path, out_file: Path) -> None:
@@ -339,7 +332,7 @@ def ollama_template(a: dict) -> str:
 
 def modelfile_text(gguf_name: str, tok, template: str) -> str:
     affixes = chat_affixes(tok, template)
-    lines = [f"# ollama create NAME -f {{this file}}; written by luyen export", f"FROM ./{gguf_name}"]
+    lines = ["# ollama create NAME -f {this file}; written by luyen export", f"FROM ./{gguf_name}"]
     stops = []
     if affixes is not None and not any('"""' in s or "{{" in s for pair in (affixes["user"], affixes["assistant"])
                                        for s in pair):

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -72,26 +70,23 @@ def export(merged_dir: Path, out_dir: Path, quant: list[str], console=None) -> d
     model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32, use_safetensors=True).eval()
     tok = AutoTokenizer.from_pretrained(merged_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=out_dir))
-    try:
-        say(f"exporting {merged_dir} to ONNX with past key values")
-        start = time.perf_counter()
-        export_graph(model, tmp / MODEL_FILE)
-        metrics = {"export_s": round(time.perf_counter() - start, 1)}
-        files = {"fp32": tmp / MODEL_FILE}
-        if "int8" in quant:
-            say("quantising to INT8 (dynamic, per channel)")
-            metrics["int8_fp32_matmuls"] = quantize_int8(tmp / MODEL_FILE, tmp / INT8_FILE)
-            files["int8"] = tmp / INT8_FILE
-        tok.save_pretrained(tmp)
-        model.config.save_pretrained(tmp)
-        if model.generation_config is not None:
-            model.generation_config.save_pretrained(tmp)
-        say("checking the export against transformers (greedy tokens, perplexity, speed)")
-        metrics.update(compare(model, tok, files))
-        _move_into(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # out_dir is the export stage's staged folder (RunDir.create): it appears only once every file is
+    # written and checked, so the files are written in it directly
+    say(f"exporting {merged_dir} to ONNX with past key values")
+    start = time.perf_counter()
+    export_graph(model, out_dir / MODEL_FILE)
+    metrics = {"export_s": round(time.perf_counter() - start, 1)}
+    files = {"fp32": out_dir / MODEL_FILE}
+    if "int8" in quant:
+        say("quantising to INT8 (dynamic, per channel)")
+        metrics["int8_fp32_matmuls"] = quantize_int8(out_dir / MODEL_FILE, out_dir / INT8_FILE)
+        files["int8"] = out_dir / INT8_FILE
+    tok.save_pretrained(out_dir)
+    model.config.save_pretrained(out_dir)
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(out_dir)
+    say("checking the export against transformers (greedy tokens, perplexity, speed)")
+    metrics.update(compare(model, tok, files))
     return metrics
 
 
@@ -314,10 +309,3 @@ def compare(model, tok, files: dict[str, Path], new_tokens: int = 24) -> dict:
     m["perplexity"] = {k: round(v, 4) for k, v in m["perplexity"].items()}
     m["greedy_tokens_match"] = m["greedy_agreement"]["fp32"] == 1.0
     return m
-
-
-def _move_into(tmp: Path, out_dir: Path) -> None:
-    """Rename finished files into place: weights first, graphs last, so a model.onnx never names missing data."""
-    files = sorted(tmp.iterdir(), key=lambda f: f.suffix == ".onnx")
-    for f in files:
-        os.replace(f, out_dir / f.name)

@@ -29,8 +29,7 @@ def run(cfg: RunConfig, run_or_model: str | Path, out_dir: str | Path, fmt: str 
     exporter, quant = _exporter(fmt, quant)
     source = _check_source(run_or_model)
     out_dir = Path(out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        RunDir.create(out_dir, stage="export")  # refuses with the usual message, before minutes of loading
+    RunDir.check(out_dir, overwrite)  # refuses with the usual message, before minutes of loading
     with console.status(f"export: loading {source}", spinner="dots"):
         model, tok = load_trained(source, trust_remote_code=cfg.model.trust_remote_code)
         model = merge_adapter(model, str(source))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from luyen.errors import LuyenError
-from luyen.manifest import atomic_write, file_sha256
+from luyen.manifest import atomic_write, file_sha256, staged
 from luyen.models.presets import DEFAULT_MODEL
 
 try:
@@ -128,16 +128,12 @@ def _prepare(dest: Path, source: dict, get_gguf: Callable[[Path], Path], force: 
         how_long = "first use only, about 1-2 minutes" if source["kind"] == "embedded" else "once per file"
         say(f"converting {source['file']} into {dest} ({how_long})"
             + (f"; the old folder: {problem}" if problem and problem != "not prepared" else ""))
-        build = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
-        try:
-            started = time.perf_counter()
+        started = time.perf_counter()
+        with staged(dest, marker=RECORD) as build:
             with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent) as scratch:
                 _convert(get_gguf(Path(scratch)), build, say)
             say("hashing the files")
             _write_record(build, source, time.perf_counter() - started)
-            _swap_into_place(build, dest)
-        finally:
-            shutil.rmtree(build, ignore_errors=True)  # nothing left after a successful rename
     say(f"ready: {dest}")
     return dest
 
@@ -185,17 +181,6 @@ def _write_record(folder: Path, source: dict, seconds: float) -> None:
     (folder / RECORD).chmod(0o644)
 
 
-def _swap_into_place(build: Path, dest: Path) -> None:
-    if dest.exists():  # --force or a damaged folder: move the old one aside first, delete it after
-        old = dest.with_name(f".{dest.name}.{os.getpid()}.old.partial")
-        (dest / RECORD).unlink(missing_ok=True)  # a half-deleted folder must never look ready
-        os.rename(dest, old)
-        os.rename(build, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(build, dest)
-
-
 @contextlib.contextmanager
 def _lock(dest: Path, say: Progress) -> Iterator[None]:
     if fcntl is None:
@@ -208,7 +193,7 @@ def _lock(dest: Path, say: Progress) -> Iterator[None]:
             say(f"waiting for another luyen process that is preparing {dest.name}")
             fcntl.flock(handle, fcntl.LOCK_EX)
         # We hold the lock, so any leftover build folder is from a process that died mid-way.
-        for stale in dest.parent.glob(f".{dest.name}.*.partial"):
+        for stale in [p for p in dest.parent.glob(f".{dest.name}.*") if p.suffix in (".partial", ".tmp", ".old")]:
             shutil.rmtree(stale, ignore_errors=True)
         try:
             yield

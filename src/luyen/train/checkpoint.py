@@ -32,7 +32,6 @@ import dataclasses
 import errno
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from luyen.errors import LuyenError
+from luyen.manifest import staged
 
 PREFIX = "step-"
 # Fine-tuning moves weights by small amounts relative to their O(1) start (norm weights ~1, matrices
@@ -103,27 +103,17 @@ def save(root: Path, *, model, optimizer, state: LoopState, keep: int, protect: 
         big = max_abs(weights.values())
         if not big <= bound:
             raise ExplodedWeights(f"the weights exploded (max |w| {big:.3g}, above the bound {bound:.3g})")
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:06d}"
-    tmp = root / f".tmp-{PREFIX}{step:06d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        save_file(weights, str(tmp / "trainable.safetensors"))
-        tensors, meta = _optimizer_tensors(optimizer)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        save_file(rng_state(), str(tmp / "rng.safetensors"))
-        extra = {"scaler": scaler.state_dict()} if scaler is not None and scaler.is_enabled() else {}
-        (tmp / "state.json").write_text(json.dumps({"loop": dataclasses.asdict(state), **extra, "optimizer": meta},
-                                                   indent=1))
-        for f in tmp.iterdir():
-            _fsync(f)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync(root)
+        with staged(final, durable=True) as tmp:
+            save_file(weights, str(tmp / "trainable.safetensors"))
+            tensors, meta = _optimizer_tensors(optimizer)
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            save_file(rng_state(), str(tmp / "rng.safetensors"))
+            extra = {"scaler": scaler.state_dict()} if scaler is not None and scaler.is_enabled() else {}
+            (tmp / "state.json").write_text(json.dumps({"loop": dataclasses.asdict(state), **extra, "optimizer": meta},
+                                                       indent=1))
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         prev = latest(root)
         kept = f"the previous checkpoint {prev.name} is intact" if prev else "no earlier checkpoint exists"
         why = "the disk is full" if e.errno == errno.ENOSPC else f"{e.strerror or e}"
@@ -216,11 +206,3 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = t
     return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

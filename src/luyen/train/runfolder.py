@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
-from luyen.manifest import MANIFEST, atomic_write
+from luyen.manifest import RunDir
 from luyen.precision import LONG
 from luyen.train import checkpoint
 
@@ -36,35 +35,14 @@ def identity(cfg: RunConfig, data_manifest: dict, precision: str) -> dict:
 
 
 def start(out: Path, identity: dict, resume: bool, overwrite: bool) -> Path | None:
-    """Decide between a fresh run, a resume and a refusal; returns the checkpoint to resume from."""
-    marker = out / "run.json"
-    if out.exists() and not out.is_dir():
-        raise LuyenError("output path exists and is a file", file=str(out), fix="choose a folder path")
-    busy = out.is_dir() and any(out.iterdir())
-    if busy and overwrite:
-        (out / MANIFEST).unlink(missing_ok=True)
-        shutil.rmtree(out)
-        busy = False
-    if busy:
-        if (out / MANIFEST).exists():
-            raise LuyenError("this output folder holds a finished run", file=str(out),
-                             fix="choose a new --out folder or pass --overwrite")
-        if not marker.exists():
-            raise LuyenError("this output folder holds files that are not a luyen training run", file=str(out),
-                             fix="choose a new --out folder or pass --overwrite")
-        earlier = json.loads(marker.read_text())
+    """Decide between a fresh run, a resume and a refusal (`RunDir.resume_or_start`, plus the precision
+    check); returns the checkpoint to resume from."""
+    def same_precision(earlier: dict) -> None:
         if earlier.get("precision", identity["precision"]) != identity["precision"]:
             raise LuyenError(f"this run trained in {earlier['precision']}, but train.dtype resolves to "
                              f"{identity['precision']} on this machine", file=str(out),
                              fix=f"resume with train.dtype={LONG[earlier['precision']]} (or on the "
                              "machine kind it started on), or pass --overwrite to start again")
-        if earlier.get("id") != identity["id"]:
-            raise LuyenError("this output folder holds a different run (other config or data)", file=str(out),
-                             fix="resume with the same config and data, choose a new --out folder, or pass --overwrite")
-        if not resume:
-            raise LuyenError("this output folder holds an unfinished run", file=str(out),
-                             fix="pass --resume to continue it, or --overwrite to start again")
-        return checkpoint.latest(out / "checkpoints")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(marker, json.dumps(identity) + "\n")
-    return None
+    _, resuming = RunDir.resume_or_start(out, "training", identity, resume=resume, overwrite=overwrite,
+                                         check=same_precision)
+    return checkpoint.latest(out / "checkpoints") if resuming else None

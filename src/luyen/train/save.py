@@ -10,10 +10,9 @@ budget and the run's repetition penalty. Written to a temp folder and renamed in
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from luyen.manifest import RunDir, atomic_write
+from luyen.manifest import RunDir, atomic_write, staged
 
 
 def method_is_adapter(model) -> bool:
@@ -22,17 +21,20 @@ def method_is_adapter(model) -> bool:
 
 def save_model(model, tokenizer, template: str | None, folder: Path, rd: RunDir, *,
                max_new_tokens: int | None = None, repetition_penalty: float | None = None) -> None:
-    """The trained model in the format its method produces, written to a temp folder and renamed."""
+    """The trained model in the format its method produces, in a staged folder (whole or not at all)."""
+    with staged(folder) as tmp:
+        _write(model, tokenizer, template, tmp, max_new_tokens, repetition_penalty)
+    rd.outputs += [str(f.relative_to(rd.path)) for f in sorted(folder.rglob("*")) if f.is_file()]
+
+
+def _write(model, tokenizer, template: str | None, tmp: Path, max_new_tokens, repetition_penalty) -> None:
     from luyen.models.generation import generation_config
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
-    if template is None:  # a masked LM: no chat, no generation
-        tokenizer.save_pretrained(tmp)
-        _publish(tmp, folder, rd)
-        return
-    tokenizer.chat_template = template
+    if template is not None:
+        tokenizer.chat_template = template
     tokenizer.save_pretrained(tmp)
+    if template is None:  # a masked LM: no chat, no generation
+        return
     # the stops, and the run's generate settings, travel with the model
     generation_config(tokenizer, template, max_new_tokens=max_new_tokens,
                       repetition_penalty=repetition_penalty).save_pretrained(tmp)
@@ -41,13 +43,3 @@ def save_model(model, tokenizer, template: str | None, folder: Path, rd: RunDir,
         base = model.get_base_model()
         atomic_write(tmp / BASE_INFO, json.dumps({"base": str(getattr(base, "name_or_path", "")),
                                                   "shape": base_shape(base.config)}, indent=1) + "\n")
-    _publish(tmp, folder, rd)
-
-
-def _publish(tmp: Path, folder: Path, rd: RunDir) -> None:
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.replace(folder)
-    for f in sorted(folder.rglob("*")):
-        if f.is_file():
-            rd.outputs.append(str(f.relative_to(rd.path)))
