@@ -51,3 +51,25 @@ def test_plan_skips_resumes_or_redoes_a_stage(tmp_path):
     assert RunDir.plan(out, "fp1") == "skip"
     assert RunDir.plan(out, "fp2") == "fresh"
     assert RunDir(tmp_path / "x", "data").finish(config={}, inputs=[])["fingerprint"] is None  # outside `luyen run`
+
+
+def test_a_failed_overwrite_leaves_the_earlier_run_intact(tmp_path):
+    from luyen.errors import LuyenError
+    from luyen.manifest import RunDir
+    out = tmp_path / "eval"
+    with RunDir.create(out, "eval") as rd:
+        rd.write_text("report.md", "first")
+        rd.finish(config={}, inputs=[])
+    with pytest.raises(LuyenError, match="already holds another run"):
+        with RunDir.create(out, "eval"):
+            pass
+    with pytest.raises(RuntimeError):
+        with RunDir.create(out, "eval", overwrite=True) as rd:
+            rd.write_text("report.md", "second, half written")
+            raise RuntimeError("the judge endpoint went away")
+    assert (out / "report.md").read_text() == "first" and (out / "manifest.json").is_file()
+    with RunDir.create(out, "eval", overwrite=True) as rd:
+        rd.write_text("report.md", "second")
+        rd.finish(config={}, inputs=[])
+    assert (out / "report.md").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]
