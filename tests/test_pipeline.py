@@ -95,3 +95,18 @@ def test_run_refuses_a_folder_it_did_not_write(config, tmp_path):
     with pytest.raises(LuyenError, match="not a `luyen run` run"):
         pipeline.run(load_config(config))
     assert (root / "notes.txt").read_text() == "mine"
+
+
+def test_a_scratch_model_runs_from_raw_text(tmp_path, tiny_tokenizer_dir):
+    from luyen.errors import LuyenError
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join(f"Hà Nội là thủ đô của Việt Nam. Đoạn văn số {i} kể về học máy." for i in range(60)),
+                    encoding="utf-8")
+    words = ["model.name=scratch:causal-tiny", "train.method=full", "stages=[data, train]", f"data.files=[{text}]",
+             f"out={tmp_path / 'runs' / 'lm'}", "train.pretrain.vocab_size=400", "train.max_steps=4",
+             "train.batch_size=2", "data.max_length=64", "data.dedup.near=false"]
+    with pytest.raises(LuyenError, match="has no tokenizer yet"):
+        pipeline.run(load_config(None, words))
+    assert pipeline.run(load_config(None, [*words, f"model.tokenizer={tiny_tokenizer_dir}"])) == {"data": "ran",
+                                                                                                  "train": "ran"}
+    assert (tmp_path / "runs" / "lm" / "train" / "model" / "tokenizer.json").is_file()  # its own, trained on the text

@@ -77,6 +77,8 @@ class ModelConfig(Section):
                       "Preset name, hub id (org/name), local folder, or .gguf file; for `luyen train` also "
                       "scratch:<arch>-<size> (arch causal or masked, size tiny, small or base; e.g. scratch:causal-tiny): "
                       "a new model on a tokenizer trained on your data (train.pretrain.*), trained with train.method=full.")
+    tokenizer: str | None = Field(None, description="The tokenizer `luyen data` measures lengths with when it is not "
+                                  "the model's own; required for a scratch: model, whose tokenizer is only trained at train time.")
     chat_template: str | None = Field(None, description="Jinja chat template (text or path); default: the tokenizer's own, else luyen's documented default.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with a hub model. Off unless you trust it.")
     cache_dir: str | None = Field(None, description="Where converted models live (default ~/.cache/luyen).")

@@ -47,7 +47,7 @@ def run(cfg: RunConfig, inputs: list[str | Path], out_dir: Path, overwrite: bool
 
 def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: bool):
     from luyen.models.resolve import load_tokenizer, resolve_model
-    folder = resolve_model(cfg.model.name, cache_dir=cfg.model.cache_dir, trust_remote_code=cfg.model.trust_remote_code)
+    folder = resolve_model(_measured_with(cfg), cache_dir=cfg.model.cache_dir, trust_remote_code=cfg.model.trust_remote_code)
     tokenizer = load_tokenizer(str(folder), trust_remote_code=cfg.model.trust_remote_code)
     template = resolve_chat_template(tokenizer, cfg.model.chat_template)
     source = ("config" if cfg.model.chat_template else "tokenizer's own" if getattr(tokenizer, "chat_template", None)
@@ -58,9 +58,20 @@ def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: 
     report = build_report(scan.tally, outcome, scan.counter, tokenizer=tokenizer, template_source=source,
                           max_length=cfg.data.max_length, on_error=cfg.data.on_error,
                           estimate=None)
-    if estimate and report["records"]["kept"]:
+    if estimate and report["records"]["kept"] and not cfg.model.tokenizer:  # the folder is the model's own
         report["estimate"] = _estimate(folder, cfg, report)
     return report, outcome, scan
+
+
+def _measured_with(cfg: RunConfig) -> str:
+    """The model whose tokenizer measures the data: model.tokenizer, else the model itself."""
+    from luyen.train.scratch import parse_scratch
+    if cfg.model.tokenizer:
+        return cfg.model.tokenizer
+    if parse_scratch(cfg.model.name):
+        raise LuyenError(f"{cfg.model.name} has no tokenizer yet (training trains one on your text)", field="model.tokenizer",
+                         fix="name a tokenizer to measure lengths with, e.g. model.tokenizer=gemma3-270m")
+    return cfg.model.name
 
 
 def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:

@@ -77,7 +77,8 @@ def loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], pad_id: int,
     """Summed log-probability of each continuation given its context (evaluate.likelihood's scorer)."""
     from luyen.evaluate.likelihood import example_nll
     from luyen.train.batches import shifted
-    max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    from luyen.models.shape import config_shape
+    max_len = config_shape(model.config)["context"] if hasattr(model, "config") else None
     examples = []
     for ctx, cont in pairs:
         if not cont:

@@ -99,7 +99,12 @@ def load_engines(model: str | Path, baselines: list[str], cfg: RunConfig, consol
     trained_run = (Path(model) / "manifest.json").is_file() or (model_folder(model) != Path(model))
     base = engine
     if not adapter and trained_run and baselines:
+        from luyen.train.scratch import parse_scratch
         base_name = read_manifest(Path(model), stage="train")["config"]["model"]["name"]
+        if parse_scratch(base_name):  # trained from nothing: no base to compare with, the model alone is scored
+            console.print(f"eval: {base_name} has no base model; the baselines are this model's own prompts",
+                          highlight=False)
+            return Engines(engine, engine, adapter, False, budget_from)
         base = Engine(load_trained(base_name, dtype=dtype)[0], tok, engine.template)
     return Engines(engine, base, adapter, trained_run, budget_from)
 

@@ -35,7 +35,8 @@ class Session:
         self.opening = [{"role": "system", "content": cfg.system}] if cfg.system else []
         self.history = list(self.opening)
         self.out = Console(highlight=False)
-        self.context = getattr(engine.model.config, "max_position_embeddings", None)
+        from luyen.models.shape import config_shape
+        self.context = config_shape(engine.model.config)["context"]
 
     def loop(self) -> None:
         self.out.print("[dim]/reset forgets the conversation, /exit or Ctrl-D quits[/dim]")

@@ -163,7 +163,8 @@ def _convert(gguf: Path, out: Path, say: Progress) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     # The GGUF tokenizer says "no limit"; the model's context is the honest one.
-    tokenizer.model_max_length = getattr(model.config, "max_position_embeddings", tokenizer.model_max_length)
+    from luyen.models.shape import config_shape
+    tokenizer.model_max_length = config_shape(model.config)["context"] or tokenizer.model_max_length
     say("writing safetensors")
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

@@ -26,8 +26,9 @@ class TransformersBackend:
         """``engine.model`` is a PeftModel holding ``adapters`` ({served name: adapter name}) when there are any."""
         self.engine, self.base_name = engine, base_name
         self.adapters = dict(adapters or {})
+        from luyen.models.shape import config_shape
         config = getattr(engine.model, "config", None)
-        self.context = int(getattr(config, "max_position_embeddings", 0) or 4096)
+        self.context = int((config_shape(config)["context"] if config is not None else None) or 4096)
 
     @classmethod
     def load(cls, model: str, adapters: dict[str, str] | None = None, dtype=None) -> "TransformersBackend":
