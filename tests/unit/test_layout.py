@@ -85,3 +85,23 @@ def test_no_file_is_over_400_lines():
     long = {str(p.relative_to(SRC)): n for p in (SRC / "luyen").rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
     assert not long, f"split these files: {long}"
+
+
+def _readme_tree() -> dict[str, str]:
+    readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    return {line.split()[0]: line.split(None, 1)[1] for line in block.strip().splitlines() if line.startswith("src/")}
+
+
+def test_the_readme_house_tree_matches_the_code():
+    import re
+    tree = _readme_tree()
+    root = SRC / "luyen"
+    packages = sorted(f"src/luyen/{p.name}/" for p in root.iterdir() if (p / "__init__.py").is_file())
+    files = sorted(f"src/luyen/{p.name}" for p in root.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert sorted(tree) == sorted(packages + files), "the README's Layout lists other packages or files than src/luyen"
+    for package in packages:
+        listed = re.sub(r"\([^)]*\)", "", tree[package]).split(":")[0]
+        names = sorted(n.strip() for n in listed.split(",") if n.strip())
+        modules = sorted(p.stem for p in (SRC.parent / package).glob("*.py") if p.name != "__init__.py")
+        assert names == modules, f"README Layout line of {package} names {names}, the code has {modules}"

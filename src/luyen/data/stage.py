@@ -18,7 +18,7 @@ from luyen.data.report import build_report
 from luyen.data.split import SPLITS
 from luyen.data.template import resolve_chat_template
 from luyen.errors import LuyenError
-from luyen.manifest import RunDir
+from luyen.manifest import Manifest, RunDir
 
 
 def check(inputs: list[str | Path], cfg: RunConfig, estimate: bool = True) -> dict:
@@ -29,7 +29,7 @@ def check(inputs: list[str | Path], cfg: RunConfig, estimate: bool = True) -> di
 
 
 def run(cfg: RunConfig, inputs: list[str | Path], out_dir: Path, overwrite: bool = False,
-        estimate: bool = True) -> dict:
+        estimate: bool = True) -> Manifest:
     files = expand_paths(inputs)
     _refuse_overlap(files, Path(out_dir))
     with RunDir.create(Path(out_dir), stage="data", overwrite=overwrite) as rd, \

@@ -20,12 +20,12 @@ from luyen.config import RunConfig
 from luyen.errors import LuyenError
 from luyen.evaluate import report
 from luyen.evaluate.systems import BASELINES, TUNED, Engines, TestSet, load_engines, score, systems
-from luyen.manifest import RunDir
+from luyen.manifest import Manifest, RunDir
 
 
 def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | Path, *,
         baselines: list[str] | None = None, shots: int | None = None, limit: int | None = None,
-        rag: str | Path | None = None, overwrite: bool = False, console=None) -> dict:
+        rag: str | Path | None = None, overwrite: bool = False, console=None) -> Manifest:
     """Evaluate ``model`` on the test split of ``data_dir`` into ``out_dir``. Arguments left None come
     from cfg.eval (baselines, shots, limit) and cfg.rag.index (rag); returns the manifest."""
     from rich.console import Console

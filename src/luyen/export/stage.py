@@ -16,11 +16,11 @@ from pathlib import Path
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
 from luyen.export import FORMATS
-from luyen.manifest import MANIFEST, RunDir, read_manifest
+from luyen.manifest import MANIFEST, Manifest, RunDir, read_manifest
 
 
 def run(cfg: RunConfig, run_or_model: str | Path, out_dir: str | Path, fmt: str = "merged",
-        quant: list[str] | None = None, overwrite: bool = False, console=None) -> dict:
+        quant: list[str] | None = None, overwrite: bool = False, console=None) -> Manifest:
     from rich.console import Console
 
     from luyen.export.merged import merge_adapter, save_merged

@@ -23,7 +23,7 @@ import numpy as np
 
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
-from luyen.manifest import MANIFEST, RunDir, staged
+from luyen.manifest import MANIFEST, Manifest, RunDir, staged
 from luyen.rag.chunk import chunk_document
 from luyen.rag.documents import Document, read_documents
 from luyen.rag.index import STAGE, _faiss, load_index
@@ -33,7 +33,7 @@ _CHUNKING = ("encoder", "chunk_tokens", "overlap_tokens", "text_field")
 
 
 def run(cfg: RunConfig, docs: list[str | Path], out: Path, *, add: bool = False, remove: bool = False,
-        overwrite: bool = False) -> dict:
+        overwrite: bool = False) -> Manifest:
     """Write (or update) the index at `out`; returns its manifest."""
     if add and remove:
         raise LuyenError("--add and --remove together", fix="run one, then the other")

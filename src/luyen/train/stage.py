@@ -11,7 +11,6 @@ runs before the first step (train.preflight).
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from luyen import precision as precision_policy
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
 from luyen.infer.engine import answer_budget
-from luyen.manifest import RunDir, read_manifest
+from luyen.manifest import Manifest, RunDir, read_manifest
 from luyen.train import checkpoint, preflight, runfolder
 from luyen.train.lora import trained_rows
 from luyen.train.methods import METHODS, trainable_summary
@@ -31,7 +30,7 @@ from luyen.train.source import load_base
 
 
 def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
-        resume: bool = False, overwrite: bool = False, console=None) -> dict:
+        resume: bool = False, overwrite: bool = False, console=None) -> Manifest:
     from accelerate import Accelerator
     from rich.console import Console
 
