@@ -4,7 +4,7 @@ the example Vietnamese QA, each trained and then asked the whole test split.
     python bench/demo_budget.py                         # the variants below, ~4-5 min each on AMX
     python bench/demo_budget.py --only 2ep-lr1e-3-r8,2ep-lr1e-3-r16   # some of them
 
-Every variant starts from configs/train.yaml and changes what its overrides say. Per variant it
+Every variant starts from configs/demo.yaml (configs/train.yaml when these runs were made) and changes what its overrides say. Per variant it
 prints the validation loss, the training time (and `luyen train`'s own estimate of the run on an
 AVX2-only machine, fp32, which is the budget's limit: 15 minutes), and on the test split (greedy,
 the demo's generation settings, once per --penalties repetition penalty): stop rate, loop rate,
@@ -85,7 +85,7 @@ def main() -> None:
     from luyen.train.stage import run as train
     names = [n for n in VARIANTS if not args.only or n in args.only.split(",")]
     work = Path(args.work or tempfile.mkdtemp(prefix="luyen-budget-"))
-    config = str(ROOT / "configs" / "train.yaml")
+    config = str(ROOT / "configs" / "demo.yaml")
     data = work / "data"
     if not (data / "manifest.json").is_file():
         prepare(load_config(config, []), [Path(args.data)], data, overwrite=True, estimate=False)

@@ -44,7 +44,7 @@ def main() -> None:
         luyen("data", "prepare", args.data, "--out", str(data), "data.max_length=512")
         for name, overrides in CONFIGS.items():
             out = Path(tmp) / name.split()[0]
-            luyen("train", str(ROOT / "configs" / "train.yaml"), "--data", str(data), "--out", str(out), *overrides)
+            luyen("train", str(ROOT / "configs" / "lora.yaml"), "--data", str(data), "--out", str(out), *overrides)
             m = json.loads((out / "manifest.json").read_text())["metrics"]
             results[name] = {"estimate": {k: m["estimate"][k] for k in ("seconds", "train_seconds", "peak_memory_gb",
                                                                        "matmul_peak_gflops", "assumed_efficiency")},

@@ -110,7 +110,7 @@ def main() -> None:
             model = str(make_tiny_model(Path(tmp) / "tiny"))
         port = free_port()
         cmd = [sys.executable, "-m", "luyen", "serve", model, "--port", str(port),
-               "--set", f"serve.max_batch_size={args.max_batch_size}", "--set", "serve.cache_size=4096"]
+               f"serve.max_batch_size={args.max_batch_size}", "serve.cache_size=4096"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             t0 = time.perf_counter()
