@@ -14,7 +14,7 @@ TORCH  ?= torch==2.13.0
 # every x86-64 kind here has, so both kinds run the same llama.cpp kernels, into its own wheel folder.
 LLAMA_CPP := llama-cpp-python==0.3.36
 LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
-WHEELS := $(HOME)/.cache/luyen/wheels/llama-cpp-avx2
+WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/luyen/wheels/llama-cpp-avx2
 DEMO   := runs/demo
 
 .PHONY: setup test-tools demo test bench clean
