@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from luyen.config import load_config
-from luyen.export import gguf
+from luyen.export import check, gguf
 from luyen.export.stage import run
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def test_embedded_model_gguf_keeps_the_export_promise(exported):
     tok = load_tokenizer("gemma3-270m")
     model = load_model("gemma3-270m", dtype=torch.float32).eval()  # the original weights, not the exported folder
     prompts = [tok(p)["input_ids"] for p in PROMPTS]
-    reference = [gguf.hf_reference(model, ids, N) for ids in prompts]
+    reference = [check.greedy(model, ids, N) for ids in prompts]
     for quant in ("f16", "q8_0", "q4_k_m"):
         llm = gguf.load(out / f"model-{quant}.gguf")
         try:
