@@ -79,7 +79,8 @@ def generate(
     no_repeat_ngram_size: NoRepeat = None, seed: Seed = None, stop: Stop = None, batch_size: BatchSize = None,
 ):
     """Generate from one prompt (--prompt) or a JSONL file of prompts and chats (--input/--out), batched."""
-    from luyen.infer.requests import answer, as_messages, read_requests
+    from luyen.infer.requests import (answer, answer_one, chat_templated, check_options, read_requests,
+                                      write_answers)
     from luyen.infer.session import show_sources
     flags = _flags(prompt=prompt, input=input, system=system, temperature=temperature, top_p=top_p, top_k=top_k,
                    max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
@@ -89,38 +90,22 @@ def generate(
     name, g = cfg.model.name, cfg.generate
     if chat is False:
         g = g.model_copy(update={"chat": False})  # --no-chat is a choice, not "not given"
-    if (g.prompt is None) == (g.input is None):
-        raise LuyenError("give either --prompt TEXT or --input FILE.jsonl", fix="e.g. luyen generate --prompt 'Học máy là gì?'")
-    if g.input is not None and cfg.out is None:
-        raise LuyenError("--input needs --out for the answers", fix="add --out answers.jsonl")
-    if g.input is not None and Path(cfg.out).resolve() == Path(g.input).resolve():
-        raise LuyenError("--out would overwrite the input file", file=cfg.out, fix="write the answers to another file")
-    if cfg.rag.index is not None and g.chat is False:
-        raise LuyenError("--rag answers through the chat template", field="--no-chat", fix="leave out --no-chat")
+    check_options(g, cfg.out, cfg.rag.index)
     requests = read_requests(Path(g.input)) if g.input is not None else None
     index = open_index(cfg.rag.index)
     engine = load_engine(name)
-    templated = index is not None or (bool(engine.tok.chat_template) if g.chat is None else g.chat)
-    if g.system and not templated:
-        raise LuyenError("--system needs the chat template, and this model continues plain text", field="--system",
-                         fix="add --chat, or leave out --system")
+    templated = chat_templated(engine, g, index)
     if requests is None:
-        from luyen.rag import ground
-        messages = as_messages(g.prompt, g.system)
-        messages, hits = ground(index, messages, cfg.rag.template) if index else (messages, [])
-        done = engine.chat(messages, g) if templated else engine.generate(g.prompt, g)
+        done, hits = answer_one(engine, g, templated, index, cfg.rag.template)
         typer.echo(done.text)
         show_sources(err, done.text, hits)
         err.print(f"[dim]{done.completion_tokens} tokens, {done.finish_reason}, {done.seconds:.1f} s[/dim]")
         return
     from rich.progress import Progress
-
-    from luyen.manifest import atomic_write
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("generating", total=len(requests))
         results = answer(engine, requests, g, templated, index, cfg.rag.template, lambda n: bar.advance(task, n))
-    import json
-    atomic_write(Path(cfg.out), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+    write_answers(Path(cfg.out), results)
     err.print(f"wrote {len(results)} answers ({sum(r['tokens'] for r in results)} tokens) to {cfg.out}")
 
 

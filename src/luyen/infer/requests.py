@@ -58,6 +58,41 @@ def parse_request(line: str, file: str, n: int) -> dict:
     return {"id": obj.get("id", n), **{k: obj[k] for k in ("prompt", "messages") if k in obj}}
 
 
+def check_options(g: GenerateConfig, out: str | None, index: str | None) -> None:
+    """Refuse option combinations `luyen generate` cannot honour, before the model loads."""
+    if (g.prompt is None) == (g.input is None):
+        raise LuyenError("give either --prompt TEXT or --input FILE.jsonl", fix="e.g. luyen generate --prompt 'Học máy là gì?'")
+    if g.input is not None and out is None:
+        raise LuyenError("--input needs --out for the answers", fix="add --out answers.jsonl")
+    if g.input is not None and Path(out).resolve() == Path(g.input).resolve():
+        raise LuyenError("--out would overwrite the input file", file=out, fix="write the answers to another file")
+    if index is not None and g.chat is False:
+        raise LuyenError("--rag answers through the chat template", field="--no-chat", fix="leave out --no-chat")
+
+
+def chat_templated(engine, g: GenerateConfig, index=None) -> bool:
+    """Whether prompts go through the chat template: always with retrieval, else as `g.chat` says, else
+    when the model has a template of its own; a system message needs it."""
+    templated = index is not None or (bool(engine.tok.chat_template) if g.chat is None else g.chat)
+    if g.system and not templated:
+        raise LuyenError("--system needs the chat template, and this model continues plain text", field="--system",
+                         fix="add --chat, or leave out --system")
+    return templated
+
+
+def answer_one(engine, g: GenerateConfig, templated: bool, index=None, template: str | None = None):
+    """(the completion of `g.prompt`, the passages it was given)."""
+    from luyen.rag import ground
+    messages = as_messages(g.prompt, g.system)
+    messages, hits = ground(index, messages, template) if index is not None else (messages, [])
+    return (engine.chat(messages, g) if templated else engine.generate(g.prompt, g)), hits
+
+
+def write_answers(path: Path, results: list[dict]) -> None:
+    from luyen.manifest import atomic_write
+    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+
+
 def sources(answer: str, hits) -> list[dict]:
     """The passages the answer cites as [n]."""
     from luyen.rag import cite
