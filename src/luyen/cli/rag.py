@@ -23,11 +23,12 @@ from luyen.errors import LuyenError, friendly
 rag_app = typer.Typer(help="Index documents, retrieve passages for a question, measure retrieval.", no_args_is_help=True)
 
 
-def _search_settings(words: list[str]):
+def _search_settings(words: list[str], flags: dict):
     """(the rag section to search with when the user gave a config or overrides, else None: the
-    index's own settings; the command's own words)."""
+    index's own settings; the command's own words). `flags` (rag.index, rag.k, rag.mode) are the
+    command's flags and fixed words, in the tree `luyen config show` prints."""
     w = split_words(words)
-    cfg, rest = settings(words)
+    cfg, rest = settings(words, flags)
     return (cfg.rag if w.config or w.overrides else None), rest
 
 
@@ -59,7 +60,7 @@ def index(
 @rag_app.command("query")
 @friendly
 def query(
-    index_dir: Path = typer.Argument(..., metavar="INDEX", help="Index folder from `luyen rag index`."),
+    index_dir: Path = typer.Argument(..., metavar="INDEX", help="rag.index: the index folder from `luyen rag index`."),
     question: str = typer.Argument(..., help="The question."),
     k: Optional[int] = typer.Option(None, "-k", "--k", help="Passages to show (rag.k)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, dense or bm25 (rag.mode)."),
@@ -69,7 +70,7 @@ def query(
 ):
     """Show the passages retrieved for a question, best first, with their sources."""
     from luyen.rag.index import load_index
-    rag, rest = _search_settings(words)
+    rag, rest = _search_settings(words, {"rag.index": str(index_dir), "rag.k": k, "rag.mode": mode})
     if rest:
         raise LuyenError(f"unexpected words {', '.join(rest)}", fix="quote the question: luyen rag query INDEX \"...\"")
     hits = load_index(index_dir, rag).search(question, k, mode)
@@ -88,7 +89,7 @@ def query(
 @rag_app.command("eval")
 @friendly
 def evaluate(
-    index_dir: Path = typer.Argument(..., metavar="INDEX", help="Index folder from `luyen rag index`."),
+    index_dir: Path = typer.Argument(..., metavar="INDEX", help="rag.index: the index folder from `luyen rag index`."),
     queries: Path = typer.Argument(..., help='Labelled queries, JSON lines {"query": ..., "relevant": [file names]}.'),
     words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...]: search settings (rag.dense_weight=0.5 ...); "
                                       "default: the index's own."),
@@ -100,7 +101,7 @@ def evaluate(
     from luyen.rag.evaluate import evaluate as run_eval
     from luyen.rag.index import load_index
     ks = tuple(sorted({c for c in (1, 3, k) if c <= k}))
-    rag, rest = _search_settings(words)
+    rag, rest = _search_settings(words, {"rag.index": str(index_dir)})
     if rest:
         raise LuyenError(f"unexpected words {', '.join(rest)}", fix="pass INDEX QUERIES.jsonl, then settings")
     report = run_eval(load_index(index_dir, rag), queries, ks)
