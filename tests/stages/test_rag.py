@@ -98,6 +98,22 @@ def test_retrieval_quality_on_the_airline_queries(airline_index):
     assert hybrid["mrr"] >= bm25["mrr"] and hybrid["recall@3"] >= bm25["recall@3"]
 
 
+def test_queries_typed_without_diacritics_find_the_same_policies(airline_index, tmp_path):
+    """The 63 queries with every tone and vowel mark dropped (đ as d), as many users type on phones.
+    Measured 2026-12-04: BM25 recall@5 0.532 -> 0.913 and MRR 0.461 -> 0.840 once the folded forms are
+    indexed (hybrid 0.643 -> 0.897); the queries with their marks score as before (0.929, 0.870)."""
+    import json
+
+    from luyen.rag.lexical import fold
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text("".join(json.dumps({**q, "query": fold(q["query"])}, ensure_ascii=False) + "\n"
+                            for q in map(json.loads, QUERIES.read_text(encoding="utf-8").splitlines())), encoding="utf-8")
+    assert "hanh ly xach tay" in bare.read_text(encoding="utf-8").lower()
+    report = evaluate(load_index(airline_index), bare, ks=(1, 5), modes=("bm25", "hybrid"))
+    assert report["bm25"]["recall@5"] >= 0.88 and report["bm25"]["mrr"] >= 0.8
+    assert report["hybrid"]["recall@5"] >= 0.85
+
+
 def test_augment_and_cite_with_real_hits(airline_index):
     hits = load_index(airline_index).search("Phí đổi vé Phổ thông Tiết kiệm chặng quốc tế", k=2)
     messages = augment([{"role": "user", "content": "Phí đổi vé Tiết kiệm quốc tế?"}], hits)

@@ -27,7 +27,7 @@ from luyen.manifest import MANIFEST, Manifest, RunDir, staged
 from luyen.rag.chunk import chunk_document
 from luyen.rag.documents import Document, read_documents
 from luyen.rag.index import STAGE, _faiss, load_index
-from luyen.rag.lexical import Lexical, syllables
+from luyen.rag.lexical import Lexical, index_terms
 
 _CHUNKING = ("encoder", "chunk_tokens", "overlap_tokens", "text_field")
 
@@ -150,5 +150,5 @@ def _publish(out: Path, rows: list[dict], documents: dict, index, config: dict, 
         run.write_json("documents.json", documents)
         _faiss().write_index(index, str(run.file("vectors.faiss")))
         head_room = config["encoder"]["window"] - config["rag"]["chunk_tokens"]
-        Lexical.build([syllables(indexed_text(r, head_room)) for r in rows]).save(tmp / "bm25")
+        Lexical.build([index_terms(indexed_text(r, head_room)) for r in rows]).save(tmp / "bm25")
         return run.finish(config=config, inputs=inputs, metrics=metrics)

@@ -1,7 +1,14 @@
 """BM25 over syllables (bm25s), so Vietnamese retrieval works where the sentence encoder is weak.
 
     syllables("Hành lý XÁCH TAY 7kg, phí 300.000 VND") == ["hành", "lý", "xách", "tay", "7", "kg", "phí", "300.000", "vnd"]
-    bm25 = Lexical.build([syllables(t) for t in passages]); bm25.rank("hành lý xách tay", n=10)
+    bm25 = Lexical.build([index_terms(t) for t in passages]); bm25.rank("hanh ly xach tay", n=10)
+
+Many Vietnamese users type without tone marks ("hanh ly xach tay"). Each passage is therefore indexed
+twice over: its syllables as written and their folded forms (`fold`: tone and vowel marks dropped,
+đ -> d), kept apart in one vocabulary by the FOLD prefix. A query typed without any mark is matched
+against the folded forms; a query with marks is ranked by its exact syllables first and by the folded
+forms only among passages whose exact score ties (none, when no exact syllable occurs), so folding
+never lets "hoa" outrank a passage that holds the "hòa" the user typed.
 
 Vietnamese writes one syllable per space-separated word, so syllables are its natural BM25 terms
 (words span several syllables, and the bigrams that would approximate them measured no better on the
@@ -22,9 +29,24 @@ from luyen.errors import LuyenError
 _TERM = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 
 
+FOLD = "~"  # marks a folded term in the index vocabulary
+
+
 def syllables(text: str) -> list[str]:
     text = normalize_tone_marks(unicodedata.normalize("NFC", text).lower(), "new")
     return _TERM.findall(text)
+
+
+def fold(term: str) -> str:
+    """`term` without its tone and vowel marks, đ as d: "hòa" -> "hoa", "đường" -> "duong"."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", term) if not unicodedata.combining(c))
+    return bare.replace("đ", "d").replace("Đ", "D")
+
+
+def index_terms(text: str) -> list[str]:
+    """What a passage is indexed under: its syllables, then their folded forms (prefixed FOLD)."""
+    exact = syllables(text)
+    return exact + [FOLD + fold(t) for t in exact]
 
 
 def _bm25s():
@@ -55,11 +77,21 @@ class Lexical:
         self.retriever.save(str(folder))
 
     def rank(self, query: str, n: int) -> list[tuple[int, float]]:
-        """(row, score) of the best `n` passages holding at least one query term, best first."""
+        """(row, score) of the best `n` passages holding at least one query term, best first. A query
+        without marks is scored on the folded forms; one with marks on its exact syllables, the folded
+        forms breaking ties (the score returned is the exact one, or the folded one where it is 0)."""
+        exact = syllables(query)
+        folded = [FOLD + fold(t) for t in exact]
+        if all(t == f[1:] for t, f in zip(exact, folded)):  # typed without marks: match every marked form
+            first, second = self._scores(folded), self._scores(exact)
+        else:
+            first, second = self._scores(exact), self._scores(folded)
+        top = np.lexsort((-second, -first))[:n]  # by first, then second
+        return [(int(i), float(first[i] or second[i])) for i in top if first[i] > 0 or second[i] > 0]
+
+    def _scores(self, terms: list[str]):
         vocab = self.retriever.vocab_dict
-        terms = [t for t in syllables(query) if t in vocab]
-        if not terms:
-            return []
-        scores = self.retriever.get_scores(terms)
-        top = np.argsort(-scores, kind="stable")[:n]
-        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+        known = [t for t in terms if t in vocab]
+        if not known:
+            return np.zeros(self.retriever.scores["num_docs"], dtype=np.float32)
+        return self.retriever.get_scores(known)

@@ -3,7 +3,7 @@ import pytest
 
 from luyen.rag.evaluate import scores
 from luyen.rag.index import Hit, fuse
-from luyen.rag.lexical import Lexical, syllables
+from luyen.rag.lexical import Lexical, fold, index_terms, syllables
 
 
 def test_syllables_fold_case_tone_style_and_keep_numbers():
@@ -54,3 +54,30 @@ def test_hit_label_names_page_or_line():
     assert Hit("t", "a.md", 0, 1.0).label == "a.md"
     assert Hit("t", "g.pdf", 2, 1.0, page=3).label == "g.pdf p. 3"
     assert Hit("t", "f.jsonl", 0, 1.0, line=12).label == "f.jsonl line 12"
+
+
+def test_fold_drops_tone_and_vowel_marks_and_d_stroke():
+    assert fold("hòa") == fold("hoà") == fold("hoa") == "hoa"
+    assert [fold(t) for t in syllables("Đường BAY quốc tế, hành lý 7kg")] == ["duong", "bay", "quoc", "te", "hanh",
+                                                                             "ly", "7", "kg"]
+
+
+def test_a_query_without_marks_finds_the_marked_passage():
+    bm25 = Lexical.build([index_terms(p) for p in ["Hành lý xách tay tối đa 7 kg.", "Đổi vé mất phí.", "Hoàn vé."]])
+    assert bm25.rank("hanh ly xach tay toi da bao nhieu kg", 3)[0][0] == 0
+    assert bm25.rank("doi ve", 3)[0][0] == 1
+
+
+def test_folding_never_outranks_an_exact_match_that_exists():
+    """hòa (peace, reconcile) and hoa (flower) fold alike; a passage full of "hoa" must not beat the one
+    holding the "hòa" the user typed, however often it repeats the folded form."""
+    passages = ["hoa hoa hoa hoa hoa hoa hoa hoa",                      # many folded matches, no exact one
+                "lý do hòa giải được nêu ở đây cùng rất nhiều từ khác nữa trong một đoạn dài",  # one exact, long
+                "hoa hồng đỏ", "vé máy bay"]
+    bm25 = Lexical.build([index_terms(p) for p in passages])
+    for query in ("hòa", "hoà", "HÒA giải"):  # either tone style, any case
+        ranked = [row for row, _ in bm25.rank(query, 4)]
+        assert ranked[0] == 1 and set(ranked) == {0, 1, 2}, (query, ranked)
+    ranked = [row for row, _ in bm25.rank("hoa hồng", 4)]
+    assert ranked[:2] == [2, 0] and ranked[2] == 1  # exact "hoa" passages first, the folded-only one after
+    assert [row for row, _ in bm25.rank("hoa", 4)][0] in (0, 2)  # typed bare: an exact "hoa" wins the tie
