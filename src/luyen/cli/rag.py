@@ -96,7 +96,8 @@ def evaluate(
     k: int = typer.Option(5, "-k", "--k", help="Largest cut-off for recall@k (1, 3 and k are shown)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
-    """recall@k and MRR of dense, BM25 and hybrid retrieval on labelled queries."""
+    """recall@k and MRR of dense, BM25 and hybrid retrieval on labelled queries, and per kind of query
+    when lines carry a "kind" (paraphrase, fact, no-diacritics, english ...)."""
     from luyen.rag.evaluate import MRR_DEPTH
     from luyen.rag.evaluate import evaluate as run_eval
     from luyen.rag.index import load_index
@@ -111,6 +112,11 @@ def evaluate(
     table = Table(title=f"{report['queries']} queries, judged per document")
     for col in ["method", *[f"recall@{c}" for c in ks], f"MRR@{MRR_DEPTH}"]:
         table.add_column(col, justify="left" if col == "method" else "right")
-    for mode in ("dense", "bm25", "hybrid"):
-        table.add_row(mode, *[f"{report[mode][f'recall@{c}']:.3f}" for c in ks], f"{report[mode]['mrr']:.3f}")
+    rows = [("all", report)] + list(report.get("by_kind", {}).items())
+    if len(rows) > 1:
+        table.add_column("queries", justify="left")
+    for name, part in rows:
+        for mode in ("dense", "bm25", "hybrid"):
+            cells = [f"{part[mode][f'recall@{c}']:.3f}" for c in ks] + [f"{part[mode]['mrr']:.3f}"]
+            table.add_row(mode, *cells, *([f"{name} ({part['queries']})"] if len(rows) > 1 else []))
     console.print(table)

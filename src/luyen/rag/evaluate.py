@@ -40,7 +40,11 @@ def read_queries(path: str | Path, index: Index) -> list[dict]:
         if unknown:
             raise LuyenError(f"{', '.join(unknown)} is not in the index", file=str(path), line=n, field="relevant",
                              fix="name documents as `luyen rag index` listed them (paths relative to the folder indexed)")
-        queries.append({"query": obj["query"], "relevant": relevant})
+        kind = obj.get("kind")
+        if kind is not None and not (isinstance(kind, str) and kind.strip()):
+            raise LuyenError("kind must be a short label such as paraphrase or english", file=str(path), line=n,
+                             field="kind", fix="write a text label or leave the field out")
+        queries.append({"query": obj["query"], "relevant": relevant, **({"kind": kind} if kind else {})})
     if not queries:
         raise LuyenError("the queries file holds no query", file=str(path))
     return queries
@@ -67,14 +71,21 @@ def scores(ranked: list[list[str]], queries: list[dict], ks: tuple[int, ...]) ->
 
 def evaluate(index: Index, queries_path: str | Path, ks: tuple[int, ...] = (1, 3, 5),
              modes: tuple[str, ...] = MODES) -> dict:
-    """{mode: {recall@k..., mrr}} plus "queries" and per-query first-relevant ranks under "ranks"."""
+    """{mode: {recall@k..., mrr}} plus "queries", per-query first-relevant ranks under "ranks" and, when
+    queries carry a "kind", {kind: {"queries": n, mode: {...}}} under "by_kind"."""
     queries = read_queries(queries_path, index)
     report: dict = {"queries": len(queries), "ranks": {}}
     if set(modes) & {"dense", "hybrid"}:
         index.embed_queries([q["query"] for q in queries])
+    kinds = sorted({q["kind"] for q in queries if "kind" in q})
+    if kinds:
+        report["by_kind"] = {kind: {"queries": sum(q.get("kind") == kind for q in queries)} for kind in kinds}
     for mode in modes:
         ranked = [document_ranking(index, q["query"], mode) for q in queries]
         report[mode] = scores(ranked, queries, ks)
         report["ranks"][mode] = [next((i for i, d in enumerate(r, 1) if d in q["relevant"]), None)
                                  for r, q in zip(ranked, queries)]
+        for kind in kinds:  # the same figures on each kind of query the file labels
+            mine = [(r, q) for r, q in zip(ranked, queries) if q.get("kind") == kind]
+            report["by_kind"][kind][mode] = scores([r for r, _ in mine], [q for _, q in mine], ks)
     return report

@@ -6,7 +6,8 @@
 Many Vietnamese users type without tone marks ("hanh ly xach tay"). Each passage is therefore indexed
 twice over: its syllables as written and their folded forms (`fold`: tone and vowel marks dropped,
 đ -> d), kept apart in one vocabulary by the FOLD prefix. A query typed without any mark is matched
-against the folded forms; a query with marks is ranked by its exact syllables first and by the folded
+against the folded forms (when most of its terms are folded syllables of the corpus: English questions
+are not folded); a query with marks is ranked by its exact syllables first and by the folded
 forms only among passages whose exact score ties (none, when no exact syllable occurs), so folding
 never lets "hoa" outrank a passage that holds the "hòa" the user typed.
 
@@ -30,6 +31,7 @@ _TERM = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 
 
 FOLD = "~"  # marks a folded term in the index vocabulary
+BARE_SHARE = 0.6  # share of a mark-less query's terms found among folded syllables for it to count as Vietnamese
 
 
 def syllables(text: str) -> list[str]:
@@ -77,17 +79,29 @@ class Lexical:
         self.retriever.save(str(folder))
 
     def rank(self, query: str, n: int) -> list[tuple[int, float]]:
-        """(row, score) of the best `n` passages holding at least one query term, best first. A query
-        without marks is scored on the folded forms; one with marks on its exact syllables, the folded
-        forms breaking ties (the score returned is the exact one, or the folded one where it is 0)."""
+        """(row, score) of the best `n` passages holding at least one query term, best first. Vietnamese
+        typed without marks is scored on the folded forms (exact ones breaking ties); a query with marks on
+        its exact syllables, the folded forms breaking ties; an English one on its exact words only. The
+        score returned is the first-level one, or the second where the first is 0."""
         exact = syllables(query)
         folded = [FOLD + fold(t) for t in exact]
-        if all(t == f[1:] for t, f in zip(exact, folded)):  # typed without marks: match every marked form
+        marked = any(t != f[len(FOLD):] for t, f in zip(exact, folded))
+        if not marked and self._typed_bare(folded):  # Vietnamese typed without marks: match every marked form
             first, second = self._scores(folded), self._scores(exact)
-        else:
+        elif marked:  # exact forms first, folded ones only below them
             first, second = self._scores(exact), self._scores(folded)
+        else:  # no mark and not Vietnamese (an English question): folding would only add noise
+            first = self._scores(exact)
+            second = np.zeros_like(first)
         top = np.lexsort((-second, -first))[:n]  # by first, then second
         return [(int(i), float(first[i] or second[i])) for i in top if first[i] > 0 or second[i] > 0]
+
+    def _typed_bare(self, folded: list[str]) -> bool:
+        """Whether a query without any mark is Vietnamese typed bare: most of its terms are syllables of the
+        corpus once folded. An English question ("How many kilograms of carry-on baggage...") is mostly
+        words the folded vocabulary lacks, and folding it would only add noise ("can" -> cần, "my" -> mỹ)."""
+        vocab = self.retriever.vocab_dict
+        return bool(folded) and sum(f in vocab for f in folded) >= BARE_SHARE * len(folded)
 
     def _scores(self, terms: list[str]):
         vocab = self.retriever.vocab_dict

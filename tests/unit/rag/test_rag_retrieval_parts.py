@@ -81,3 +81,10 @@ def test_folding_never_outranks_an_exact_match_that_exists():
     ranked = [row for row, _ in bm25.rank("hoa hồng", 4)]
     assert ranked[:2] == [2, 0] and ranked[2] == 1  # exact "hoa" passages first, the folded-only one after
     assert [row for row, _ in bm25.rank("hoa", 4)][0] in (0, 2)  # typed bare: an exact "hoa" wins the tie
+
+
+def test_an_english_question_is_not_folded_into_vietnamese():
+    """"can my dog" holds no mark, but it is English: folding would match cần (need) and mỹ."""
+    bm25 = Lexical.build([index_terms(p) for p in ["Tôi cần mang theo đồ Mỹ", "a dog or a cat", "vé máy bay"]])
+    assert [row for row, _ in bm25.rank("Can I bring my small dog on the plane?", 3)] == [1]
+    assert [row for row, _ in bm25.rank("toi can mang", 3)][0] == 0  # Vietnamese typed bare still is
