@@ -130,6 +130,29 @@ def test_held_out_queries_are_reported_per_kind(airline_index):
     assert "no-diacritics (15)" in table.output and "english (15)" in table.output
 
 
+def test_rag_tune_writes_cross_validated_fusion_weights_into_the_index(airline_index, tmp_path):
+    """Measured 2026-12-04 on the 63 queries: defaults (rrf_k 10, dense 0.2) MRR 0.871; chosen (5, 0.3)
+    0.873 in-sample but 0.854 under 5-fold cross-validation: the defaults were already as good as the
+    queries can tell, which the held-out figure says and the in-sample one hides."""
+    from luyen.rag.tune import GRID
+    folder = tmp_path / "index"
+    shutil.copytree(airline_index, folder)
+    res = CliRunner().invoke(app, ["rag", "tune", str(folder), str(QUERIES), "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output)
+    chosen = (result["chosen"]["rrf_k"], result["chosen"]["dense_weight"])
+    assert chosen in GRID and result["queries"] == 63 and result["folds"] == 5
+    assert result["in_sample"]["mrr"] >= result["cross_validated"]["mrr"]
+    assert result["in_sample"] != result["cross_validated"]  # scored on queries the choice never saw
+    index = load_index(folder)
+    assert (index.settings["rrf_k"], index.settings["dense_weight"]) == chosen
+    assert index.manifest["tuned"]["cross_validated"] == result["cross_validated"]
+    few = tmp_path / "few.jsonl"
+    few.write_text('{"query": "hành lý", "relevant": ["hanh-ly-xach-tay.md"]}\n', encoding="utf-8")
+    line = CliRunner().invoke(app, ["rag", "tune", str(folder), str(few)]).output
+    assert "too few" in line and "Traceback" not in line
+
+
 def test_augment_and_cite_with_real_hits(airline_index):
     hits = load_index(airline_index).search("Phí đổi vé Phổ thông Tiết kiệm chặng quốc tế", k=2)
     messages = augment([{"role": "user", "content": "Phí đổi vé Tiết kiệm quốc tế?"}], hits)

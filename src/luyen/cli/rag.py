@@ -120,3 +120,32 @@ def evaluate(
             cells = [f"{part[mode][f'recall@{c}']:.3f}" for c in ks] + [f"{part[mode]['mrr']:.3f}"]
             table.add_row(mode, *cells, *([f"{name} ({part['queries']})"] if len(rows) > 1 else []))
     console.print(table)
+
+
+@rag_app.command("tune")
+@friendly
+def tune(
+    index_dir: Path = typer.Argument(..., metavar="INDEX", help="rag.index: the index folder from `luyen rag index`."),
+    queries: Path = typer.Argument(..., help='Labelled queries, JSON lines {"query": ..., "relevant": [file names]}.'),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds for the held-out figures."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+):
+    """Choose the fusion weights (rrf_k, dense_weight) on labelled queries and write them into the index,
+    with the in-sample figures and the cross-validated ones to expect on new queries beside them."""
+    from luyen.rag.tune import tune as run_tune
+    result = run_tune(index_dir, queries, folds)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    table = Table(title=f"hybrid retrieval, {result['queries']} queries, {result['folds']}-fold cross-validation")
+    for col in ("settings", "rrf_k", "dense_weight", "recall@1", "recall@5", "MRR@10"):
+        table.add_column(col, justify="left" if col == "settings" else "right")
+    before, chosen = result["before"], result["chosen"]
+    rows = [("before", before["rrf_k"], before["dense_weight"], before),
+            ("chosen, in-sample", chosen["rrf_k"], chosen["dense_weight"], result["in_sample"]),
+            ("chosen, cross-validated", chosen["rrf_k"], chosen["dense_weight"], result["cross_validated"])]
+    for name, rrf_k, weight, m in rows:
+        table.add_row(name, str(rrf_k), f"{weight:g}", *[f"{m[k]:.3f}" if k in m else "" for k in ("recall@1", "recall@5", "mrr")])
+    console.print(table)
+    console.print(f"wrote rrf_k={chosen['rrf_k']}, dense_weight={chosen['dense_weight']:g} into {index_dir}; expect the "
+                  "cross-validated figures on new queries", highlight=False)
