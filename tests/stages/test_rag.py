@@ -147,6 +147,8 @@ def test_rag_tune_writes_cross_validated_fusion_weights_into_the_index(airline_i
     index = load_index(folder)
     assert (index.settings["rrf_k"], index.settings["dense_weight"]) == chosen
     assert index.manifest["tuned"]["cross_validated"] == result["cross_validated"]
+    shown = CliRunner().invoke(app, ["rag", "eval", str(folder), str(QUERIES)]).output
+    assert f"hybrid MRR {result['cross_validated']['mrr']:.3f} cross-validated" in " ".join(shown.split())
     few = tmp_path / "few.jsonl"
     few.write_text('{"query": "hành lý", "relevant": ["hanh-ly-xach-tay.md"]}\n', encoding="utf-8")
     line = CliRunner().invoke(app, ["rag", "tune", str(folder), str(few)]).output

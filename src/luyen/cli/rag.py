@@ -105,7 +105,9 @@ def evaluate(
     rag, rest = _search_settings(words, {"rag.index": str(index_dir)})
     if rest:
         raise LuyenError(f"unexpected words {', '.join(rest)}", fix="pass INDEX QUERIES.jsonl, then settings")
-    report = run_eval(load_index(index_dir, rag), queries, ks)
+    index = load_index(index_dir, rag)
+    report = run_eval(index, queries, ks)
+    tuned = index.manifest.get("tuned")
     if as_json:
         sys.stdout.write(json.dumps({m: v for m, v in report.items() if m != "ranks"}, indent=2) + "\n")
         return
@@ -120,6 +122,10 @@ def evaluate(
             cells = [f"{part[mode][f'recall@{c}']:.3f}" for c in ks] + [f"{part[mode]['mrr']:.3f}"]
             table.add_row(mode, *cells, *([f"{name} ({part['queries']})"] if len(rows) > 1 else []))
     console.print(table)
+    if tuned:
+        cv, ins = tuned["cross_validated"], tuned["in_sample"]
+        console.print(f"fusion tuned by `luyen rag tune` on {tuned['queries']} queries: hybrid MRR {cv['mrr']:.3f} "
+                      f"cross-validated ({ins['mrr']:.3f} in-sample) there", highlight=False)
 
 
 @rag_app.command("tune")
