@@ -15,10 +15,15 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+from typing_extensions import Annotated
 
 import luyen.cli.common as common
 from luyen.cli.common import console, err, settings, split_words
 from luyen.errors import LuyenError, friendly
+
+# The INDEX and QUERIES words of `rag query`, `rag eval` and `rag tune`, declared once
+IndexFolder = Annotated[Path, typer.Argument(metavar="INDEX", help="rag.index: the index folder from `luyen rag index`.")]
+QueriesFile = Annotated[Path, typer.Argument(help='Labelled queries, JSON lines {"query": ..., "relevant": [file names]}.')]
 
 rag_app = typer.Typer(help="Index documents, retrieve passages for a question, measure retrieval.", no_args_is_help=True)
 
@@ -60,7 +65,7 @@ def index(
 @rag_app.command("query")
 @friendly
 def query(
-    index_dir: Path = typer.Argument(..., metavar="INDEX", help="rag.index: the index folder from `luyen rag index`."),
+    index_dir: IndexFolder,
     question: str = typer.Argument(..., help="The question."),
     k: Optional[int] = typer.Option(None, "-k", "--k", help="Passages to show (rag.k)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, dense or bm25 (rag.mode)."),
@@ -89,8 +94,8 @@ def query(
 @rag_app.command("eval")
 @friendly
 def evaluate(
-    index_dir: Path = typer.Argument(..., metavar="INDEX", help="rag.index: the index folder from `luyen rag index`."),
-    queries: Path = typer.Argument(..., help='Labelled queries, JSON lines {"query": ..., "relevant": [file names]}.'),
+    index_dir: IndexFolder,
+    queries: QueriesFile,
     words: List[str] = typer.Argument(None, help="[CONFIG.yaml] [key=value ...]: search settings (rag.dense_weight=0.5 ...); "
                                       "default: the index's own."),
     k: int = typer.Option(5, "-k", "--k", help="Largest cut-off for recall@k (1, 3 and k are shown)."),
@@ -131,8 +136,8 @@ def evaluate(
 @rag_app.command("tune")
 @friendly
 def tune(
-    index_dir: Path = typer.Argument(..., metavar="INDEX", help="rag.index: the index folder from `luyen rag index`."),
-    queries: Path = typer.Argument(..., help='Labelled queries, JSON lines {"query": ..., "relevant": [file names]}.'),
+    index_dir: IndexFolder,
+    queries: QueriesFile,
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds for the held-out figures."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):

@@ -103,7 +103,7 @@ def answer(engine, requests: list[dict], cfg: GenerateConfig, templated: bool, i
            advance: Callable[[int], None] = lambda n: None) -> list[dict]:
     """Chats and plain prompts generated in batches of similar length (less padding); results in input
     order, each {id, text, tokens, prompt_tokens, finish_reason} (+ sources and retrieved with an index)."""
-    from luyen.rag import ground
+    from luyen.rag import given, ground
     chats = [i for i, r in enumerate(requests) if "messages" in r or templated]
     plain = sorted(set(range(len(requests))) - set(chats))
     out: list[dict | None] = [None] * len(requests)
@@ -122,7 +122,6 @@ def answer(engine, requests: list[dict], cfg: GenerateConfig, templated: bool, i
                 out[i] = {"id": requests[i]["id"], "text": c.text, "tokens": c.completion_tokens,
                           "prompt_tokens": c.prompt_tokens, "finish_reason": c.finish_reason}
                 if index is not None:
-                    from luyen.rag import given
                     out[i]["sources"], out[i]["retrieved"] = sources(c.text, hits[i]), given(hits[i])
             advance(len(chunk))
     return out
