@@ -104,7 +104,36 @@ class PretrainConfig(Section):
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked (model.name: scratch:masked-...).")
 
 
+class EmbeddingConfig(Section):
+    """train.task=embedding: a sentence encoder trained on (query, passage) pairs over rag.documents."""
+    pooling: Literal["auto", "mean", "lasttoken", "cls"] = Field(
+        "auto", description="How token states become one vector: a sentence-transformers model keeps its own; a "
+        "decoder (gemma3-270m) defaults to mean.")
+    bidirectional: bool = Field(True, description="A decoder attends both ways when it encodes (EmbeddingGemma's recipe); "
+                                "false keeps its causal mask.")
+    query_prompt: str = Field("query: ", description="Text put before every query (training and search alike).")
+    passage_prompt: str = Field("passage: ", description="Text put before every passage (training and indexing alike).")
+    max_length: int = Field(256, ge=16, description="Longest query or passage in encoder tokens (the encoder's window).")
+    temperature: float = Field(0.05, gt=0, le=1, description="Softmax temperature of the contrastive loss over in-batch "
+                               "and mined negatives.")
+    hard_negatives: int = Field(1, ge=0, le=8, description="BM25-mined negatives per pair, from other documents than the pair's.")
+    generate: int = Field(1, ge=0, le=8, description="Questions the writer model writes per passage; 0 = headings, first "
+                          "sentences and train.data only.")
+    translate: bool = Field(True, description="Add English translations of the Vietnamese training queries (written by "
+                            "the writer model), so English questions find Vietnamese passages.")
+    fold: bool = Field(True, description="Add each Vietnamese training query typed without tone marks, as many "
+                       "phone users type.")
+    writer: str = Field("gemma3-270m", description="The model that writes and translates training questions.")
+    queries: list[str] = Field(default_factory=list, description="The team's labelled queries to train on (.jsonl "
+                               "{query, relevant: [document names]}, as `luyen rag eval` reads); never the eval files.")
+    eval_queries: list[str] = Field(default_factory=list, description="Query files (.jsonl, `query` field) the training "
+                                    "pairs must not leak into: near-duplicates are dropped (written) or refused (train.data, queries).")
+    val: float = Field(0.1, ge=0, lt=0.5, description="Share of training queries held out to measure recall while training.")
+
+
 class TrainConfig(Section):
+    task: Literal["causal", "embedding"] = Field("causal", description="causal: a language model learns to answer; "
+                                                "embedding: a sentence encoder learns to retrieve rag.documents.")
     data: str | None = Field(None, description="Prepared data folder (the --out of `luyen data prepare`); or pass --data.")
     resume: bool = Field(False, description="Continue the unfinished run in the output folder from its last checkpoint "
                          "(`luyen run` does this by itself).")
@@ -137,6 +166,7 @@ class TrainConfig(Section):
     num_virtual_tokens: int = Field(20, ge=1, description="Soft prompt length (prompt and ptuning).")
     freeze_layers_but: int = Field(2, ge=1, description="freeze: train only the last N transformer layers (and the final norm).")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -212,7 +242,7 @@ class ServeConfig(Section):
 class RagConfig(Section):
     k: int = Field(5, ge=1, description="Passages retrieved per question.")
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval: dense (sentence encoder), bm25 (over syllables), or both fused by reciprocal rank.")
-    encoder: str = Field("all-MiniLM-L6-v2", description="Sentence encoder: the shipped all-MiniLM-L6-v2, or a local sentence-transformers folder (never downloaded).")
+    encoder: str = Field("all-MiniLM-L6-v2", description="Sentence encoder: the shipped all-MiniLM-L6-v2, a `luyen train` run of train.task=embedding, or a local sentence-transformers folder (never downloaded).")
     chunk_tokens: int = Field(200, ge=16, description="Longest passage in encoder tokens (must fit the encoder's window, 254 for MiniLM).")
     overlap_tokens: int = Field(40, ge=0, description="Tokens of whole sentences a passage repeats from the one before it.")
     text_field: str = Field("text", description="Field holding the text in .jsonl documents.")

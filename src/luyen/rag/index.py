@@ -104,7 +104,7 @@ class Index:
         from luyen.rag.encoder import load_encoder
         if len(self._embedded) > 4096:
             self._embedded.clear()
-        vectors = load_encoder(self.manifest["config"]["encoder"]["name"]).embed(queries)
+        vectors = load_encoder(self.manifest["config"]["encoder"]["name"]).embed(queries, role="query")
         self._embedded.update(zip(queries, vectors))
 
     def hit(self, row: int, score: float) -> Hit:

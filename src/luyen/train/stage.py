@@ -31,6 +31,27 @@ from luyen.train.source import load_base
 
 def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
         resume: bool = False, overwrite: bool = False, console=None) -> Manifest:
+    """Train what cfg.train.task says: a language model (this module) or a retriever (train.embedding)."""
+    from luyen.train import embedding
+    task = {"causal": _causal, "embedding": embedding.run}[cfg.train.task]
+    return task(cfg, data_dir, out_dir, resume=resume, overwrite=overwrite, console=console)
+
+
+def summary(manifest: Manifest, out) -> str:
+    """One line on what a finished training wrote."""
+    m = manifest["metrics"]
+    if m.get("task") == "embedding":
+        first, best = m["initial_val"], m["best_val"]
+        return (f"wrote {out}/model (retriever, {m['method']}): {m['steps']} steps, loss {m['first_loss']:.3f} -> "
+                f"{m['final_loss']:.3f}; held-out recall@5 {first['recall@5']:.3f} -> {best['recall@5']:.3f}, MRR "
+                f"{first['mrr']:.3f} -> {best['mrr']:.3f}; use it with rag.encoder={out}")
+    best = f", best validation loss {m['best_val_loss']:.4f}" if m.get("best_val_loss") is not None else ""
+    return (f"wrote {out}/model ({m['method']}): {m['steps']} steps, final train loss "
+            f"{m['final_train_loss']:.4f}{best}, {m['tokens_per_s']:.0f} tokens/s")
+
+
+def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
+            resume: bool = False, overwrite: bool = False, console=None) -> Manifest:
     from accelerate import Accelerator
     from rich.console import Console
 

@@ -1,0 +1,156 @@
+"""train.task=embedding on a tiny decoder: the loss falls and held-out recall rises, the trained folder
+round-trips through `luyen rag index` / query / eval, leakage and bad encoder folders are refused."""
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from luyen.cli import app
+from luyen.config import RunConfig
+from luyen.errors import LuyenError
+from luyen.rag import build_index, load_index
+from luyen.rag.evaluate import evaluate
+from tests.conftest import make_tiny_model
+
+TOPICS = {
+    "hanh-ly.md": ("Hành lý", ["Hành lý xách tay tối đa 7 kg.", "Vali xách tay cao tối đa 56 cm.",
+                               "Hành lý ký gửi mua thêm theo kg.", "Túi xách nhỏ được mang miễn phí."]),
+    "hoan-ve.md": ("Hoàn vé", ["Hoàn tiền vé trong bảy ngày làm việc.", "Phí hoàn vé phụ thuộc hạng vé.",
+                               "Vé khuyến mãi không được hoàn tiền.", "Hoàn tiền về thẻ đã thanh toán."]),
+    "thu-cung.md": ("Thú cưng", ["Chó mèo nhỏ đi cùng khoang khách.", "Lồng thú cưng phải thoáng khí.",
+                                 "Thú cưng lớn đi khoang hàng.", "Giấy tiêm phòng cho chó mèo là bắt buộc."]),
+    "suat-an.md": ("Suất ăn", ["Suất ăn chay đặt trước hai mươi bốn giờ.", "Nước uống miễn phí trên chuyến bay.",
+                               "Bánh mì và cơm được bán trên máy bay.", "Trẻ em có suất ăn riêng."]),
+    "ghe-ngoi.md": ("Chỗ ngồi", ["Ghế cạnh cửa sổ có phí chọn chỗ.", "Ghế hàng đầu rộng chân hơn.",
+                                 "Chọn chỗ miễn phí khi làm thủ tục trực tuyến.", "Ghế thoát hiểm cho người lớn."]),
+    "wifi.md": ("Wifi", ["Wifi trên máy bay bán theo gói giờ.", "Phim và nhạc miễn phí trên màn hình.",
+                         "Cổng sạc USB ở mỗi ghế.", "Gói wifi mua bằng thẻ tín dụng."]),
+}
+
+
+# English words for each document: queries built from them share no token with the Vietnamese passages,
+# so an untrained encoder ranks their documents by chance and only training can connect the two
+ENGLISH = {"hanh-ly.md": "baggage luggage suitcase carry weight kilograms cabin bag",
+           "hoan-ve.md": "refund money back cancel ticket days card repay",
+           "thu-cung.md": "pet dog cat animal cage vaccine kennel puppy",
+           "suat-an.md": "meal food vegetarian drink bread rice snack lunch",
+           "ghe-ngoi.md": "seat window aisle legroom exit row chair front",
+           "wifi.md": "wifi internet movie music charging usb screen online"}
+
+
+def write_queries(path: Path, per_doc: int = 14, seed: int = 0) -> Path:
+    import random
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for name, words in ENGLISH.items():
+            for _ in range(per_doc):
+                query = " ".join(["what about the"] + rng.sample(words.split(), 3))
+                f.write(json.dumps({"query": query, "relevant": [name]}) + "\n")
+    return path
+
+
+def write_docs(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (title, lines) in TOPICS.items():
+        body = "\n\n".join(f"## {title} {i + 1}\n\n{line} {line}" for i, line in enumerate(lines))
+        (folder / name).write_text(f"# {title}\n\n{body}\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def encoder_base(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("enc"), arch="gemma3_text", hidden=64)
+
+
+def retriever_config(base: Path, docs: Path, **train) -> RunConfig:
+    return RunConfig.model_validate({
+        "model": {"name": str(base)},
+        "rag": {"documents": [str(docs)], "chunk_tokens": 40, "overlap_tokens": 0},
+        "train": {"task": "embedding", "method": "full", "lr": 3e-3, "epochs": 8, "batch_size": 4, "grad_accum": 1,
+                  "warmup_ratio": 0.0, "scheduler": "constant",
+                  "embedding": {"generate": 0, "translate": False, "val": 0.3, "max_length": 64, **train}}})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, encoder_base) -> Path:
+    from luyen.train.stage import run
+    root = tmp_path_factory.mktemp("retriever")
+    out = root / "run"
+    run(retriever_config(encoder_base, write_docs(root / "docs"), queries=[str(write_queries(root / "q.jsonl"))]),
+        None, out)
+    return out
+
+
+def test_training_lowers_the_loss_and_raises_held_out_recall(trained):
+    m = json.loads((trained / "manifest.json").read_text())["metrics"]
+    assert m["task"] == "embedding" and m["val_pairs"] > 0 and m["steps"] >= 100
+    assert m["final_loss"] < 0.7 * m["first_loss"]
+    assert m["best_val"]["mrr"] > m["initial_val"]["mrr"] + 0.2
+    assert m["best_val"]["recall@1"] > m["initial_val"]["recall@1"] + 0.2
+    assert m["encoder"]["bidirectional"] is True and m["encoder"]["pooling"] == "mean"
+    rows = [json.loads(line) for line in (trained / "pairs.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in rows} == {"train", "val"}
+    assert not ({r["query"] for r in rows if r["split"] == "train"} & {r["query"] for r in rows if r["split"] == "val"})
+
+
+def test_trained_encoder_round_trips_through_index_query_and_eval(trained, tmp_path):
+    docs = tmp_path / "docs"
+    write_docs(docs)
+    cfg = RunConfig.model_validate({"rag": {"encoder": str(trained), "chunk_tokens": 40, "overlap_tokens": 0,
+                                            "mode": "dense"}})
+    build_index(cfg, [docs], tmp_path / "index")
+    index = load_index(tmp_path / "index")
+    assert index.manifest["config"]["encoder"]["dim"] == 64
+    # what the index holds is what the trained encoder makes of the passage, with its passage prompt
+    from sentence_transformers import SentenceTransformer
+    st = SentenceTransformer(str(trained / "model"), device="cpu")
+    assert st.prompts == {"query": "query: ", "document": "passage: "}
+    first = index.chunks[0]
+    from luyen.rag.build import indexed_text
+    expected = st.encode(["passage: " + indexed_text(first, 62 - 40)], normalize_embeddings=True)[0]
+    assert abs(float(expected @ index.vectors.reconstruct(first["id"])) - 1) < 1e-4
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("".join(json.dumps({"query": lines[0], "relevant": [name]}, ensure_ascii=False) + "\n"
+                               for name, (_, lines) in TOPICS.items()), encoding="utf-8")
+    report = evaluate(index, queries, modes=("dense",))
+    assert report["dense"]["recall@5"] >= 0.5  # six documents: chance is well below
+    result = CliRunner().invoke(app, ["rag", "query", str(tmp_path / "index"), "Hành lý xách tay tối đa mấy kg?"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_language_model_run_is_not_an_encoder(tiny_run, tmp_path):
+    cfg = RunConfig.model_validate({"rag": {"encoder": str(tiny_run)}})
+    with pytest.raises(LuyenError, match="language model, not a sentence encoder"):
+        build_index(cfg, [write_docs(tmp_path / "docs")], tmp_path / "index")
+    (tmp_path / "empty").mkdir()
+    cfg = RunConfig.model_validate({"rag": {"encoder": str(tmp_path / "empty")}})
+    with pytest.raises(LuyenError, match="not a sentence-transformers model folder"):
+        build_index(cfg, [tmp_path / "docs"], tmp_path / "index2")
+
+
+def test_training_data_that_leaks_into_the_eval_queries_is_refused(encoder_base, tmp_path, tiny_model_dir):
+    from tests.conftest import prepare_data
+    from luyen.train.stage import run
+    docs = write_docs(tmp_path / "docs")
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"question": q, "answer": a}, ensure_ascii=False) + "\n" for q, a in [
+        ("Hành lý xách tay được tối đa bao nhiêu kg?", "Hành lý xách tay tối đa 7 kg."),
+        ("Bao lâu thì được hoàn tiền vé?", "Hoàn tiền vé trong bảy ngày làm việc."),
+    ] * 6), encoding="utf-8")
+    data = prepare_data(tiny_model_dir, tmp_path / "data", qa, "data.split.train=1", "data.split.val=0", "data.split.test=0",
+                        "data.dedup.exact=false", "data.dedup.near=false")
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text(json.dumps({"query": "hanh ly xach tay duoc toi da bao nhieu kg", "relevant": ["hanh-ly.md"]}) + "\n")
+    cfg = retriever_config(encoder_base, docs, eval_queries=[str(evals)])
+    with pytest.raises(LuyenError, match="train.jsonl"):
+        run(cfg, data, tmp_path / "out")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_only_lora_and_full_train_an_encoder(encoder_base, tmp_path):
+    from luyen.train.stage import run
+    cfg = retriever_config(encoder_base, write_docs(tmp_path / "docs"))
+    cfg.train.method = "prompt"
+    with pytest.raises(LuyenError, match="cannot train a sentence encoder"):
+        run(cfg, None, tmp_path / "out")
