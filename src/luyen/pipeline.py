@@ -97,6 +97,10 @@ def run(cfg: RunConfig, *, start: str | None = None, console=None) -> dict[str, 
     root = folder(cfg)
     stages = [s for s in STAGES if s.name in cfg.stages and s.wanted(cfg)]
     names = [s.name for s in stages]
+    if cfg.train.task == "embedding" and {"eval", "export"} & set(names):
+        raise LuyenError("`luyen run` evaluates and exports language models; a retriever (train.task=embedding) "
+                         "is trained by `luyen train` and measured by `luyen rag eval`", field="train.task",
+                         fix="run `luyen train CONFIG --out DIR`, or set stages: [data, train]")
     if start is not None and start not in names:
         raise LuyenError(f"no stage '{start}' in this run", field="--from", fix=f"use one of {', '.join(names)}")
     state = _state(root, cfg.overwrite)

@@ -154,3 +154,12 @@ def test_only_lora_and_full_train_an_encoder(encoder_base, tmp_path):
     cfg.train.method = "prompt"
     with pytest.raises(LuyenError, match="cannot train a sentence encoder"):
         run(cfg, None, tmp_path / "out")
+
+
+def test_luyen_run_sends_a_retriever_to_luyen_train(tmp_path):
+    from luyen import pipeline
+    cfg = RunConfig.model_validate({"name": "r", "out": str(tmp_path / "r"), "train": {"task": "embedding"},
+                                    "data": {"files": ["examples/data/airline_qa.csv"]}})
+    with pytest.raises(LuyenError, match="luyen train"):
+        pipeline.run(cfg)
+    assert not (tmp_path / "r").exists()
