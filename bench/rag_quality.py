@@ -10,6 +10,7 @@ edge is fitted to these queries; and the median search latency per mode.
 
     python bench/rag_quality.py --scale 10000    # also: build time, size and search latency p50/p95 per
                                                  # mode at 28 documents and at 10,000 generated passages
+    python bench/rag_quality.py --encoder runs/retriever --scale 10000   # the same for a trained encoder
 
 The generated passages recombine sentences of the policies (seeded), so BM25 and the encoder see
 realistic text; every timed search embeds a fresh query (no cached vector).
@@ -34,7 +35,7 @@ GRID = list(itertools.product((5, 10, 20, 60), (0.1, 0.2, 0.3, 0.5, 1.0)))
 
 def cross_validated(folder: Path, queries_path: Path) -> dict:
     """Pick (rrf_k, dense_weight) on one half of the queries by MRR, score it on the other half."""
-    queries = read_queries(queries_path, load_index(folder))
+    queries = read_queries(queries_path, load_index(folder).documents)
     ranked = {}
     for rrf_k, weight in GRID:
         index = load_index(folder, RagConfig(rrf_k=rrf_k, dense_weight=weight))
@@ -89,7 +90,7 @@ def generated_corpus(docs: Path, passages: int, out: Path, seed: int = 0) -> Pat
     return out
 
 
-def scale_report(docs: Path, queries_path: Path, passages: int, tmp: Path) -> dict:
+def scale_report(docs: Path, queries_path: Path, passages: int, tmp: Path, cfg: RunConfig) -> dict:
     queries = [json.loads(line)["query"] for line in queries_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     out = {}
     for name, source in (("policies", docs), (f"{passages}_generated", None)):
@@ -97,7 +98,7 @@ def scale_report(docs: Path, queries_path: Path, passages: int, tmp: Path) -> di
             source = generated_corpus(docs, passages, tmp / "generated")
         folder = tmp / f"index-{name}"
         started = time.perf_counter()
-        manifest = build_index(RunConfig(), [source], folder)
+        manifest = build_index(cfg, [source], folder)
         out[name] = {"passages": manifest["metrics"]["passages"], "build_s": round(time.perf_counter() - started, 1),
                      "bytes": folder_bytes(folder), "search": search_latency(folder, queries)}
     return out
@@ -108,11 +109,13 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "airline_policies")
     parser.add_argument("--queries", type=Path, default=ROOT / "airline_rag_queries.jsonl")
     parser.add_argument("--scale", type=int, default=0, help="Also time build, size and search at this many generated passages.")
+    parser.add_argument("--encoder", default="all-MiniLM-L6-v2", help="rag.encoder: the shipped one or a trained retriever run.")
     args = parser.parse_args()
+    cfg = RunConfig.model_validate({"rag": {"encoder": args.encoder}})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "index"
         started = time.perf_counter()
-        manifest = build_index(RunConfig(), [args.docs], folder)
+        manifest = build_index(cfg, [args.docs], folder)
         build_s = time.perf_counter() - started
         default = evaluate(load_index(folder), args.queries)
         equal = evaluate(load_index(folder, RagConfig(rrf_k=60, dense_weight=1.0)), args.queries, modes=("hybrid",))
@@ -126,6 +129,7 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
             latency[mode] = round(statistics.median(times) * 1000, 1)
         report = {
+            "encoder": manifest["config"]["encoder"],
             "documents": manifest["metrics"]["documents"], "passages": manifest["metrics"]["passages"],
             "build_s": round(build_s, 1), "queries": default["queries"],
             "default_fusion": {m: default[m] for m in ("dense", "bm25", "hybrid")},
@@ -134,7 +138,7 @@ def main() -> None:
             "search_ms_median": latency,
         }
         if args.scale:
-            report["scale"] = scale_report(args.docs, args.queries, args.scale, Path(tmp))
+            report["scale"] = scale_report(args.docs, args.queries, args.scale, Path(tmp), cfg)
     from luyen.precision import machine
     print(json.dumps({"machine": machine(), **report}, indent=2))
 

@@ -121,6 +121,8 @@ class EmbeddingConfig(Section):
                           "sentences and train.data only.")
     translate: bool = Field(True, description="Add English translations of the Vietnamese training queries (written by "
                             "the writer model), so English questions find Vietnamese passages.")
+    pairs: str | None = Field(None, description="Train on this pairs.jsonl (an earlier retriever run's, perhaps "
+                              "edited) instead of writing new pairs; its train/val split is kept.")
     fold: bool = Field(True, description="Add each Vietnamese training query typed without tone marks, as many "
                        "phone users type.")
     writer: str = Field("gemma3-270m", description="The model that writes and translates training questions.")

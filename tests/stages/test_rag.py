@@ -42,7 +42,8 @@ def vectors_by_id(index) -> dict[int, np.ndarray]:
 def test_index_folder_contract(airline_index):
     manifest = json.loads((airline_index / "manifest.json").read_text())
     assert manifest["stage"] == "rag-index"
-    assert manifest["config"]["encoder"] == {"name": "all-MiniLM-L6-v2", "dim": 384, "window": 254}
+    assert manifest["config"]["encoder"] == {"name": "all-MiniLM-L6-v2", "dim": 384, "window": 254,
+                                                  "cross_lingual": False}
     assert manifest["config"]["rag"]["chunk_tokens"] == 200
     assert manifest["metrics"]["documents"] == 28 and manifest["metrics"]["skipped"] == []
     assert len(manifest["inputs"]) == 28 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
@@ -277,7 +278,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, airline_index):
     bad = tmp_path / "q.jsonl"
     bad.write_text('{"query": "x", "relevant": ["khong-co.md"]}\n', encoding="utf-8")
     r = runner.invoke(app, ["rag", "eval", str(airline_index), str(bad)])
-    assert r.exit_code == 2 and "q.jsonl:1" in r.output and "khong-co.md is not in the index" in r.output
+    assert r.exit_code == 2 and "q.jsonl:1" in r.output and "khong-co.md is not one of the documents" in r.output
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["rag", "query", str(tmp_path / "missing"), "x"])
     assert r.exit_code == 2 and "no such index folder" in r.output

@@ -163,3 +163,23 @@ def test_luyen_run_sends_a_retriever_to_luyen_train(tmp_path):
     with pytest.raises(LuyenError, match="luyen train"):
         pipeline.run(cfg)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_cross_lingual_encoder_alone_ranks_questions_in_another_language(trained, tmp_path):
+    from luyen.rag.index import fuse
+    cfg = RunConfig.model_validate({"rag": {"encoder": str(trained), "chunk_tokens": 40, "overlap_tokens": 0}})
+    build_index(cfg, [write_docs(tmp_path / "docs")], tmp_path / "index")
+    index = load_index(tmp_path / "index")
+    assert json.loads((trained / "model" / "luyen-encoder.json").read_text())["cross_lingual"] is False
+    english, marked = "what about the refund money back wifi", "Hoàn tiền vé mấy ngày?"
+    assert index.lexical.kind(english) == "foreign" and index.lexical.kind(marked) == "marked"
+    depth = index.settings["candidates"]
+    both = lambda q: [r for r, _ in fuse([index.dense(q, depth), index.lexical.rank(q, depth)],
+                                         [index.settings["dense_weight"], index.settings["bm25_weight"]],
+                                         index.settings["rrf_k"])[:5]]
+    dense = lambda q: [r for r, _ in index.dense(q, 5)]
+    assert both(english) != dense(english)  # the rule below has something to change here
+    assert [r for r, _ in index.rank(english, "hybrid", 5)] == both(english)  # not trained cross-lingually
+    index.manifest["config"]["encoder"]["cross_lingual"] = True
+    assert [r for r, _ in index.rank(english, "hybrid", 5)] == dense(english)
+    assert [r for r, _ in index.rank(marked, "hybrid", 5)] == both(marked)

@@ -100,7 +100,8 @@ def _write(out: Path, settings: dict, old, kept: dict, fresh: list[Document], sk
         next_id += len(chunks)
         new_rows += [{"id": i, **{k: v for k, v in vars(c).items() if v is not None}} for i, c in zip(ids, chunks)]
         documents[doc.source] = {"path": str(doc.path), "sha256": doc.sha256, "title": doc.title, "ids": ids}
-    about = {"name": encoder.name, "dim": encoder.dim, "window": encoder.window} if encoder else old.manifest["config"]["encoder"]
+    about = ({"name": encoder.name, "dim": encoder.dim, "window": encoder.window, "cross_lingual": encoder.cross_lingual}
+             if encoder else old.manifest["config"]["encoder"])
     index = _vectors(old, keep_ids, about["dim"])
     if new_rows:
         head_room = encoder.window - settings["chunk_tokens"]

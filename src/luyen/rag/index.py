@@ -13,7 +13,10 @@ The folder holds:
     manifest.json    written last: encoder, chunk settings, inputs with hashes, counts, skipped files
 
 Hybrid ranking is reciprocal rank fusion (Cormack et al., 2009): each passage scores
-sum(weight / (rrf_k + rank)) over the two rankings it appears in.
+sum(weight / (rrf_k + rank)) over the two rankings it appears in. A question in another language than
+the documents (`Lexical.kind` "foreign": no Vietnamese marks, mostly words the corpus lacks even
+folded) is ranked by the dense encoder alone when the encoder was trained cross-lingually (a retriever
+run with translated questions): BM25 could only add noise to it.
 """
 from __future__ import annotations
 
@@ -88,8 +91,11 @@ class Index:
         dense = self.dense(query, depth if mode == "hybrid" else n)
         if mode == "dense":
             return dense
+        bm25_weight = self.settings["bm25_weight"]
+        if self.manifest["config"]["encoder"].get("cross_lingual") and self.lexical.kind(query) == "foreign":
+            bm25_weight = 0.0  # BM25 over the documents' language cannot match it; the encoder was trained to
         return fuse([dense, self.lexical.rank(query, depth)],
-                    [self.settings["dense_weight"], self.settings["bm25_weight"]], self.settings["rrf_k"])[:n]
+                    [self.settings["dense_weight"], bm25_weight], self.settings["rrf_k"])[:n]
 
     def dense(self, query: str, n: int) -> list[tuple[int, float]]:
         if query not in self._embedded:

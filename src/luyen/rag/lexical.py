@@ -85,16 +85,27 @@ class Lexical:
         score returned is the first-level one, or the second where the first is 0."""
         exact = syllables(query)
         folded = [FOLD + fold(t) for t in exact]
-        marked = any(t != f[len(FOLD):] for t, f in zip(exact, folded))
-        if not marked and self._typed_bare(folded):  # Vietnamese typed without marks: match every marked form
+        kind = self._kind(exact, folded)
+        if kind == "bare":  # Vietnamese typed without marks: match every marked form
             first, second = self._scores(folded), self._scores(exact)
-        elif marked:  # exact forms first, folded ones only below them
+        elif kind == "marked":  # exact forms first, folded ones only below them
             first, second = self._scores(exact), self._scores(folded)
         else:  # no mark and not Vietnamese (an English question): folding would only add noise
             first = self._scores(exact)
             second = np.zeros_like(first)
         top = np.lexsort((-second, -first))[:n]  # by first, then second
         return [(int(i), float(first[i] or second[i])) for i in top if first[i] > 0 or second[i] > 0]
+
+    def kind(self, query: str) -> str:
+        """"marked" (written with Vietnamese marks), "bare" (Vietnamese typed without them) or "foreign"
+        (neither: mostly words the corpus lacks even folded, such as an English question)."""
+        exact = syllables(query)
+        return self._kind(exact, [FOLD + fold(t) for t in exact])
+
+    def _kind(self, exact: list[str], folded: list[str]) -> str:
+        if any(t != f[len(FOLD):] for t, f in zip(exact, folded)):
+            return "marked"
+        return "bare" if self._typed_bare(folded) else "foreign"
 
     def _typed_bare(self, folded: list[str]) -> bool:
         """Whether a query without any mark is Vietnamese typed bare: most of its terms are syllables of the

@@ -27,7 +27,7 @@ def tune(folder: Path, queries_path: Path, folds: int = 5, write: bool = True) -
     from luyen.rag.index import load_index
     folder = Path(folder)
     index = load_index(folder)
-    queries = read_queries(queries_path, index)
+    queries = read_queries(queries_path, index.documents)
     if len(queries) < 2 * folds:
         raise LuyenError(f"{len(queries)} queries are too few for {folds}-fold cross-validation", file=str(queries_path),
                          fix=f"label at least {2 * folds} queries, or pass fewer --folds")

@@ -48,7 +48,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
         resume: bool = False, overwrite: bool = False, console=None) -> Manifest:
     from rich.console import Console
     console = console or Console(stderr=True)
-    tc, ec = cfg.train, cfg.train.embedding
+    tc = cfg.train
     if out_dir is None:
         raise LuyenError("no output folder given", fix="pass --out DIR")
     if resume:
@@ -77,7 +77,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     loop = _Loop(model, rows, train, val, tc, lr, chosen.autocast, cfg.seed, out, console)
     state = loop.run()
     rd = RunDir(out, "train")
-    encoders.save(model, out / "model")
+    encoders.save(model, out / "model", {**about, "pairs": counts, "cross_lingual": counts.get("translated", 0) > 0})
     rd.outputs += [str(f.relative_to(out)) for f in sorted((out / "model").rglob("*")) if f.is_file()]
     rd.write_text("pairs.jsonl", "".join(json.dumps({**vars(p), "split": s}, ensure_ascii=False) + "\n"
                                          for s, part in (("train", train), ("val", val)) for p in part))
@@ -112,26 +112,38 @@ def _pairs(cfg: RunConfig, model, data_dir, console) -> tuple[list[dict], list, 
     count = lambda texts: [len(x) for x in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
     rows = make.passages(docs, count, rag.chunk_tokens, rag.overlap_tokens, window)
     evals = make.read_eval_queries(ec.eval_queries)
-    pairs = make.fallback_pairs(rows)
-    if data_dir:
-        qa, _ = make.check_leakage(make.qa_pairs(read_split(Path(data_dir), "train"), rows), evals,
-                                   origin_file=str(Path(data_dir) / "train.jsonl"), refuse=True)
-        pairs += qa
-    if ec.queries:
-        own, _ = make.check_leakage(make.labelled_pairs(ec.queries, rows), evals, origin_file=ec.queries[0], refuse=True)
-        pairs += own
-    write = _writer(cfg, console) if ec.generate or ec.translate else None
-    if ec.generate:
-        pairs += make.generated_pairs(rows, write, per_passage=ec.generate)
-    pairs, leaked = make.check_leakage(pairs, evals, refuse=False)
-    pairs, repeated = make.deduplicate(pairs)
+    if ec.pairs:  # an earlier run's pairs.jsonl, perhaps curated: its split is kept, nothing is written again
+        halves, leaked = [], []
+        for half in make.read_pairs(ec.pairs, rows):
+            clean, dropped = make.check_leakage(half, evals, refuse=False)
+            halves.append(clean)
+            leaked += dropped
+        repeated, write = 0, None
+    else:
+        pairs = make.fallback_pairs(rows)
+        if data_dir:
+            qa, _ = make.check_leakage(make.qa_pairs(read_split(Path(data_dir), "train"), rows), evals,
+                                       origin_file=str(Path(data_dir) / "train.jsonl"), refuse=True)
+            pairs += qa
+        if ec.queries:
+            own, _ = make.check_leakage(make.labelled_pairs(ec.queries, rows), evals, origin_file=ec.queries[0],
+                                        refuse=True)
+            pairs += own
+        write = _writer(cfg, console) if ec.generate or ec.translate else None
+        if ec.generate:
+            pairs += make.generated_pairs(rows, write, per_passage=ec.generate)
+        pairs, leaked = make.check_leakage(pairs, evals, refuse=False)
+        pairs, repeated = make.deduplicate(pairs)
+        halves = _split(pairs, ec.val, cfg.seed)
     parts = []
-    for part in _split(pairs, ec.val, cfg.seed):
-        more = make.translated_pairs(part, write) if ec.translate else []
-        more += make.folded_pairs(part) if ec.fold else []
-        more, _ = make.check_leakage(more, evals, refuse=False)
-        leaked += _
-        parts.append(make.deduplicate(part + more)[0])
+    for part in halves:
+        translated, dropped = make.check_leakage(make.translated_pairs(part, write) if write and ec.translate else [],
+                                                 evals, refuse=False)
+        part = make.deduplicate(part + translated)[0]
+        # after deduplication, which compares queries folded and would take these for repeats
+        folded, more = make.check_leakage(make.folded_pairs(part) if ec.fold else [], evals, refuse=False)
+        parts.append(part + folded)
+        leaked += dropped + more
     train, val = parts
     counts = {origin: sum(p.origin == origin for p in train + val) for origin in sorted({p.origin for p in train + val})}
     counts |= {"dropped_leaked": len(leaked), "dropped_repeated": repeated}
@@ -149,9 +161,14 @@ def _writer(cfg: RunConfig, console):
     calls = iter(range(1_000_000))
 
     def write(prompts: list[str]) -> list[str]:
-        return [c.text for c in engine.generate(prompts, max_new_tokens=48, stop=["\n"], batch_size=8,
-                                                 temperature=0.7 if ec.generate > 1 else 0.0, top_p=0.95,
-                                                 seed=cfg.seed + next(calls), repetition_penalty=1.0)]
+        out, started = [], time.perf_counter()
+        for i in range(0, len(prompts), 64):  # a line per 64, so a long writing shows it moves
+            out += [c.text for c in engine.generate(prompts[i:i + 64], max_new_tokens=48, stop=["\n"], batch_size=8,
+                                                     temperature=0.7 if ec.generate > 1 else 0.0, top_p=0.95,
+                                                     seed=cfg.seed + next(calls), repetition_penalty=1.0)]
+            console.print(f"train: wrote {len(out)}/{len(prompts)} ({time.perf_counter() - started:.0f} s)",
+                          highlight=False)
+        return out
     return write
 
 
@@ -247,11 +264,13 @@ class _Loop:
         self.model.train()
         pairs = [self.train[i] for i in batch]
         sources = {p.source for p in pairs}
-        texts = [[self.ec.query_prompt + p.query for p in pairs], [self.ec.passage_prompt + p.passage for p in pairs]]
+        columns = [([p.query for p in pairs], self.ec.query_prompt), ([p.passage for p in pairs], self.ec.passage_prompt)]
         for n in range(self.ec.hard_negatives):
             picks = [self._negative(i, sources, n) for i in batch]
-            texts.append([self.ec.passage_prompt + self.passages[r] for r in picks])
-        features = [self.model.tokenize(t) for t in texts]
+            columns.append(([self.passages[r] for r in picks], self.ec.passage_prompt))
+        # the prompts go on as `encode` puts them (sentence-transformers' own preprocess), so a search embeds
+        # its query exactly as training did
+        features = [self.model.preprocess(texts, prompt=prompt) for texts, prompt in columns]
         with torch.autocast("cpu", dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
             loss = self.loss(features, None)
         loss.backward()

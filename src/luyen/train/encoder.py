@@ -76,18 +76,24 @@ def wrap(model, tc):
     from peft import LoraConfig, get_peft_model
     lc = tc.lora
     from luyen.train.lora import check_targets
-    check_targets(transformer.auto_model, lc.target_modules)
+    check_targets(transformer.model, lc.target_modules)
     config = LoraConfig(task_type="FEATURE_EXTRACTION", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                         target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora)
-    transformer.auto_model = get_peft_model(transformer.auto_model, config)
+    # `auto_model` is a read-only property over `model`: assigning it would register a second module
+    transformer.model = get_peft_model(transformer.model, config)
     return model
 
 
-def save(model, folder: Path) -> None:
-    """A self-contained sentence-transformers folder: LoRA merged into the weights, prompts kept."""
+def save(model, folder: Path, about: dict) -> None:
+    """A self-contained sentence-transformers folder: LoRA merged into the weights, prompts kept, and
+    `luyen-encoder.json` saying what it is (`about`: base, pooling, pairs by origin, cross_lingual)."""
     transformer = model[0]
-    if hasattr(transformer.auto_model, "merge_and_unload"):
-        transformer.auto_model = transformer.auto_model.merge_and_unload()
+    if hasattr(transformer.model, "merge_and_unload"):
+        transformer.model = transformer.model.merge_and_unload()
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
     model.save(str(folder), create_model_card=False)
+    import json
+
+    from luyen.rag.encoder import ABOUT
+    (folder / ABOUT).write_text(json.dumps(about, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -18,7 +18,6 @@ xách tay?" both for deduplication and for leakage into the eval queries.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -149,45 +148,43 @@ def labelled_pairs(paths: list[str | Path], rows: list[dict]) -> list[Pair]:
     """The team's labelled queries (.jsonl lines {"query", "relevant": [document names]}, the format
     `luyen rag eval` scores): each query -> in each relevant document, the passage BM25 ranks first for
     it, or the document's first passage when no syllable matches (a question in another language)."""
+    from luyen.rag.evaluate import read_queries
     by_source: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         by_source.setdefault(row["source"], []).append(i)
     bm25 = Lexical.build([index_terms(row["indexed"]) for row in rows]) if rows else None
     pairs = []
-    for path in map(Path, paths):
-        for n, obj in _jsonl(path, "train.embedding.queries"):
-            relevant = obj.get("relevant")
-            if not isinstance(relevant, list) or not relevant or not all(isinstance(r, str) for r in relevant):
-                raise LuyenError("no list of relevant documents", file=str(path), line=n, field="relevant",
-                                 fix='write {"query": "...", "relevant": ["document.md"]}')
-            unknown = [r for r in relevant if r not in by_source]
-            if unknown:
-                raise LuyenError(f"'{unknown[0]}' is not one of rag.documents", file=str(path), line=n,
-                                 field="relevant", fix=f"name documents as they are listed, e.g. {rows[0]['source']}")
-            ranked = [r for r, _ in bm25.rank(obj["query"], len(rows))]
-            for doc in relevant:
+    for path in paths:
+        for query in read_queries(path, by_source, field="train.embedding.queries"):
+            ranked = [r for r, _ in bm25.rank(query["query"], len(rows))]
+            for doc in query["relevant"]:
                 mine = set(by_source[doc])
                 best = next((r for r in ranked if r in mine), by_source[doc][0])
-                pairs.append(Pair(obj["query"].strip(), rows[best]["indexed"], doc, "labelled"))
+                pairs.append(Pair(query["query"].strip(), rows[best]["indexed"], doc, "labelled"))
     return pairs
 
 
-def _jsonl(path: Path, field: str) -> Iterator[tuple[int, dict]]:
-    """(line number, object) of each non-blank line of a queries file whose "query" is text."""
-    if not path.is_file():
-        raise LuyenError("no such queries file", file=str(path), field=field,
-                         fix="pass a .jsonl of {query, relevant}, as `luyen rag eval` reads")
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LuyenError(f"not valid JSON ({e.msg})", file=str(path), line=n, field="query") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("query"), str) or not obj["query"].strip():
-            raise LuyenError("no query text", file=str(path), line=n, field="query",
-                             fix='write {"query": "...", "relevant": [...]}')
-        yield n, obj
+def read_pairs(path: str | Path, rows: list[dict]) -> tuple[list[Pair], list[Pair]]:
+    """(train, held-out) pairs of a pairs.jsonl a retriever run wrote (and a person may have edited): lines
+    {"query", "passage", "source", "origin", "split": "train" | "val"}. Each passage must still be one the
+    documents give, cut the same way, or the encoder would train on text the index never holds."""
+    path, known = Path(path), {row["indexed"]: row["source"] for row in rows}
+    halves: dict[str, list[Pair]] = {"train": [], "val": []}
+    from luyen.rag.evaluate import query_lines
+    for n, obj in query_lines(path, "train.embedding.pairs"):
+        for name in ("passage", "source", "origin"):
+            if not isinstance(obj.get(name), str) or not obj[name]:
+                raise LuyenError(f"no {name}", file=str(path), line=n, field=name,
+                                 fix="write the lines a retriever run writes to pairs.jsonl")
+        if obj.get("split", "train") not in halves:
+            raise LuyenError(f"split '{obj['split']}' is neither train nor val", file=str(path), line=n, field="split",
+                             fix="use train or val")
+        if known.get(obj["passage"]) != obj["source"]:
+            raise LuyenError("this passage is not one rag.documents give now", file=str(path), line=n, field="passage",
+                             fix="use the same rag.documents and rag.chunk_tokens/overlap_tokens as the run that wrote "
+                             "these pairs, or unset train.embedding.pairs to write new ones")
+        halves[obj.get("split", "train")].append(Pair(obj["query"].strip(), obj["passage"], obj["source"], obj["origin"]))
+    return halves["train"], halves["val"]
 
 
 def _questions(records: list[dict]) -> Iterator[tuple[str, str]]:
@@ -256,7 +253,8 @@ def deduplicate(pairs: list[Pair]) -> tuple[list[Pair], int]:
 
 def read_eval_queries(paths: list[str | Path]) -> list[str]:
     """The "query" of every line of the eval .jsonl files ({"query": ..., "relevant": [...]})."""
-    return [obj["query"] for path in map(Path, paths) for _, obj in _jsonl(path, EVAL_FIELD)]
+    from luyen.rag.evaluate import query_lines
+    return [obj["query"] for path in paths for _, obj in query_lines(path, EVAL_FIELD)]
 
 
 def leaked(query: str, eval_queries: list[str], threshold: float = LEAK_THRESHOLD) -> bool:

@@ -186,3 +186,17 @@ def test_labelled_queries_pair_with_the_best_passage_of_their_document(rows, tmp
                     + json.dumps({"query": "phí đổi vé", "relevant": ["khong-co.md"]}) + "\n", encoding="utf-8")
     with pytest.raises(LuyenError, match=r"q.jsonl:2.*relevant.*khong-co.md|khong-co.md.*q.jsonl:2"):
         labelled_pairs([path], rows)
+
+
+def test_an_earlier_runs_pairs_are_read_back_and_stale_passages_refused(rows, tmp_path):
+    from luyen.train.pairs import read_pairs
+    row = rows[3]
+    good = {"query": "phí đổi vé", "passage": row["indexed"], "source": row["source"], "origin": "generated"}
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({**good, "split": "train"}, ensure_ascii=False) + "\n"
+                    + json.dumps({**good, "query": "vé đổi", "split": "val"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    train, val = read_pairs(path, rows)
+    assert train == [Pair("phí đổi vé", row["indexed"], row["source"], "generated")] and val[0].query == "vé đổi"
+    path.write_text(json.dumps({**good, "passage": row["indexed"] + " (sửa)"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(LuyenError, match=r"pairs.jsonl:1.*passage"):
+        read_pairs(path, rows)
