@@ -183,3 +183,21 @@ def test_a_cross_lingual_encoder_alone_ranks_questions_in_another_language(train
     index.manifest["config"]["encoder"]["cross_lingual"] = True
     assert [r for r, _ in index.rank(english, "hybrid", 5)] == dense(english)
     assert [r for r, _ in index.rank(marked, "hybrid", 5)] == both(marked)
+
+
+def test_a_lora_retriever_is_saved_with_its_adapters_merged(encoder_base, tmp_path):
+    import numpy as np
+    from safetensors import safe_open
+    from sentence_transformers import SentenceTransformer
+
+    from luyen.train import encoder as encoders
+    from luyen.train.stage import run
+    cfg = retriever_config(encoder_base, write_docs(tmp_path / "docs"), queries=[str(write_queries(tmp_path / "q.jsonl"))])
+    cfg.train.method, cfg.train.epochs, cfg.train.lr = "lora", 1, 1e-2
+    run(cfg, None, tmp_path / "out")
+    with safe_open(str(tmp_path / "out" / "model" / "model.safetensors"), "pt") as f:
+        assert not [k for k in f.keys() if "lora" in k or "base_layer" in k]
+    text = ["what about the refund money back"]
+    base, _ = encoders.build(cfg)
+    saved = SentenceTransformer(str(tmp_path / "out" / "model"), device="cpu")
+    assert not np.allclose(base.encode(text, prompt="query: "), saved.encode(text, prompt="query: "), atol=1e-3)
