@@ -127,7 +127,11 @@ def evaluate(
             cells = [f"{part[mode][f'recall@{c}']:.3f}" for c in ks] + [f"{part[mode]['mrr']:.3f}"]
             table.add_row(mode, *cells, *([f"{name} ({part['queries']})"] if len(rows) > 1 else []))
     console.print(table)
-    if tuned:
+    if tuned and tuned.get("kept"):
+        console.print(f"fusion settings kept by `luyen rag tune` on {tuned['queries']} queries: hybrid MRR "
+                      f"{tuned['before']['mrr']:.3f} there; a choice would score {tuned['cross_validated']['mrr']:.3f} "
+                      "cross-validated", highlight=False)
+    elif tuned:
         cv, ins = tuned["cross_validated"], tuned["in_sample"]
         console.print(f"fusion tuned by `luyen rag tune` on {tuned['queries']} queries: hybrid MRR {cv['mrr']:.3f} "
                       f"cross-validated ({ins['mrr']:.3f} in-sample) there", highlight=False)
@@ -158,5 +162,10 @@ def tune(
     for name, rrf_k, weight, m in rows:
         table.add_row(name, str(rrf_k), f"{weight:g}", *[f"{m[k]:.3f}" if k in m else "" for k in ("recall@1", "recall@5", "mrr")])
     console.print(table)
-    console.print(f"wrote rrf_k={chosen['rrf_k']}, dense_weight={chosen['dense_weight']:g} into {index_dir}; expect the "
-                  "cross-validated figures on new queries", highlight=False)
+    if result["kept"]:
+        console.print(f"kept rrf_k={before['rrf_k']}, dense_weight={before['dense_weight']:g}: choosing on these queries "
+                      f"scores MRR {result['cross_validated']['mrr']:.3f} cross-validated, no better than "
+                      f"{before['mrr']:.3f} as they are", highlight=False)
+    else:
+        console.print(f"wrote rrf_k={chosen['rrf_k']}, dense_weight={chosen['dense_weight']:g} into {index_dir}; expect "
+                      "the cross-validated figures on new queries", highlight=False)

@@ -7,8 +7,11 @@ Every (rrf_k, dense_weight) of GRID ranks every query once. The weights kept are
 queries (by MRR, then recall@5): their in-sample figures flatter them, since they were picked on the
 same queries. So the choice is also made k times over, each time on all queries but one fold and
 scored on that fold (folds by position, i % k); the pooled held-out figures are what to expect on
-new queries. Both are written into the index's manifest beside the chosen settings, which every later
-search, eval and `--add` of the index then uses.
+new queries. Choosing is worth it only when that held-out MRR beats the index's current settings on
+all the queries (figures those settings were not fitted to, unless an earlier tune fitted them):
+otherwise the settings are kept ("kept": the choice would most likely do worse on new queries). The
+result is written into the index's manifest ("tuned"), and chosen settings into its rag config, which
+every later search, eval and `--add` of the index then uses.
 """
 from __future__ import annotations
 
@@ -60,9 +63,11 @@ def tune(folder: Path, queries_path: Path, folds: int = 5, write: bool = True) -
               "in_sample": score(chosen, everyone), "cross_validated": scores(held_out, queries, (1, 5)),
               "before": {"rrf_k": current[0], "dense_weight": current[1],
                          **(score(current, everyone) if current in ranked else {})}}
+    result["kept"] = current in ranked and result["cross_validated"]["mrr"] <= result["before"]["mrr"]
     if write:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        manifest["config"]["rag"].update(result["chosen"])
+        if not result["kept"]:
+            manifest["config"]["rag"].update(result["chosen"])
         manifest["tuned"] = {**result, "queries_file": str(queries_path)}
         atomic_write(folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     return result
