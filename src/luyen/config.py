@@ -108,7 +108,8 @@ class EmbeddingConfig(Section):
     """train.task=embedding: a sentence encoder trained on (query, passage) pairs over rag.documents."""
     pooling: Literal["auto", "mean", "lasttoken", "cls"] = Field(
         "auto", description="How token states become one vector: a sentence-transformers model keeps its own; a "
-        "decoder (gemma3-270m) defaults to mean.")
+        "decoder (gemma3-270m) defaults to mean (untrained, on the airline held-out queries: dense recall@5 0.44 "
+        "against 0.29 pooling the last token).")
     bidirectional: bool = Field(True, description="A decoder attends both ways when it encodes (EmbeddingGemma's recipe); "
                                 "false keeps its causal mask.")
     query_prompt: str = Field("query: ", description="Text put before every query (training and search alike).")
