@@ -40,8 +40,7 @@ from luyen.train import encoder as encoders
 from luyen.train import pairs as make
 from luyen.train import runfolder
 from luyen.train.logs import MetricsLogger
-
-LR = {"lora": 2e-4, "full": 2e-5}
+from luyen.train.methods import METHODS
 
 
 def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
@@ -68,7 +67,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     if len(train) < 2:
         raise LuyenError(f"only {len(train)} training pairs", field="rag.documents", fix="give more documents or train.data")
     model = encoders.wrap(model, tc)
-    lr = tc.lr or LR[tc.method]
+    lr = tc.lr or METHODS[tc.method].lr
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     console.print(f"train: retriever from {cfg.model.name} ({about['kind']}, {about['pooling']} pooling"
                   f"{', bidirectional' if about['bidirectional'] and about['kind'] == 'decoder' else ''}), "

@@ -1,7 +1,7 @@
 """The sentence encoder a retriever training starts from, wrapped for its method, and saved for `luyen rag`.
 
     model, about = build(cfg)        # a SentenceTransformer; about = {"kind", "pooling", "bidirectional", ...}
-    model = wrap(model, cfg.train)   # lora: peft adapters on the transformer; full: every weight trains
+    model = wrap(model, cfg.train)   # the method record's `encoder` (lora: peft adapters; full: every weight)
     save(model, Path("runs/retriever/model"))   # a sentence-transformers folder, LoRA merged, prompts kept
 
 Two kinds of start: a sentence-transformers model (the shipped all-MiniLM-L6-v2, or a folder holding
@@ -64,24 +64,14 @@ def pooling_of(model) -> str:
 
 
 def wrap(model, tc):
-    """The encoder to train under tc.method (lora or full)."""
-    transformer = model[0]
-    if tc.method == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model
-    if tc.method != "lora":
+    """The encoder to train under tc.method (its record's `encoder`)."""
+    from luyen.train.methods import METHODS
+    method = METHODS[tc.method]
+    if method.encoder is None:
+        able = ", ".join(m.name for m in METHODS.values() if m.encoder)
         raise LuyenError(f"train.method={tc.method} cannot train a sentence encoder", field="train.method",
-                         fix="use train.method=lora or full with train.task=embedding")
-    from peft import LoraConfig, get_peft_model
-    lc = tc.lora
-    from luyen.train.lora import check_targets
-    check_targets(transformer.model, lc.target_modules)
-    config = LoraConfig(task_type="FEATURE_EXTRACTION", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                        target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora)
-    # `auto_model` is a read-only property over `model`: assigning it would register a second module
-    transformer.model = get_peft_model(transformer.model, config)
-    return model
+                         fix=f"use train.method={able.replace(', ', ' or ')} with train.task=embedding")
+    return method.encoder(model, tc)
 
 
 def save(model, folder: Path, about: dict) -> None:

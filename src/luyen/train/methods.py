@@ -42,6 +42,8 @@ class Method:
     weight_bytes: float | None = None  # memory per base weight; None: the size of the dtype it is held in
     weight_grads: bool = False  # every weight gets a gradient: backward costs 4 FLOPs/param/token, not 2
     packing: bool = True  # several examples may share a row (soft prompts prepend tokens to every row: no)
+    # train.task=embedding: (sentence-transformers model, tc) -> the encoder to train; None: cannot train one
+    encoder: Callable | None = None
 
     def load_kwargs(self, precision, device) -> dict:
         """from_pretrained keyword arguments for the base: its dtype, and quantisation if the method has one."""
@@ -89,6 +91,19 @@ def _lora(model, tc, tokenizer=None, template=None):
     return model
 
 
+def _encoder_lora(model, tc):
+    """LoRA on a sentence encoder's transformer (sentence-transformers' first module). Its `auto_model` is
+    a read-only property over `model`: assigning it would register a second module and leave the save
+    unmerged, so `model` is what is replaced."""
+    from peft import LoraConfig, get_peft_model
+    lc, transformer = tc.lora, model[0]
+    lora.check_targets(transformer.model, lc.target_modules)
+    config = LoraConfig(task_type="FEATURE_EXTRACTION", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                        target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora)
+    transformer.model = get_peft_model(transformer.model, config)
+    return model
+
+
 def _qlora(model, tc, tokenizer=None, template=None):
     from peft import prepare_model_for_kbit_training
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=tc.gradient_checkpointing)
@@ -129,9 +144,9 @@ def _lora_params(shape: dict, tc) -> float:
 
 METHODS = {m.name: m for m in (
     Method("full", "every weight", 2e-5, adapter=False, wrap=_every_weight, base_trains=True, weight_grads=True,
-           trainable=lambda shape, tc: shape["params"]),
+           trainable=lambda shape, tc: shape["params"], encoder=_every_weight),
     Method("lora", "low-rank adapters on the chosen linear layers", 2e-4, adapter=True, wrap=_lora,
-           trainable=_lora_params),
+           trainable=_lora_params, encoder=_encoder_lora),
     Method("qlora", "low-rank adapters over a 4-bit NF4 quantised base", 2e-4, adapter=True, wrap=_qlora,
            quantise=_nf4, weight_bytes=0.6, trainable=_lora_params),  # 4 bits + scales, embeddings unquantised
     Method("prompt", "a soft prompt of virtual token embeddings", 3e-2, adapter=True, wrap=_prompt, packing=False,
