@@ -118,10 +118,15 @@ def _write(out: Path, settings: dict, old, kept: dict, fresh: list[Document], sk
 def _encoder(settings: dict):
     from luyen.rag.encoder import load_encoder
     encoder = load_encoder(settings["encoder"])
-    if settings["chunk_tokens"] > encoder.window:
-        raise LuyenError(f"passages of {settings['chunk_tokens']} tokens exceed the encoder's window of "
-                         f"{encoder.window}", field="rag.chunk_tokens", fix=f"set rag.chunk_tokens={encoder.window} or less")
+    check_window(settings["chunk_tokens"], encoder.window)
     return encoder
+
+
+def check_window(chunk_tokens: int, window: int) -> None:
+    """Passages must fit the encoder's window, or embedding would silently cut them."""
+    if chunk_tokens > window:
+        raise LuyenError(f"passages of {chunk_tokens} tokens exceed the encoder's window of {window}",
+                         field="rag.chunk_tokens", fix=f"set rag.chunk_tokens={window} or less")
 
 
 def indexed_text(row: dict, head_room: int) -> str:

@@ -98,18 +98,14 @@ def _pairs(cfg: RunConfig, model, data_dir, console) -> tuple[list[dict], list, 
     a held-out query's English or unmarked twin never trains."""
     from luyen.data.stage import read_split
     from luyen.rag.documents import read_documents
+    from luyen.rag.encoder import Encoder
     ec, rag = cfg.train.embedding, cfg.rag
     docs, skipped = read_documents(rag.documents, rag.text_field)
     if not docs:
         raise LuyenError("no readable document" + (f": {skipped[0]['error']}" if skipped else ""), field="rag.documents",
                          fix="point rag.documents at .md, .txt, .html, .pdf or .jsonl files")
-    tok = model.tokenizer
-    window = model.max_seq_length - 2
-    if rag.chunk_tokens > window:
-        raise LuyenError(f"passages of {rag.chunk_tokens} tokens exceed the encoder's window of {window}",
-                         field="rag.chunk_tokens", fix=f"set rag.chunk_tokens={window} or less")
-    count = lambda texts: [len(x) for x in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
-    rows = make.passages(docs, count, rag.chunk_tokens, rag.overlap_tokens, window)
+    encoder = Encoder(cfg.model.name, model)  # counts tokens and sizes the window as `luyen rag index` will
+    rows = make.passages(docs, encoder.count_tokens, rag.chunk_tokens, rag.overlap_tokens, encoder.window)
     evals = make.read_eval_queries(ec.eval_queries)
     if ec.pairs:  # an earlier run's pairs.jsonl, perhaps curated: its split is kept, nothing is written again
         halves, leaked = [], []
@@ -303,19 +299,11 @@ class _Loop:
 
 
 def document_scores(similarity: np.ndarray, sources: list[str], wanted: list[str]) -> dict:
-    """recall@1/5 and MRR by document: a query's documents ranked by their best passage."""
-    ranks = []
-    for row, want in zip(similarity, wanted):
-        seen: list[str] = []
-        for r in np.argsort(-row, kind="stable"):
-            if sources[r] not in seen:
-                seen.append(sources[r])
-            if sources[r] == want:
-                break
-        ranks.append(len(seen))
-    ranks = np.array(ranks)
-    return {"recall@1": round(float(np.mean(ranks <= 1)), 4), "recall@5": round(float(np.mean(ranks <= 5)), 4),
-            "mrr": round(float(np.mean(1 / ranks)), 4)}
+    """recall@1/5 and MRR@10 by document (rag.evaluate.scores, as `luyen rag eval` reports them): a
+    query's documents ranked by their best passage."""
+    from luyen.rag.evaluate import scores
+    ranked = [list(dict.fromkeys(sources[r] for r in np.argsort(-row, kind="stable"))) for row in similarity]
+    return scores(ranked, [{"relevant": [w]} for w in wanted], (1, 5))
 
 
 def _mine(rows: list[dict], pairs: list, k: int, depth: int = 30) -> list[list[int]]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from luyen.errors import LuyenError
-from luyen.rag.build import indexed_text
+from luyen.rag.build import check_window, indexed_text
 from luyen.rag.chunk import CountTokens, chunk_document, split_sentences
 from luyen.rag.documents import Document
 from luyen.rag.lexical import Lexical, fold, index_terms, syllables
@@ -74,9 +74,7 @@ class Pair:
 def passages(docs: list[Document], count_tokens: CountTokens, chunk_tokens: int, overlap_tokens: int,
              window: int) -> list[dict]:
     """Chunk rows as `luyen rag index` makes them for a new index, each with the text it embeds under "indexed"."""
-    if chunk_tokens > window:
-        raise LuyenError(f"passages of {chunk_tokens} tokens exceed the encoder's window of {window}",
-                         field="rag.chunk_tokens", fix=f"set rag.chunk_tokens={window} or less")
+    check_window(chunk_tokens, window)
     rows: list[dict] = []
     for doc in docs:
         for chunk in chunk_document(doc, count_tokens, chunk_tokens, overlap_tokens):
