@@ -1,4 +1,4 @@
-"""Detect a row's format and map it, once, into one of five typed record kinds.
+"""Detect a row's format and map it, once, into one of seven typed record kinds.
 
 Downstream code sees only these kinds, never the user's column names:
 
@@ -7,11 +7,15 @@ Downstream code sees only these kinds, never the user's column names:
     pair        {"kind": "pair", "source": str, "target": str}                 # document -> summary
     labelled    {"kind": "labelled", "text": str, "label": str}
     extractive  {"kind": "extractive", "context": str, "question": str, "answers": [{"text": str, "start": int}]}
+    preference  {"kind": "preference", "prompt": [messages], "chosen": [messages], "rejected": [messages]}
+    feedback    {"kind": "feedback", "prompt": [messages], "completion": [messages], "label": bool}
 
 Formats (detected from keys): qa (question/answer), alpaca (instruction[/input]/output|response),
 io (input/output[/context]), openai (messages), sharegpt (conversations with from/value),
 summary (document|article|dialogue / summary|highlights), squad (flat or nested SQuAD v1/v2),
-labelled (text|sentence + label), text (text|content).
+labelled (text|sentence + label), text (text|content); preference data (preference.py): preference
+(prompt/chosen/rejected), hh (chosen/rejected transcripts), openai_dpo (input/preferred_output/
+non_preferred_output), kto (prompt/completion/label).
 
     to_records({"question": "Hà Nội ở đâu?", "answer": "Miền Bắc."}, columns={})
     -> ("qa", [{"kind": "chat", "messages": [{"role": "user", ...}, {"role": "assistant", ...}]}])
@@ -22,9 +26,11 @@ import math
 from typing import Any
 
 KIND_OF = {"qa": "chat", "alpaca": "chat", "io": "chat", "openai": "chat", "sharegpt": "chat", "summary": "pair",
-           "squad": "extractive", "labelled": "labelled", "text": "text"}
+           "squad": "extractive", "labelled": "labelled", "text": "text", "preference": "preference",
+           "openai_dpo": "preference", "hh": "preference", "kto": "feedback"}
 ROLES = {"system": "system", "developer": "system", "user": "user", "human": "user", "assistant": "assistant",
          "gpt": "assistant", "model": "assistant", "bot": "assistant", "chatgpt": "assistant"}
+PAIR_KINDS = ("preference", "feedback")  # preference.py: prompt + answer sides
 _SOURCE_KEYS, _TARGET_KEYS = ("document", "article", "dialogue"), ("summary", "highlights")
 
 
@@ -38,6 +44,12 @@ class RecordError(ValueError):
 
 def detect(row: dict) -> str | None:
     keys = row.keys()
+    if "chosen" in keys and "rejected" in keys:
+        return "preference" if "prompt" in keys else "hh"
+    if "preferred_output" in keys or "non_preferred_output" in keys:
+        return "openai_dpo"
+    if "prompt" in keys and "completion" in keys and "label" in keys:
+        return "kto"
     if "messages" in keys:
         return "openai"
     if "conversations" in keys:
@@ -68,12 +80,20 @@ def to_records(obj: Any, columns: dict[str, str], forced: str = "auto") -> tuple
     fmt = detect(row) if forced == "auto" else forced
     if fmt is None:
         _raise_undetected(row)
-    return fmt, _MAPPERS[fmt](row)
+    return fmt, (_MAPPERS.get(fmt) or _preference_mapper(fmt))(row)
+
+
+def _preference_mapper(fmt: str):
+    from luyen.data.preference import MAPPERS  # imports this module, so not at the top
+    _MAPPERS.update(MAPPERS)
+    return MAPPERS[fmt]
 
 
 # For a row no format matches: the format it most looks like, and the fields that one needs.
 _REQUIRED = {"qa": ("question", "answer"), "alpaca": ("instruction", "output"), "io": ("input", "output"),
-             "summary": ("document", "summary"), "labelled": ("text", "label")}
+             "summary": ("document", "summary"), "labelled": ("text", "label"),
+             "preference": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),
+             "openai_dpo": ("input", "preferred_output", "non_preferred_output")}
 
 
 def _raise_undetected(row: dict) -> None:
@@ -87,6 +107,7 @@ def _raise_undetected(row: dict) -> None:
     shown = ", ".join(sorted(keys)[:8]) or "none"
     raise RecordError(None, f"cannot tell the format from the keys ({shown})",
                       "use question/answer, instruction/output, messages, text, text/label, document/summary, "
+                      "prompt/chosen/rejected, prompt/completion/label, "
                       "or map your columns with data.columns (e.g. data.columns.cau_hoi=question)", "unknown_format")
 
 
@@ -257,6 +278,9 @@ def map_texts(rec: dict, fn) -> None:
     if kind == "chat":
         for m in rec["messages"]:
             m["content"] = fn(m["content"])
+    elif kind in PAIR_KINDS:
+        for m in _messages_of(rec):
+            m["content"] = fn(m["content"])
     elif kind == "text" or kind == "labelled":
         rec["text"] = fn(rec["text"])
     elif kind == "pair":
@@ -279,7 +303,7 @@ def _reanchor(context: str, text: str, old: int) -> int:
 
 def prompt_text(rec: dict) -> str:
     """What the model is asked (for leakage checks): every non-assistant text of the record."""
-    chat = as_chat(rec)
+    chat = rec["prompt"] if rec["kind"] in PAIR_KINDS else as_chat(rec)
     if chat is None:
         return rec["text"]
     return "\n".join(m["content"] for m in chat if m["role"] != "assistant")
@@ -290,6 +314,8 @@ def record_texts(rec: dict) -> list[str]:
     kind = rec["kind"]
     if kind == "chat":
         return [m["content"] for m in rec["messages"]]
+    if kind in PAIR_KINDS:
+        return [m["content"] for m in _messages_of(rec)]
     if kind == "text":
         return [rec["text"]]
     if kind == "pair":
@@ -306,6 +332,10 @@ def as_chat(rec: dict) -> list[dict] | None:
         return rec["messages"]
     if kind == "pair":
         return [{"role": "user", "content": rec["source"]}, {"role": "assistant", "content": rec["target"]}]
+    if kind == "preference":
+        return rec["prompt"] + rec["chosen"]
+    if kind == "feedback":
+        return rec["prompt"] + rec["completion"]
     if kind == "labelled":
         return [{"role": "user", "content": rec["text"]}, {"role": "assistant", "content": rec["label"]}]
     if kind == "extractive":
@@ -313,3 +343,8 @@ def as_chat(rec: dict) -> list[dict] | None:
         return [{"role": "user", "content": f"{rec['context']}\n\n{rec['question']}"},
                 {"role": "assistant", "content": answer}]
     return None
+
+
+def _messages_of(rec: dict) -> list[dict]:
+    """Every message of a preference or feedback record, prompt first."""
+    return rec["prompt"] + (rec["chosen"] + rec["rejected"] if rec["kind"] == "preference" else rec["completion"])

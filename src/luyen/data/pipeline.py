@@ -31,8 +31,10 @@ import orjson
 from luyen.config import RunConfig
 from luyen.data.clean import is_empty, make_cleaner
 from luyen.data.dedup import Deduper, key_hashes
-from luyen.data.formats import RecordError, map_texts, prompt_text, record_texts, to_records
+from luyen.data.formats import PAIR_KINDS, RecordError, map_texts, prompt_text, record_texts, to_records
 from luyen.data.load import Row, data_suffix, jsonl_blocks, jsonl_rows, read_rows, sniff_encoding
+from luyen.data.preference import PairColumns
+from luyen.data.preference import is_empty as pair_is_empty
 from luyen.data.scrub import Scrubber
 from luyen.data.split import assign_splits, cross_split_groups, merge_groups
 from luyen.data.tokens import TokenCounter
@@ -61,6 +63,7 @@ class Tally:
     scrub_found: Counter = field(default_factory=Counter)
     scrub_redacted: int = 0
     scrub_dropped: int = 0
+    same_pair: int = 0  # preference pairs whose chosen equals rejected after cleaning: dropped
 
     def add(self, other: Tally) -> None:
         """Add a later chunk's tally (Counter keys keep first-seen order, as one pass would)."""
@@ -75,6 +78,7 @@ class Tally:
         self.scrub_found.update(other.scrub_found)
         self.scrub_redacted += other.scrub_redacted
         self.scrub_dropped += other.scrub_dropped
+        self.same_pair += other.same_pair
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Part:
     label: list = None            # str per labelled candidate, else None
     hashes: np.ndarray = None     # Deduper.signatures
     shingles: np.ndarray = None
+    pairs: dict | None = None     # PairColumns.process: preference/feedback columns
     fail: tuple | None = None     # (message, file, line, field, fix) of the error that stops the run
 
 
@@ -112,6 +117,7 @@ class Scan:
         self._scrub = _ScrubInto(self.scrubber)
         self.deduper = Deduper(near=d.dedup.near, threshold=d.dedup.threshold, num_perm=d.dedup.num_perm, seed=cfg.seed)
         self.counter = TokenCounter(tokenizer, template)
+        self.pairs = PairColumns(d.dedup.threshold, d.dedup.num_perm, cfg.seed)
         self.tally = Tally()
         self.scratch_path = scratch / "candidates.jsonl"
         self._scratch = open(self.scratch_path, "wb")
@@ -186,6 +192,7 @@ class Scan:
         except LuyenError as e:  # data.on_error=fail: the run stops at this record
             return Part(tally, fail=(e.message, e.file, e.line, e.field, e.fix))
         total, loss = self.counter.measure(records, check=False)
+        pairs = self.pairs.process(records, self.counter, loss)
         keys = ["\n".join(record_texts(r)) for r in records]
         hashes, shingles = self.deduper.signatures(keys)
         lang = np.array([LANGS.index(detect_language(k[:2000])) for k in keys], dtype=np.int8)
@@ -193,7 +200,7 @@ class Scan:
                     total=total, loss=loss, kind=[r["kind"] for r in records], lang=lang,
                     prompt=key_hashes([prompt_text(r) for r in records]).astype(np.int64),
                     label=[r["label"] if r["kind"] == "labelled" else None for r in records],
-                    hashes=hashes, shingles=shingles)
+                    hashes=hashes, shingles=shingles, pairs=pairs)
 
     def _merge(self, part: Part) -> None:
         if part.fail is not None:
@@ -206,6 +213,7 @@ class Scan:
         self._check_exact(part)
         self.deduper.extend(part.hashes, part.shingles)
         cols = self._cols
+        self.pairs.merge(part.pairs, len(cols["kind"]))
         cols["total"].append(part.total)
         cols["loss"].append(part.loss)
         cols["kind"] += part.kind
@@ -260,7 +268,7 @@ class Scan:
     def _prepare(self, rec: dict, tally: Tally) -> bool:
         """Clean and scrub in place; False when the record is dropped."""
         map_texts(rec, self.clean)
-        if is_empty(rec):
+        if pair_is_empty(rec) if rec["kind"] in PAIR_KINDS else is_empty(rec):
             tally.empty += 1
             return False
         scrub = self._scrub
@@ -273,19 +281,23 @@ class Scan:
                 tally.scrub_dropped += 1
                 return False
             tally.scrub_redacted += 1
+        if rec["kind"] == "preference" and rec["chosen"] == rec["rejected"]:
+            tally.same_pair += 1  # teaches nothing
+            return False
         return True
 
     def finish(self) -> Outcome:
         c = self._columns()
         n, d = len(c["total"]), self.cfg.data
         dup = self.deduper.finish()
+        c.update(self.pairs.finish(c["total"]))
         exact = dup.exact_of >= 0 if d.dedup.exact else np.zeros(n, bool)
-        near = dup.near_removed & ~exact if d.dedup.near else np.zeros(n, bool)
+        near = dup.near_removed & ~exact & self.pairs.near_ok(dup.cluster) if d.dedup.near else np.zeros(n, bool)
         bounded = c["kind"] != "text"  # raw text is chunked at training, never dropped for length
-        too_long = bounded & (c["total"] > d.max_length)
+        too_long = bounded & (longest(c) > d.max_length)  # a pair goes when either side is too long
         too_short = c["total"] < d.min_length
         keep = ~exact & ~near & ~too_long & ~too_short
-        groups = merge_groups(dup.cluster, _first_index(c["prompt"]))[keep]
+        groups = merge_groups(dup.cluster, self.pairs.prompt_groups(_first_index(c["prompt"])))[keep]
         labels = c["label"][keep] if d.split.stratify and (c["label"][keep] >= 0).all() and keep.any() else None
         fractions = (d.split.train, d.split.val, d.split.test)
         split = assign_splits(groups, labels, fractions, self.cfg.seed)
@@ -319,6 +331,11 @@ class _ScrubInto:
         return text
 
 
+def longest(c: dict[str, np.ndarray]) -> np.ndarray:
+    """Tokens of each record's longest training sequence (a preference pair's longer side)."""
+    return np.maximum(c["total"], c["total_rejected"]) if "total_rejected" in c else c["total"]
+
+
 def _first_index(keys: np.ndarray) -> np.ndarray:
     """For each record, the index of the first record with the same key."""
     if len(keys) == 0:
@@ -331,8 +348,6 @@ def _shared_across(prompts: np.ndarray, split: np.ndarray) -> int:
     """Validation/test records whose exact prompt also occurs in the training split."""
     train = np.unique(prompts[split == 0])
     return int(np.isin(prompts[split != 0], train).sum())
-
-
 
 
 def _worker_count(files: list[Path]) -> int:

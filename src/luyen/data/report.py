@@ -6,10 +6,12 @@ work, whether evaluation data leaks from training, and what training will cost h
 """
 from __future__ import annotations
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from luyen.data.pipeline import LANGS, Outcome, Tally
+from luyen.data.pipeline import LANGS, Outcome, Tally, longest
+from luyen.data.preference import PREFERENCE_FORMATS
 from luyen.data.split import SPLITS
 from luyen.data.tokens import TokenCounter, length_stats
 
@@ -19,14 +21,15 @@ def build_report(tally: Tally, out: Outcome, counter: TokenCounter, *, tokenizer
     c, keep = out.columns, out.keep
     total, loss = c["total"], c["loss"]
     bounded = c["kind"] != "text"
-    over = int((total[bounded] > max_length).sum())
+    over = int((longest(c)[bounded] > max_length).sum())
     splits = {name: int((out.split == i).sum()) for i, name in enumerate(SPLITS)}
     report = {
         "records": {"rows_read": tally.rows, "by_format": dict(tally.formats), "by_kind": dict(tally.kinds),
                     "per_file": {f: dict(v) for f, v in tally.per_file.items()}, "kept": int(keep.sum())},
         "errors": {"count": sum(tally.errors.values()), "by_problem": dict(tally.errors),
                    "first": tally.error_lines, "on_error": on_error},
-        "cleaning": {"empty_removed": tally.empty, **out.removed},
+        "cleaning": {"empty_removed": tally.empty, **out.removed,
+                     **({"chosen_equals_rejected": tally.same_pair} if _pairs_read(tally) else {})},
         "scrub": {"found": dict(tally.scrub_found), "records_redacted": tally.scrub_redacted,
                   "records_dropped": tally.scrub_dropped},
         "tokens": {"tokenizer": getattr(tokenizer, "name_or_path", ""), "chat_template": template_source,
@@ -40,6 +43,7 @@ def build_report(tally: Tally, out: Outcome, counter: TokenCounter, *, tokenizer
         "language": {lang: int((c["lang"][keep] == i).sum()) for i, lang in enumerate(LANGS)},
         "split": {**splits, "leakage": out.leakage},
         "labels": _labels(out),
+        **_pair_sections(tally, out, max_length),
         "estimate": estimate,
     }
     report["problems"], report["warnings"] = _verdict(report)
@@ -64,6 +68,50 @@ def _labels(out: Outcome) -> dict | None:
     lab = out.columns["label"][out.keep]
     return {name: {s: int(((lab == i) & (out.split == k)).sum()) for k, s in enumerate(SPLITS)}
             for i, name in enumerate(out.labels)}
+
+
+def _pair_sections(tally: Tally, out: Outcome, max_length: int) -> dict:
+    """`preference` (pairs, per-side tokens, truncation, chosen/rejected answer length ratio) and
+    `feedback` (KTO label balance), each only when the data holds that kind."""
+    c, keep, sections = out.columns, out.keep, {}
+    pairs = _pairs_read(tally)
+    if pairs:
+        rows = c["kind"] == "preference"
+        a, b = (c["total"][rows], c["total_rejected"][rows]) if rows.any() else (np.zeros(0, np.int32),) * 2
+        over = np.maximum(a, b) > max_length
+        kept = rows & keep
+        ratio = c["answer_a"][kept] / np.maximum(c["answer_b"][kept], 1) if kept.any() else np.ones(1)
+        sections["preference"] = {
+            "pairs": pairs, "measured": int(rows.sum()), "kept": int(kept.sum()),
+            "chosen_equals_rejected": tally.same_pair, "empty_sides": tally.errors.get("empty_side", 0),
+            "tokens": {"chosen": length_stats(a), "rejected": length_stats(b)},
+            "over_max_length": int(over.sum()), "truncation_share": round(float(over.mean()) if len(a) else 0.0, 4),
+            "length_ratio": {"mean": round(float(ratio.mean()), 3), "median": round(float(np.median(ratio)), 3)}}
+    if tally.formats.get("kto"):
+        lab = c["feedback_label"][(c["kind"] == "feedback") & keep] if "feedback_label" in c else np.zeros(0)
+        good, n = int((lab == 1).sum()), len(lab)
+        sections["feedback"] = {"examples": n, "desirable": good, "undesirable": n - good,
+                                "desirable_share": round(good / max(n, 1), 4)}
+    return sections
+
+
+def _pairs_read(tally: Tally) -> int:
+    return sum(tally.formats[f] for f in PREFERENCE_FORMATS)
+
+
+def _pair_warnings(r: dict) -> list[str]:
+    out, p, f = [], r.get("preference"), r.get("feedback")
+    if p and p["kept"]:
+        mean = p["length_ratio"]["mean"]
+        if mean > 1.3 or mean < 1 / 1.3:
+            out.append(f"chosen answers are {mean:.2f}x as long as rejected ones on average: DPO learns that longer "
+                       f"is {'better' if mean > 1 else 'worse'}, not what is right; balance the lengths or use a "
+                       "length-normalised objective (train.method=simpo, or train.preference.loss_type=ipo)")
+    if f and f["examples"] and min(f["desirable_share"], 1 - f["desirable_share"]) < 0.2:
+        few = "desirable (label true)" if f["desirable_share"] < 0.5 else "undesirable (label false)"
+        out.append(f"only {min(f['desirable'], f['undesirable'])} of {f['examples']} feedback examples are {few}: "
+                   "KTO needs both; add some or set train.preference.desirable_weight/undesirable_weight")
+    return out
 
 
 def _verdict(r: dict) -> tuple[list[str], list[str]]:
@@ -96,7 +144,7 @@ def _verdict(r: dict) -> tuple[list[str], list[str]]:
     s = r["split"]
     if r["records"]["kept"] >= 3 and (s["val"] == 0 or s["test"] == 0):
         warnings.append("validation or test split is empty; add data or change data.split")
-    return problems, warnings
+    return problems, warnings + _pair_warnings(r)
 
 
 def render_report(r: dict, console: Console) -> None:
@@ -119,6 +167,15 @@ def render_report(r: dict, console: Console) -> None:
               f"length estimate ±{tpl['length_estimate_mean_abs_error']} tokens")
     t.add_row("EOS/PAD", f"eos={tpl['eos_token']!r} pad={tpl['pad_token']!r} stop ids {tpl['stop_token_ids']}, "
               f"{tpl['targets_without_stop_token']} targets without stop token")
+    if p := r.get("preference"):
+        ch, rj, lr = p["tokens"]["chosen"], p["tokens"]["rejected"], p["length_ratio"]
+        t.add_row("preference", f"{p['pairs']} pairs, {p['kept']} kept, {p['chosen_equals_rejected']} with chosen = "
+                  f"rejected dropped; prompt+chosen p50 {ch['p50']} / p95 {ch['p95']} / max {ch['max']}, prompt+rejected "
+                  f"p50 {rj['p50']} / p95 {rj['p95']} / max {rj['max']}; {p['truncation_share']:.1%} of pairs over "
+                  f"max_length; chosen/rejected answer length mean {lr['mean']}, median {lr['median']}")
+    if f := r.get("feedback"):
+        t.add_row("feedback", f"{f['desirable']} desirable / {f['undesirable']} undesirable "
+                  f"({f['desirable_share']:.0%} desirable)")
     t.add_row("language", _pairs(r["language"]))
     s = r["split"]
     t.add_row("split", f"train {s['train']} / val {s['val']} / test {s['test']}; leakage: "

@@ -83,6 +83,10 @@ class TokenCounter:
             if chat is not None:
                 self._check_exact(chat, int(n))
 
+    def count(self, texts: list[str]) -> list[int]:
+        """Tokens of each text alone, without template or special tokens (answer lengths)."""
+        return self._count(texts)
+
     def _count(self, texts: list[str]) -> list[int]:
         if not texts:
             return []
