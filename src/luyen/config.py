@@ -58,8 +58,8 @@ class SplitConfig(Section):
 
 class DataConfig(Section):
     files: list[str] = Field(default_factory=list, description="Data files, globs or folders that `luyen data` and `luyen run` read (positional words of `luyen data` add to them).")
-    format: Literal["auto", "qa", "alpaca", "io", "openai", "sharegpt", "text", "summary", "squad", "labelled"] = Field(
-        "auto", description="Input format; 'auto' detects it per record and reports any mix.")
+    format: Literal["auto", "qa", "alpaca", "io", "openai", "sharegpt", "text", "summary", "squad", "labelled", "preference", "openai_dpo", "hh", "kto"] = Field(
+        "auto", description="Input format; 'auto' detects it per record and reports any mix. Preference data: preference (TRL prompt/chosen/rejected, strings or messages), openai_dpo (input/preferred_output/non_preferred_output), hh (chosen/rejected whole transcripts), kto (prompt/completion/label).")
     columns: dict[str, str] = Field(default_factory=dict, description="Map your column names to standard ones, e.g. {cau_hoi: question, tra_loi: answer}.")
     on_error: Literal["fail", "skip"] = Field("fail", description="'fail' stops at the first bad record; 'skip' drops bad records and counts them.")
     max_record_bytes: int = Field(1_000_000, gt=0, description="Records larger than this are errors (a sign of a broken file).")
@@ -107,31 +107,35 @@ class PretrainConfig(Section):
 class EmbeddingConfig(Section):
     """train.task=embedding: a sentence encoder trained on (query, passage) pairs over rag.documents."""
     pooling: Literal["auto", "mean", "lasttoken", "cls"] = Field(
-        "auto", description="How token states become one vector: a sentence-transformers model keeps its own; a "
-        "decoder (gemma3-270m) defaults to mean (untrained, on the airline held-out queries: dense recall@5 0.44 "
-        "against 0.29 pooling the last token).")
-    bidirectional: bool = Field(True, description="A decoder attends both ways when it encodes (EmbeddingGemma's recipe); "
-                                "false keeps its causal mask.")
+        "auto", description="How token states become one vector: a sentence-transformers model keeps its own; a decoder (gemma3-270m) defaults to mean (untrained, on the airline held-out queries: dense recall@5 0.44 against 0.29 pooling the last token).")
+    bidirectional: bool = Field(True, description="A decoder attends both ways when it encodes (EmbeddingGemma's recipe); false keeps its causal mask.")
     query_prompt: str = Field("query: ", description="Text put before every query (training and search alike).")
     passage_prompt: str = Field("passage: ", description="Text put before every passage (training and indexing alike).")
     max_length: int = Field(256, ge=16, description="Longest query or passage in encoder tokens (the encoder's window).")
-    temperature: float = Field(0.05, gt=0, le=1, description="Softmax temperature of the contrastive loss over in-batch "
-                               "and mined negatives.")
+    temperature: float = Field(0.05, gt=0, le=1, description="Softmax temperature of the contrastive loss over in-batch and mined negatives.")
     hard_negatives: int = Field(1, ge=0, le=8, description="BM25-mined negatives per pair, from other documents than the pair's.")
-    generate: int = Field(1, ge=0, le=8, description="Questions the writer model writes per passage; 0 = headings, first "
-                          "sentences and train.data only.")
-    translate: bool = Field(True, description="Add English translations of the Vietnamese training queries (written by "
-                            "the writer model), so English questions find Vietnamese passages.")
-    pairs: str | None = Field(None, description="Train on this pairs.jsonl (an earlier retriever run's, perhaps "
-                              "edited) instead of writing new pairs; its train/val split is kept.")
-    fold: bool = Field(True, description="Add each Vietnamese training query typed without tone marks, as many "
-                       "phone users type.")
+    generate: int = Field(1, ge=0, le=8, description="Questions the writer model writes per passage; 0 = headings, first sentences and train.data only.")
+    translate: bool = Field(True, description="Add English translations of the Vietnamese training queries (written by the writer model), so English questions find Vietnamese passages.")
+    pairs: str | None = Field(None, description="Train on this pairs.jsonl (an earlier retriever run's, perhaps edited) instead of writing new pairs; its train/val split is kept.")
+    fold: bool = Field(True, description="Add each Vietnamese training query typed without tone marks, as many phone users type.")
     writer: str = Field("gemma3-270m", description="The model that writes and translates training questions.")
-    queries: list[str] = Field(default_factory=list, description="The team's labelled queries to train on (.jsonl "
-                               "{query, relevant: [document names]}, as `luyen rag eval` reads); never the eval files.")
-    eval_queries: list[str] = Field(default_factory=list, description="Query files (.jsonl, `query` field) the training "
-                                    "pairs must not leak into: near-duplicates are dropped (written) or refused (train.data, queries).")
+    queries: list[str] = Field(default_factory=list, description="The team's labelled queries to train on (.jsonl {query, relevant: [document names]}, as `luyen rag eval` reads); never the eval files.")
+    eval_queries: list[str] = Field(default_factory=list, description="Query files (.jsonl, `query` field) the training pairs must not leak into: near-duplicates are dropped (written) or refused (train.data, queries).")
     val: float = Field(0.1, ge=0, lt=0.5, description="Share of training queries held out to measure recall while training.")
+
+
+class PreferenceConfig(Section):
+    """train.method=dpo|kto|orpo|simpo: learning from answers people preferred (pairs) or rated good/bad."""
+    over: Literal["lora", "qlora", "full"] = Field("lora", description="What trains: LoRA, LoRA over a 4-bit base, or every "
+                                                   "weight (the reference's log-probs then come from the weights before training).")
+    beta: float = Field(0.1, gt=0, description="DPO/IPO/KTO: how far the policy may move from the reference; ORPO: weight "
+                        "of the odds-ratio term; SimPO: reward scale (its paper uses 2-2.5).")
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field("sigmoid", description="dpo: sigmoid (DPO), ipo or hinge (SLiC).")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="dpo/simpo: assumed share of flipped labels (cDPO).")
+    sft_weight: float = Field(0.0, ge=0, description="dpo: weight of an NLL term on the chosen answer (RPO); 0 = off.")
+    desirable_weight: float = Field(1.0, gt=0, description="kto: weight of thumbs-up examples.")
+    undesirable_weight: float = Field(1.0, gt=0, description="kto: weight of thumbs-down examples.")
+    simpo_gamma: float = Field(0.5, ge=0, description="simpo: target reward margin (gamma).")
 
 
 class TrainConfig(Section):
@@ -140,9 +144,10 @@ class TrainConfig(Section):
     data: str | None = Field(None, description="Prepared data folder (the --out of `luyen data prepare`); or pass --data.")
     resume: bool = Field(False, description="Continue the unfinished run in the output folder from its last checkpoint "
                          "(`luyen run` does this by itself).")
-    method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze"] = Field(
+    method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze", "dpo", "kto", "orpo", "simpo"] = Field(
         "lora", description="Fine-tuning method; see `luyen train --methods` for what each trains. A new model "
-        "(model.name: scratch:causal-tiny) and continued pretraining on raw text use full.")
+        "(model.name: scratch:causal-tiny) and continued pretraining on raw text use full. dpo, orpo and simpo "
+        "learn from preference pairs, kto from thumbs up/down, each over train.preference.over (lora, qlora or full).")
     epochs: float = Field(3, gt=0, description="Passes over the training split (ignored when max_steps > 0).")
     max_steps: int = Field(0, ge=0, description="Optimiser steps to run; 0 = decided by epochs.")
     batch_size: int = Field(4, ge=1, description="Examples per micro-batch (per process); activation memory grows with it.")
@@ -170,6 +175,7 @@ class TrainConfig(Section):
     freeze_layers_but: int = Field(2, ge=1, description="freeze: train only the last N transformer layers (and the final norm).")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -210,6 +216,7 @@ class JudgeConfig(Section):
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for one judgement.")
     concurrency: int = Field(4, ge=1, description="Judgements requested at once.")
     max_examples: int = Field(100, ge=1, description="Judge at most this many test examples per system.")
+    pairwise: bool = Field(True, description="Of a trained run, also ask which answer is better, fine-tuned or base zero-shot, in both orders (win rate).")
 
 
 Baseline = Literal["zero-shot", "few-shot", "rag"]
@@ -254,10 +261,8 @@ class RagConfig(Section):
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
     candidates: int = Field(50, ge=1, description="Passages each method ranks before fusing.")
     template: str | None = Field(None, description="Prompt with {context} and {question}; default: answer from the numbered passages and cite them as [n].")
-    documents: list[str] = Field(default_factory=list, description="Files, globs or folders to index; `luyen run` builds "
-                                 "the index when set and evaluates and serves with it.")
-    index: str | None = Field(None, description="An index folder (`luyen rag index`) to answer over: `eval` adds systems "
-                              "with retrieval, `chat`, `generate` and `serve` ground every answer in its passages.")
+    documents: list[str] = Field(default_factory=list, description="Files, globs or folders to index; `luyen run` builds the index when set and evaluates and serves with it.")
+    index: str | None = Field(None, description="An index folder (`luyen rag index`) to answer over: `eval` adds systems with retrieval, `chat`, `generate` and `serve` ground every answer in its passages.")
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self):

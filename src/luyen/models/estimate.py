@@ -90,8 +90,8 @@ def estimate_training(shape: dict, tc, *, tokens: float, loss_tokens: float, tok
     ``eval_*``: tokens of all validation passes (forward only: 2 FLOPs per parameter per token);
     ``steps``: optimiser steps, each updating the trainable parameters at ``optimizer_params_per_s``
     (``optimizer_rate()``; 0 leaves it out), OPTIMIZER_PASSES times; ``saves``: checkpoints written."""
-    from luyen.train.methods import METHODS
-    method = METHODS[tc.method]
+    from luyen.train.methods import method_of
+    method = method_of(tc)
     params, hidden, vocab = shape["params"], shape["hidden"] or 0, shape["vocab"] or 0
     body = max(params - shape["embed"], 0.0)
     backward = 4 if method.weight_grads else 2  # activation gradients, plus weight gradients when all train
@@ -121,8 +121,8 @@ def training_memory(shape: dict, tc, *, trainable: float, tokens_per_batch: int,
     import torch
 
     from luyen.precision import choose
-    from luyen.train.methods import METHODS
-    method = METHODS[tc.method]
+    from luyen.train.methods import method_of
+    method = method_of(tc)
     held = choose(precision).weights(trained=method.base_trains)
     weight_bytes = method.weight_bytes if method.weight_bytes is not None else torch.empty((), dtype=held).element_size()
     optimizer = 12 * trainable  # fp32 gradient + AdamW's two moments

@@ -51,7 +51,7 @@ def load_trained(path: str | Path, *, base: str | None = None, dtype=None, trust
     if not base_name:
         raise LuyenError("this adapter does not name its base model", file=str(folder),
                          fix="pass the base model it was trained on")
-    model = load_model(base_name, dtype=dtype, trust_remote_code=trust_remote_code)
+    model = load_base_model(base_name, dtype=dtype, trust_remote_code=trust_remote_code)
     check_adapter_base(folder, model.config, base_name)
     try:
         model = PeftModel.from_pretrained(model, folder)
@@ -65,6 +65,24 @@ def load_trained(path: str | Path, *, base: str | None = None, dtype=None, trust
         from transformers import AutoTokenizer
         return model.eval(), AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     return model.eval(), load_tokenizer(base_name, trust_remote_code=trust_remote_code)
+
+
+def load_base_model(name: str | Path, *, dtype=None, trust_remote_code: bool = False, **kwargs):
+    """The model ``name`` names as a base to build on: a model as it is, or a run whose adapter is merged
+    into its own base (DPO on top of a finished LoRA SFT run: ``model.name=runs/sft/train``). The merged
+    model's name_or_path is the run, so an adapter trained on it names the run as its base."""
+    from luyen.models.resolve import load_model
+    if not is_adapter(name):
+        return load_model(str(name), dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
+    if kwargs.get("quantization_config") is not None:
+        raise LuyenError("a 4-bit base cannot be built from an adapter run (its adapter must be merged first)",
+                         file=str(name), fix="export the run merged (`luyen export RUN --format merged`) and train "
+                         "on that folder, or use train.preference.over=lora")
+    model, _ = load_trained(name, dtype=dtype, trust_remote_code=trust_remote_code)
+    merged = model.merge_and_unload()
+    merged.name_or_path = str(Path(name).expanduser().resolve())
+    merged.config._name_or_path = merged.name_or_path
+    return merged
 
 
 def check_adapter_base(folder: Path, base_config, base_name: str) -> None:

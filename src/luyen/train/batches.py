@@ -41,6 +41,10 @@ class Example:
     def n_loss(self) -> int:
         return int((self.targets != IGNORE).sum())
 
+    @property
+    def loss_tokens(self) -> int:  # the tokens whose logits the loss computes (a pair: both answers')
+        return self.n_loss
+
 
 @dataclass
 class EncodeStats:

@@ -68,6 +68,9 @@ class LoopState:
     # loss, reloaded from its checkpoint) or "last" (no validation split: the last step's weights).
     shipped_step: int | None = None
     shipped_weights: str | None = None
+    objective: dict = dataclasses.field(default_factory=dict)  # what the objective carries between steps (KTO's KL)
+    initial_val_stats: dict = dataclasses.field(default_factory=dict)  # the objective's statistics (rewards) at step 0
+    best_val_stats: dict = dataclasses.field(default_factory=dict)  # ... at the best validation
 
 
 class ExplodedWeights(ValueError):

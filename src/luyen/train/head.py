@@ -24,7 +24,10 @@ import torch
 
 from luyen.errors import LuyenError
 from luyen.train.batches import IGNORE
-from luyen.train.loss import linear_cross_entropy
+from luyen.train.loss import linear_cross_entropy, linear_token_losses
+
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")  # what of a batch the model's forward takes
 
 
 @dataclass(frozen=True)
@@ -129,19 +132,20 @@ class HiddenHead:
         index = torch.tensor(t.token_indices[name], device=self.weight.device)
         return index, t.trainable_tokens_delta[name]
 
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
-        """Summed cross-entropy of the output layer on final hidden states [N, H] against targets [N]."""
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, chunk: int, per_token: bool = False) -> torch.Tensor:
+        """Cross-entropy of the output layer on final hidden states [N, H] against targets [N]: summed,
+        or with ``per_token`` every position's own [N] (what sequence log-probabilities add up)."""
         bias = self.bias
         if self.scale is not None and self.scale != 1:  # (s h) W^T + s b = s (h W^T + b): exact
             hidden, bias = hidden * self.scale, (bias * self.scale if bias is not None else None)
-        return linear_cross_entropy(hidden, self.weight, bias, targets, chunk=chunk, softcap=self.softcap,
-                                    rows=self.rows())
+        fn = linear_token_losses if per_token else linear_cross_entropy
+        return fn(hidden, self.weight, bias, targets, chunk=chunk, softcap=self.softcap, rows=self.rows())
 
 
 def hidden_states(model, head: HiddenHead, batch: dict, device, autocast=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Final hidden states [B, L, H] of one micro-batch, aligned with its targets [B, L]."""
     targets = batch["targets"].to(device)
-    inputs = {k: v.to(device) for k, v in batch.items() if k != "targets"}
+    inputs = {k: v.to(device) for k, v in batch.items() if k in MODEL_INPUTS}
     if head.use_cache:
         inputs["use_cache"] = False
     with head, torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
@@ -156,3 +160,39 @@ def loss_sum(model, head: HiddenHead, batch: dict, chunk: int, device, autocast=
     hidden, targets = hidden_states(model, head, batch, device, autocast)
     sel = targets != IGNORE
     return head.loss(hidden[sel], targets[sel], chunk), int(sel.sum())
+
+
+def sequence_logps(model, head: HiddenHead, batch: dict, chunk: int, device, autocast=None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of every sequence's loss-bearing tokens (its answer), summed, [S], and their
+    number [S]; ``batch["seq"]`` says which sequence each position belongs to (row, or packed segment)."""
+    hidden, targets = hidden_states(model, head, batch, device, autocast)
+    sel = targets != IGNORE
+    seq = batch["seq"].to(device)[sel]
+    n = batch["sequences"]
+    token = -head.loss(hidden[sel], targets[sel], chunk, per_token=True)
+    logp = torch.zeros(n, dtype=token.dtype, device=device).index_add(0, seq, token)
+    return logp, torch.bincount(seq, minlength=n)
+
+
+class NextToken:
+    """The objective of supervised fine-tuning and pretraining: the mean next-token loss over the
+    step's loss-bearing tokens. The training loop asks its objective for batches and loss sums; a
+    preference objective (train.preference) answers the same questions for pairs."""
+    needs_reference = False
+
+    def collate(self, examples, pad_id: int, packing: bool) -> dict:
+        from luyen.train.batches import collate
+        return collate(examples, pad_id, packing)
+
+    def loss(self, model, head: HiddenHead, batch: dict, chunk: int, device, autocast, state: dict):
+        """(sum of losses, what it is a sum over, {statistic: sum}) for one micro-batch."""
+        s, k = loss_sum(model, head, batch, chunk, device, autocast)
+        return s, k, {}
+
+    def end_step(self, sums: dict, norm: int, state: dict) -> None:
+        """After an optimiser step: carry what the next step's loss needs (nothing here)."""
+
+    @staticmethod
+    def summarise(sums: dict, norm: int) -> dict:
+        return {}

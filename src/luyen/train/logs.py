@@ -34,9 +34,9 @@ class RunLog:
         self.progress.__exit__(*exc)
         self.metrics.close()
 
-    def validation(self, step: int, val: float) -> None:
+    def validation(self, step: int, val: float, **extra) -> None:
         """A validation row on its own (step 0: where training starts from)."""
-        self.metrics.log({"step": step, **_val(val)})
+        self.metrics.log({"step": step, **_val(val), **extra})
 
     def step(self, step: int, *, loss: float, lr: float, grad_norm: float, tokens: int, seconds: float,
              val: float | None = None, **extra) -> None:

@@ -33,10 +33,10 @@ import torch
 
 from luyen.errors import LuyenError
 from luyen.train import checkpoint
-from luyen.train.batches import IGNORE, Example, collate, plan_epoch
+from luyen.train.batches import IGNORE, Example, plan_epoch
 from luyen.train.cadence import eval_due, save_due, stop_early
 from luyen.train.checkpoint import LoopState
-from luyen.train.head import loss_sum, output_head
+from luyen.train.head import NextToken, output_head
 from luyen.train.logs import RunLog
 
 
@@ -48,8 +48,11 @@ class Diverged(Exception):
 
 class Trainer:
     def __init__(self, *, model, tokenizer, tc, seed: int, train: list[Example], val: list[Example], out: Path,
-                 accelerator, console, lr: float, masker=None, autocast=None):
+                 accelerator, console, lr: float, masker=None, autocast=None, objective=None):
         self.model, self.tok, self.tc, self.seed, self.out = model, tokenizer, tc, seed, out
+        # what is minimised: the next-token loss, or a preference loss (train.preference); see NextToken
+        self.objective = objective or NextToken()
+        self.val_stats: dict = {}  # the objective's statistics at the last validation
         self.train_ex, self.val_ex, self.acc, self.console, self.lr = train, val, accelerator, console, lr
         self.autocast = autocast  # torch.bfloat16 / torch.float16: mixed precision
         self.scaler = torch.amp.GradScaler(accelerator.device.type) if autocast == torch.float16 else None
@@ -113,10 +116,11 @@ class Trainer:
             with log, self._ctrl_c():
                 if st.step == 0 and self.val_ex:  # where validation starts, so the curve shows what training bought
                     st.initial_val = self.evaluate(self.model)
-                    log.validation(0, st.initial_val)
+                    st.initial_val_stats = self.val_stats
+                    log.validation(0, st.initial_val, **_prefixed("val_", self.val_stats))
                 while st.step < self.total and not self.stop_requested and not stop_early(st.bad_evals, tc):
                     t0 = time.perf_counter()
-                    loss, n_tok, n_loss, gnorm = self._step(self.model, params, opt)
+                    loss, n_tok, n_loss, gnorm, stats = self._step(self.model, params, opt)
                     sched.step()
                     seconds = time.perf_counter() - t0
                     st.step, st.tokens, st.loss_tokens = st.step + 1, st.tokens + n_tok, st.loss_tokens + n_loss
@@ -124,7 +128,8 @@ class Trainer:
                     evaluated = eval_due(st.step, tc, total=self.total, steps_per_epoch=self.steps_per_epoch)
                     val, new_best = self._validate() if evaluated and self.val_ex else (None, False)
                     log.step(st.step, loss=loss, lr=sched.get_last_lr()[0], grad_norm=gnorm, tokens=n_tok,
-                             seconds=seconds, val=val, **self._ranks(st.step))
+                             seconds=seconds, val=val, **self._ranks(st.step), **stats,
+                             **(_prefixed("val_", self.val_stats) if val is not None else {}))
                     if save_due(st.step, tc, evaluated=evaluated, new_best=new_best):
                         self.save(opt)
                 if stop_early(st.bad_evals, tc):
@@ -144,7 +149,7 @@ class Trainer:
         st = self.state
         val = self.evaluate(self.model)
         if math.isfinite(val) and (st.best_val is None or val < st.best_val - 1e-6):
-            st.best_val, st.best_step, st.bad_evals = val, st.step, 0
+            st.best_val, st.best_step, st.bad_evals, st.best_val_stats = val, st.step, 0, self.val_stats
             return val, True
         st.bad_evals += 1
         return val, False
@@ -220,14 +225,16 @@ class Trainer:
         if self.main:
             self.console.print("\nCtrl-C: finishing this step, saving a checkpoint, then stopping (Ctrl-C again to abort)")
 
-    def _step(self, model, params, opt) -> tuple[float, int, int, float]:
+    def _step(self, model, params, opt) -> tuple[float, int, int, float, dict]:
         """One optimiser step: this process's micro-batches, their gradients summed (normalised by the
-        whole step's loss-bearing tokens), clipped and applied. Returns loss, tokens, loss tokens, grad norm."""
+        whole step's loss-bearing tokens, or pairs), clipped and applied. Returns loss, tokens, loss tokens,
+        grad norm and the objective's statistics (rewards of a preference objective)."""
         acc = self.acc
         batches, norm = self._micro_batches()
         model.train()
         total_loss = torch.zeros(())
         n_tok = n_loss = 0
+        sums: dict[str, float] = {}
         for a, batch in enumerate(batches):
             last = a == len(batches) - 1
             with acc.no_sync(model) if (self.world > 1 and not last) else nullcontext():
@@ -235,18 +242,24 @@ class Trainer:
                     if self.world > 1 and last:  # join the gradient all-reduce with a zero contribution
                         (sum(p.sum() for p in params) * 0.0).backward()
                     continue
-                s, k = loss_sum(model, self.head, batch, self.tc.logit_chunk, acc.device, self.autocast)
+                s, k, stats = self.objective.loss(model, self.head, batch, self.tc.logit_chunk, acc.device,
+                                                  self.autocast, self.state.objective)
                 scaled = s * (self.world / norm)
                 acc.backward(self.scaler.scale(scaled) if self.scaler else scaled)
             total_loss += s.detach().float().cpu()
             n_loss += k
+            for key, v in stats.items():
+                sums[key] = sums.get(key, 0.0) + v
             n_tok += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
         if self.world > 1:
             total_loss = self._all_sum(total_loss)
             n_tok = int(self._all_sum(torch.tensor(float(n_tok))).item())
             n_loss = int(self._all_sum(torch.tensor(float(n_loss))).item())
+            sums = self._all_sum_dict(sums)
         loss = float(total_loss) / norm
-        return loss, n_tok, n_loss, self._update(opt, params, loss)
+        self.objective.end_step(sums, norm, self.state.objective)
+        stats = self.objective.summarise(sums, norm) if sums else {}
+        return loss, n_tok, n_loss, self._update(opt, params, loss), stats
 
     def _micro_batches(self) -> tuple[list, int]:
         """This process's micro-batches of the current step (None where its share is empty) and the number
@@ -257,7 +270,7 @@ class Trainer:
         batches = []
         for a in range(self.tc.grad_accum):
             mb = micro_all[a * self.world + self.rank]
-            batch = collate([self.train_ex[i] for i in mb], self.pad_id, self.tc.packing) if mb else None
+            batch = self.objective.collate([self.train_ex[i] for i in mb], self.pad_id, self.tc.packing) if mb else None
             if batch is not None and self.masker is not None:
                 g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.state.step * 1009 + a * self.world + self.rank)
                 batch["input_ids"], batch["targets"] = self.masker(batch["input_ids"], g)
@@ -292,6 +305,11 @@ class Trainer:
         torch.distributed.all_reduce(t)
         return t.cpu()
 
+    def _all_sum_dict(self, sums: dict) -> dict:
+        keys = sorted(sums)  # every process has the same statistics (one objective)
+        total = self._all_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64))
+        return dict(zip(keys, total.tolist()))
+
     def _gather_steps(self, step: int) -> list[int]:
         out = [torch.zeros((), dtype=torch.long) for _ in range(self.world)]
         torch.distributed.all_gather(out, torch.tensor(step, dtype=torch.long))
@@ -299,23 +317,28 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, model, examples: list[Example] | None = None) -> float:
-        """Token-weighted mean loss over the validation examples (every process sees them all)."""
+        """Mean loss over the validation examples, per token (or pair); every process sees them all. The
+        objective's statistics over them are left in `val_stats`."""
         examples = self.val_ex if examples is None else examples
         model.eval()
         steps = plan_epoch([len(e) for e in examples], batch_size=self.tc.batch_size, grad_accum=1, world=1,
                            seed=0, epoch=0, shuffle=False)
-        total, count = 0.0, 0
+        total, count, sums = 0.0, 0, {}
         for step in steps:
             for mb in step:
                 if not mb:
                     continue
-                batch = collate([examples[i] for i in mb], self.pad_id, self.tc.packing)
+                batch = self.objective.collate([examples[i] for i in mb], self.pad_id, self.tc.packing)
                 if self.masker is not None:
                     batch["input_ids"], batch["targets"] = self.masker(batch["input_ids"], torch.Generator().manual_seed(mb[0]))
-                s, k = loss_sum(model, self.head, batch, self.tc.logit_chunk, self.acc.device, self.autocast)
+                s, k, stats = self.objective.loss(model, self.head, batch, self.tc.logit_chunk, self.acc.device,
+                                                  self.autocast, self.state.objective)
                 total += float(s)
                 count += k
+                for key, v in stats.items():
+                    sums[key] = sums.get(key, 0.0) + v
         model.train()
+        self.val_stats = self.objective.summarise(sums, count) if sums else {}
         return total / max(count, 1)
 
     def save(self, opt) -> None:
@@ -332,6 +355,10 @@ class Trainer:
         self.saved_step = st.step
         if self.world > 1:
             self.acc.wait_for_everyone()
+
+
+def _prefixed(prefix: str, stats: dict) -> dict:
+    return {prefix + k: v for k, v in stats.items()}
 
 
 def seed_everything(seed: int) -> None:

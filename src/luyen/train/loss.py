@@ -55,66 +55,116 @@ def _rows_fn(vocab: int):
     return _compiled["fn"]
 
 
+def _chunk_rows(h, t, w, b, index, v, softcap, need):
+    """Per-row loss and d loss / d logits of one chunk of rows (see `_rows`), with `index` rows of the
+    weight replaced by `v`; falls back to eager `_rows` when compiling is impossible."""
+    logits = h @ w.t() if b is None else torch.addmm(b, h, w.t())
+    if v is not None:
+        logits[:, index] = h @ v.t()
+    rows = _rows_fn(w.shape[0])
+    try:
+        return rows(logits, t, softcap, need)
+    except Exception:  # no C++ compiler, unsupported platform: stay correct, run eager
+        if rows is _rows:
+            raise
+        _compiled["failed"] = True
+        return _rows(logits, t, softcap, need)
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
+    """Forward computes the losses and, in the same pass, the gradients; backward scales them. With
+    ``per_row`` the output is every row's loss [N] and backward scales each row by its own upstream
+    gradient (a preference loss weighs each sequence differently): the gradient of the hidden states
+    and of replaced rows scale per row, the output weight's (full fine-tuning) is recomputed in backward."""
+
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk: int, softcap: float | None, index=None, values=None):
+    def forward(ctx, hidden, weight, bias, targets, chunk: int, softcap: float | None, index=None, values=None,
+                per_row: bool = False):
         n = hidden.shape[0]
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = bias is not None and ctx.needs_input_grad[2]
         need_v = values is not None and ctx.needs_input_grad[7]
-        need = need_h or need_w or need_b or need_v
         cd = hidden.dtype  # compute dtype of the matmuls (bf16 under mixed precision)
         acc = torch.float32 if cd in (torch.float16, torch.bfloat16) else cd  # softmax and loss dtype
-        rows = _rows_fn(weight.shape[0])
+        later_w = per_row and (need_w or need_b)  # per-row scales are only known in backward
+        need = need_h or need_v or ((need_w or need_b) and not later_w)
         with torch.autocast(hidden.device.type, enabled=False):
             w = weight if weight.dtype == cd else weight.to(cd)
             b = None if bias is None else bias.to(cd)
             grad_h = torch.empty_like(hidden) if need_h else None
-            grad_w = torch.zeros_like(weight) if need_w else None
-            grad_b = torch.zeros_like(bias) if need_b else None
+            grad_w = torch.zeros_like(weight) if need_w and not later_w else None
+            grad_b = torch.zeros_like(bias) if need_b and not later_w else None
             v = None if values is None else values.to(cd)
             fix = None if v is None else v - w[index]  # the replaced rows minus the frozen ones
-            grad_v = torch.zeros_like(values, dtype=acc) if need_v else None
-            total = torch.zeros((), dtype=acc, device=hidden.device)
+            grad_v = torch.zeros_like(values, dtype=acc) if need_v and not per_row else None
+            picked = hidden.new_empty((n, len(index)), dtype=acc) if need_v and per_row else None
+            losses = hidden.new_empty((n,), dtype=acc)
             for s in range(0, n, chunk):
                 h, t = hidden[s:s + chunk], targets[s:s + chunk]
-                logits = h @ w.t() if b is None else torch.addmm(b, h, w.t())
-                if v is not None:
-                    logits[:, index] = h @ v.t()
-                try:
-                    loss, grad = rows(logits, t, softcap, need)
-                except Exception:  # no C++ compiler, unsupported platform: stay correct, run eager
-                    if rows is _rows:
-                        raise
-                    _compiled["failed"] = True
-                    rows = _rows
-                    loss, grad = rows(logits, t, softcap, need)
-                del logits
-                total += loss.sum().to(acc)
+                loss, grad = _chunk_rows(h, t, w, b, index, v, softcap, need)
+                losses[s:s + chunk] = loss
                 if not need:
                     continue
                 if need_h:
                     grad_h[s:s + chunk] = grad @ w if v is None else torch.addmm(grad @ w, grad[:, index], fix)
-                if need_v:
+                if picked is not None:
+                    picked[s:s + chunk] = grad[:, index]
+                elif need_v:
                     grad_v += (grad[:, index].t() @ h).to(acc)
-                if need_w:
+                if grad_w is not None:
                     if grad_w.dtype == cd:
                         grad_w.addmm_(grad.t(), h)
                     else:
                         grad_w += (grad.t() @ h).to(grad_w.dtype)
-                if need_b:
+                if grad_b is not None:
                     grad_b += grad.sum(0).to(grad_b.dtype)
-        ctx.save_for_backward(*(g for g in (grad_h, grad_w, grad_b, grad_v) if g is not None))
+        ctx.per_row, ctx.later_w, ctx.chunk, ctx.softcap, ctx.index = per_row, later_w, chunk, softcap, index
         ctx.has = (need_h, need_w, need_b, need_v)
         ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None,
                       values.dtype if values is not None else None)
-        return total
+        keep = [grad_h, grad_w, grad_b, grad_v if picked is None else picked]
+        inputs = [hidden, weight, bias, targets, values] if later_w or picked is not None else [None] * 5
+        ctx.save_for_backward(*keep, *inputs)
+        return losses if per_row else losses.sum()
 
     @staticmethod
     def backward(ctx, grad_out):
-        saved = iter(ctx.saved_tensors)
-        grads = [(next(saved) * grad_out).to(ctx.dtypes[i]) if has else None for i, has in enumerate(ctx.has)]
-        return grads[0], grads[1], grads[2], None, None, None, None, grads[3]
+        grad_h, grad_w, grad_b, grad_v, hidden, weight, bias, targets, values = ctx.saved_tensors
+        need_h, need_w, need_b, need_v = ctx.has
+        g = grad_out[:, None] if ctx.per_row else grad_out
+        out_h = (grad_h * g).to(ctx.dtypes[0]) if need_h else None
+        if need_v:
+            out_v = ((grad_v * g).t() @ hidden.to(grad_v.dtype)) if ctx.per_row else grad_v * grad_out
+            out_v = out_v.to(ctx.dtypes[3])
+        else:
+            out_v = None
+        if ctx.later_w:
+            grad_w, grad_b = _recomputed_weight_grads(ctx, hidden, weight, bias, targets, values, grad_out)
+            g = 1.0
+        out_w = (grad_w * g).to(ctx.dtypes[1]) if need_w else None
+        out_b = (grad_b * g).to(ctx.dtypes[2]) if need_b else None
+        return out_h, out_w, out_b, None, None, None, None, out_v, None
+
+
+def _recomputed_weight_grads(ctx, hidden, weight, bias, targets, values, scale):
+    """The output weight's (and bias's) gradient under per-row upstream scales, a chunk at a time."""
+    need_w, need_b = ctx.has[1], ctx.has[2]
+    cd, index = hidden.dtype, ctx.index
+    with torch.autocast(hidden.device.type, enabled=False):
+        w = weight if weight.dtype == cd else weight.to(cd)
+        b = None if bias is None else bias.to(cd)
+        v = None if values is None else values.to(cd)
+        grad_w = torch.zeros_like(weight) if need_w else None
+        grad_b = torch.zeros_like(bias) if need_b else None
+        for s in range(0, hidden.shape[0], ctx.chunk):
+            h = hidden[s:s + ctx.chunk]
+            _, grad = _chunk_rows(h, targets[s:s + ctx.chunk], w, b, index, v, ctx.softcap, True)
+            grad = grad * scale[s:s + ctx.chunk, None].to(grad.dtype)
+            if grad_w is not None:
+                grad_w += (grad.t() @ h).to(grad_w.dtype)
+            if grad_b is not None:
+                grad_b += grad.sum(0).to(grad_b.dtype)
+    return grad_w, grad_b
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -126,10 +176,21 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch
     if hidden.shape[0] == 0:
         zero = hidden.sum() * 0.0 + (weight.sum() * 0.0 if weight.requires_grad else 0.0)
         return zero + (values.sum() * 0.0 if values is not None and values.requires_grad else 0.0)
-    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap, index, values)
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap, index, values, False)
 
 
-def reference_cross_entropy(hidden, weight, bias, targets, softcap=None, rows=None):
+def linear_token_losses(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                        targets: torch.Tensor, chunk: int = 256, softcap: float | None = None,
+                        rows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Every row's -log softmax(hidden @ W.T + bias)[target], [N], differentiable, with the same
+    chunked logits as `linear_cross_entropy`: what a preference loss sums per sequence."""
+    index, values = rows if rows is not None else (None, None)
+    if hidden.shape[0] == 0:
+        return hidden.sum(-1) * 0.0
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap, index, values, True)
+
+
+def reference_cross_entropy(hidden, weight, bias, targets, softcap=None, rows=None, reduction="sum"):
     """The plain version (whole logits matrix), for tests."""
     if rows is not None:
         weight = weight.index_copy(0, rows[0], rows[1].to(weight.dtype))
@@ -137,4 +198,4 @@ def reference_cross_entropy(hidden, weight, bias, targets, softcap=None, rows=No
     logits = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    return torch.nn.functional.cross_entropy(logits, targets, reduction=reduction)

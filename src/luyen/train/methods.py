@@ -8,24 +8,32 @@
 | prompt  | a soft prompt of virtual tokens (peft)    | 3e-2 | compute dtype     | PEFT adapter      | no      |
 | ptuning | a soft prompt from an MLP encoder (peft)  | 3e-3 | compute dtype     | PEFT adapter      | no      |
 | freeze  | the last N transformer layers + norm      | 5e-5 | fp32 (they train) | safetensors model | yes     |
+| dpo     | what train.preference.over trains (lora, qlora, full), from pairs, against a reference | 5e-5 x | as over | as over | as over |
+| kto     | the same, from answers rated good or bad, against a reference                            | 5e-5 x | as over | as over | as over |
+| orpo    | the same, from pairs, no reference (SFT + odds ratio)                                     | 5e-5 x | as over | as over | as over |
+| simpo   | the same, from pairs, no reference (length-normalised margin)                             | 5e-5 x | as over | as over | as over |
+
+The preference methods (`objective` set) are an objective over another method's record: `method_of(tc)`
+completes them with train.preference.over, whose wrap, memory and saving they take; their rate is the
+one shown over lora, scaled like over's own rate (full: 5e-6).
 
 Training a new model (``model.name: scratch:causal-tiny``) or continuing the pretraining of one on raw
 text is method ``full``: where the model comes from is the model source's business (train/source.py).
 Adding a method is one record here (and its tests); the stage, the loop and the estimate read the
 record and know no method by name.
 
-    method = METHODS[cfg.train.method]
+    method = method_of(cfg.train)
     model = method.wrap(model, cfg.train, tokenizer, template)   # the model to train (peft-wrapped or not)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 
 from luyen.errors import LuyenError
-from luyen.train import lora
+from luyen.train import lora, preference
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Method:
     packing: bool = True  # several examples may share a row (soft prompts prepend tokens to every row: no)
     # train.task=embedding: (sentence-transformers model, tc) -> the encoder to train; None: cannot train one
     encoder: Callable | None = None
+    # what the loop minimises: None = next-token loss (head.NextToken); else (train.preference) -> objective
+    objective: Callable | None = None
 
     def load_kwargs(self, precision, device) -> dict:
         """from_pretrained keyword arguments for the base: its dtype, and quantisation if the method has one."""
@@ -159,9 +169,33 @@ METHODS = {m.name: m for m in (
 )}
 
 
+def _preference(name: str, trains: str, objective: Callable) -> Method:
+    """A preference method's own part; `method_of` completes it with train.preference.over."""
+    return Method(name, trains, 5e-5, adapter=True, wrap=_lora, trainable=_lora_params, objective=objective)
+
+
+for _m in (_preference("dpo", "preferred over rejected answers, against the reference (DPO, IPO, hinge)", preference.dpo),
+           _preference("kto", "answers rated good or bad, against the reference (KTO)", preference.kto),
+           _preference("orpo", "preferred over rejected answers with an SFT term, no reference (ORPO)", preference.orpo),
+           _preference("simpo", "preferred over rejected answers by length-normalised margin, no reference (SimPO)",
+                       preference.simpo)):
+    METHODS[_m.name] = _m
+
+
+def method_of(tc) -> Method:
+    """The record of tc.method; a preference method over the record of train.preference.over (what trains,
+    how it is held and saved), with its own objective and a rate scaled from over's."""
+    m = METHODS[tc.method]
+    if m.objective is None:
+        return m
+    over = METHODS[tc.preference.over]
+    return replace(over, name=m.name, trains=f"{over.trains}, from {m.trains}", lr=m.lr * over.lr / METHODS["lora"].lr,
+                   objective=m.objective)
+
+
 def prepare_model(model, tc, tokenizer=None, template: str | None = None):
     """The model to train under tc.method: what the method keeps fixed frozen, wrapped as it needs."""
-    return METHODS[tc.method].wrap(model, tc, tokenizer, template)
+    return method_of(tc).wrap(model, tc, tokenizer, template)
 
 
 def transformer_layers(model) -> torch.nn.ModuleList:

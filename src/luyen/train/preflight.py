@@ -3,7 +3,7 @@ for a reason known at the start: context, usable examples, packing, memory.
 
     check_context(model, max_length)
     check_examples(stats, cfg.train, world=1, data_dir=Path("runs/demo/data"))
-    check_packing(model, METHODS[cfg.train.method])
+    check_packing(model, method_of(cfg.train))
     check_memory(model, cfg.train, stats.longest, accelerator.device, precision="fp32")
 """
 from __future__ import annotations
@@ -48,6 +48,15 @@ def check_examples(stats, tc, world: int, data_dir: Path) -> None:
                          f"{tc.grad_accum} x {world} processes) but the training split has {stats.examples}"
                          + (f" ({stats.too_long} more are longer than max_length)" if stats.too_long else ""),
                          field="train.batch_size", fix=f"use train.batch_size <= {max(1, stats.examples // (tc.grad_accum * world))}")
+
+
+def check_supervised(records: list[dict]) -> None:
+    """Supervised training learns every answer it is given: answers rated bad must not be among them."""
+    bad = sum(r["kind"] == "feedback" for r in records)
+    if bad:
+        raise LuyenError(f"the training data holds {bad} answers rated good or bad (KTO feedback); supervised "
+                         "fine-tuning would learn the bad ones too", field="train.method",
+                         fix="use train.method=kto for rated answers")
 
 
 def check_packing(model, method) -> None:

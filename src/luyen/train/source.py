@@ -8,7 +8,7 @@
 
 Continued pretraining of a pretrained model on raw text is a pretrained source with method full.
 
-    base = load_base(cfg, METHODS[cfg.train.method], for_training(cfg.train.dtype), train_records, out, accelerator)
+    base = load_base(cfg, method_of(cfg.train), for_training(cfg.train.dtype), train_records, out, accelerator)
 """
 from __future__ import annotations
 
@@ -47,13 +47,16 @@ def load_base(cfg, method, precision, records: list[dict], out: Path, accelerato
 
 def _pretrained(mc, method, precision, accelerator) -> Base:
     from luyen.data.template import resolve_chat_template
-    from luyen.models.resolve import load_model, load_tokenizer, resolve_model
-    folder = resolve_model(mc.name, cache_dir=mc.cache_dir, trust_remote_code=mc.trust_remote_code)
+    from luyen.models.resolve import load_tokenizer, resolve_model
+    from luyen.models.trained import is_adapter, load_base_model, model_folder
+    # a finished adapter run (SFT before DPO): its adapter merged into its base, its tokenizer and template
+    folder = (model_folder(mc.name) if is_adapter(mc.name) else
+              resolve_model(mc.name, cache_dir=mc.cache_dir, trust_remote_code=mc.trust_remote_code))
     tokenizer = load_tokenizer(str(folder), trust_remote_code=mc.trust_remote_code)
     template = resolve_chat_template(tokenizer, mc.chat_template)
     try:
-        model = load_model(str(folder), trust_remote_code=mc.trust_remote_code,
-                           **method.load_kwargs(precision, accelerator.device))
+        model = load_base_model(folder, trust_remote_code=mc.trust_remote_code,
+                                **method.load_kwargs(precision, accelerator.device))
     except ValueError as e:
         if "Unrecognized configuration class" in str(e):
             raise LuyenError("this model is not a causal (decoder) language model", file=str(folder),

@@ -24,7 +24,7 @@ from luyen.infer.engine import answer_budget
 from luyen.manifest import Manifest, RunDir, read_manifest
 from luyen.train import checkpoint, preflight, runfolder
 from luyen.train.lora import trained_rows
-from luyen.train.methods import METHODS, trainable_summary
+from luyen.train.methods import method_of, trainable_summary
 from luyen.train.save import save_model
 from luyen.train.source import load_base
 
@@ -46,6 +46,10 @@ def summary(manifest: Manifest, out) -> str:
                 f"{m['final_loss']:.3f}; held-out recall@5 {first['recall@5']:.3f} -> {best['recall@5']:.3f}, MRR "
                 f"{first['mrr']:.3f} -> {best['mrr']:.3f}; use it with rag.encoder={out}")
     best = f", best validation loss {m['best_val_loss']:.4f}" if m.get("best_val_loss") is not None else ""
+    pref = m.get("preference") or {}
+    if pref.get("best_val", {}).get("reward_accuracy") is not None:
+        best += (f", validation reward accuracy {pref['initial_val'].get('reward_accuracy', 0):.2f} -> "
+                 f"{pref['best_val']['reward_accuracy']:.2f}")
     return (f"wrote {out}/model ({m['method']}): {m['steps']} steps, final train loss "
             f"{m['final_train_loss']:.4f}{best}, {m['tokens_per_s']:.0f} tokens/s")
 
@@ -59,7 +63,7 @@ def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | P
     from luyen.train.loop import Trainer, seed_everything
 
     console = console or Console(stderr=True)
-    tc, method = cfg.train, METHODS[cfg.train.method]
+    tc, method = cfg.train, method_of(cfg.train)
     data_dir, out = _folders(tc, data_dir, out_dir)
     data_manifest = read_manifest(data_dir, stage="data")
     chosen = precision_policy.for_training(tc.dtype)
@@ -73,7 +77,8 @@ def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | P
 
     train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")
     base = load_base(cfg, method, chosen, train_records, out, accelerator)
-    train_ex, val_ex, stats = _examples(cfg, base, train_records, val_records)
+    objective = method.objective(tc.preference) if method.objective else None
+    train_ex, val_ex, stats = _examples(cfg, base, train_records, val_records, objective)
     preflight.check_examples(stats, tc, accelerator.num_processes, data_dir)
     if tc.packing:
         preflight.check_packing(base.model, method)
@@ -83,10 +88,18 @@ def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | P
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     preflight.check_memory(model, tc, stats.longest, accelerator.device, chosen.name)
+    reference_tokens, reference_started = 0, time.perf_counter()
+    if objective is not None and objective.needs_reference:  # the model before its first step, adapter off
+        from luyen.train.preference import attach_reference
+        reference_tokens = attach_reference(model, {"train": train_ex, "val": val_ex}, objective, pad_id=_pad_id(base.tokenizer),
+                                            batch_size=tc.batch_size, chunk=tc.logit_chunk, device=accelerator.device,
+                                            autocast=chosen.autocast, out=out, console=console if accelerator.is_main_process else None)
+    reference_seconds = time.perf_counter() - reference_started
     lr = tc.lr or base.lr or method.lr
     trainer = Trainer(model=model, tokenizer=base.tokenizer, tc=tc, seed=cfg.seed, train=train_ex, val=val_ex, out=out,
-                      accelerator=accelerator, console=console, lr=lr, masker=base.masker, autocast=chosen.autocast)
-    estimate = _estimate(model, tc, trainer, train_ex, val_ex, chosen.name)
+                      accelerator=accelerator, console=console, lr=lr, masker=base.masker, autocast=chosen.autocast,
+                      objective=objective)
+    estimate = _estimate(model, tc, trainer, train_ex, val_ex, chosen.name, reference_tokens)
     if accelerator.is_main_process:
         _announce(console, chosen, method, model, base.tokenizer, stats, lr, estimate, trainer.total)
 
@@ -114,6 +127,11 @@ def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | P
                "world_size": accelerator.num_processes, "lr": lr, **{f"params_{k}": v for k, v in trainable_summary(final).items()},
                "base_model": cfg.model.name, "answer_tokens": budget,
                "trained_token_rows": base.tokenizer.convert_ids_to_tokens(trained_rows(final)),
+               **({"preference": {**tc.preference.model_dump(), "initial_val": state.initial_val_stats,
+                                  "best_val": state.best_val_stats, "reference": "none" if not objective.needs_reference else
+                                  "the base, adapter off" if method.adapter else "the weights before training",
+                                  "reference_tokens": reference_tokens, "reference_seconds": round(reference_seconds, 2)}}
+                  if objective is not None else {}),
                **_estimate_vs_actual(estimate, state, loop_seconds, resumed=ckpt is not None)}
     inputs = [data_dir / f"{s}.jsonl" for s in ("train", "val")]
     return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed, metrics=metrics)
@@ -138,14 +156,20 @@ def _start(out: Path, identity: dict, resume: bool, overwrite: bool, accelerator
     return ckpt
 
 
-def _examples(cfg: RunConfig, base, train_records: list[dict], val_records: list[dict]):
-    """Tokenised training and validation examples (text cut into blocks of max_length), and the training
-    split's statistics. A masked LM reads every record as plain text, blocks wrapped in [CLS] ... [SEP]."""
+def _examples(cfg: RunConfig, base, train_records: list[dict], val_records: list[dict], objective=None):
+    """Tokenised training and validation examples (text cut into blocks of max_length; a preference
+    objective's pairs or rated answers), and the training split's statistics. A masked LM reads every
+    record as plain text, blocks wrapped in [CLS] ... [SEP]."""
     from luyen.train.batches import encode, wrap_masked
     max_length = cfg.train.max_length or cfg.data.max_length
     if base.context_cap:  # a new model's context is its size preset's: text blocks fit it
         max_length = min(max_length, base.context_cap)
     preflight.check_context(base.model, max_length)
+    if objective is not None:
+        train_ex, stats = objective.examples(train_records, base.tokenizer, base.template, max_length)
+        val_ex, _ = objective.examples(val_records, base.tokenizer, base.template, max_length)
+        return train_ex, val_ex, stats
+    preflight.check_supervised(train_records)
     masked = base.masker is not None
     if masked:
         train_records, val_records = _as_text(train_records), _as_text(val_records)
@@ -184,7 +208,11 @@ def _announce(console, chosen, method, model, tokenizer, stats, lr: float, estim
                   f"{estimate['assumed_efficiency']:.0%} of it assumed)", highlight=False)
 
 
-def _estimate(model, tc, trainer, train_ex, val_ex, precision: str) -> dict:
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+
+def _estimate(model, tc, trainer, train_ex, val_ex, precision: str, reference_tokens: int = 0) -> dict:
     """The time and memory this run will take, from the plan the loop will follow (steps, examples per
     step, validation passes and checkpoints by train.cadence) and the matmul peak measured here in the
     precision it trains in."""
@@ -193,15 +221,15 @@ def _estimate(model, tc, trainer, train_ex, val_ex, precision: str) -> dict:
     from luyen.train.cadence import planned
     per_step = tc.batch_size * tc.grad_accum * trainer.world
     seen = trainer.total * per_step / max(len(train_ex), 1)  # passes over the training split
-    tokens, loss_tokens = (seen * sum(f(e) for e in train_ex) for f in (len, lambda e: e.n_loss))
+    tokens, loss_tokens = (seen * sum(f(e) for e in train_ex) for f in (len, lambda e: e.loss_tokens))
     plan = planned(tc, total=trainer.total, steps_per_epoch=trainer.steps_per_epoch, validation=bool(val_ex))
     return estimate_training(model_shape(model), tc, tokens=tokens, loss_tokens=loss_tokens,
                              tokens_per_batch=tc.batch_size * max((len(e) for e in train_ex), default=1),
                              peak_flops=cached_peak(precision_policy.LONG[precision]), precision=precision,
                              device="cuda" if torch.cuda.is_available() else "cpu", steps=trainer.total,
                              saves=plan["saves"], optimizer_params_per_s=optimizer_rate(),
-                             eval_tokens=plan["evals"] * sum(len(e) for e in val_ex),
-                             eval_loss_tokens=plan["evals"] * sum(e.n_loss for e in val_ex))
+                             eval_tokens=plan["evals"] * sum(len(e) for e in val_ex) + reference_tokens,
+                             eval_loss_tokens=plan["evals"] * sum(e.loss_tokens for e in val_ex))
 
 
 def _estimate_vs_actual(estimate: dict, state, loop_seconds: float, resumed: bool) -> dict:

@@ -31,7 +31,9 @@ def test_nothing_outside_the_registry_names_a_method():
     for path in readers:
         if path.name == "methods.py":
             continue
-        found = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if quoted.search(line)]
+        # a preference record's field "prompt" (data.formats) shares its name with the prompt method
+        found = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                 if quoted.search(re.sub(r"""rec\[["']prompt["']\]""", "", line))]
         assert not found, f"{path.name} names a method: {found}"
 
 
