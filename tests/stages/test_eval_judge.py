@@ -146,7 +146,7 @@ def _judged(out, stub: StubJudge, systems: list[str], n: int):
 def test_eval_stage_records_the_judge_mean(tmp_path, tiny_run, tiny_data_dir, judge_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-e2e")  # eval.judge.api_key_env's default
     cfg = load_config(None, [f"eval.judge.url={judge_server.url}/v1", "eval.judge.model=stub",
-                             "eval.judge.max_examples=2", "generate.max_new_tokens=3"])
+                             "eval.judge.max_examples=2", "eval.judge.pairwise=false", "generate.max_new_tokens=3"])
     out = tmp_path / "eval"
     run(cfg, tiny_run, tiny_data_dir, out, baselines=["zero-shot"], limit=3)
     systems = json.loads((out / "metrics.json").read_text())["systems"]
@@ -165,7 +165,7 @@ def test_eval_stage_counts_unparsed_judge_replies(tmp_path, tiny_run, tiny_data_
     first = [m for m in as_chat(read_split(tiny_data_dir, "test")[0]) if m["role"] == "user"][-1]["content"]
     judge_server.reply = lambda prompt: "I cannot judge this one." if first in prompt else RATED
     cfg = load_config(None, [f"eval.judge.url={judge_server.url}/v1", "eval.judge.model=stub",
-                             "eval.judge.max_examples=2", "generate.max_new_tokens=3"])
+                             "eval.judge.max_examples=2", "eval.judge.pairwise=false", "generate.max_new_tokens=3"])
     out = tmp_path / "eval"
     run(cfg, tiny_run, tiny_data_dir, out, baselines=["zero-shot"], limit=3)
     systems = json.loads((out / "metrics.json").read_text())["systems"]
@@ -174,3 +174,35 @@ def test_eval_stage_counts_unparsed_judge_replies(tmp_path, tiny_run, tiny_data_
     assert judge_server.replies.count(RATED) == 2 and len(judge_server.replies) == 4  # one rated, one not, per system
     for r in systems.values():
         assert r["judge"] == 4.0 and r["judge_unparsed"] == 1
+
+
+def test_pairwise_judge_asks_both_orders_so_position_bias_cancels(tmp_path, tiny_run, tiny_data_dir, judge_server,
+                                                                   monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-e2e")
+    cfg = load_config(None, [f"eval.judge.url={judge_server.url}/v1", "eval.judge.max_examples=3",
+                             "generate.max_new_tokens=6"])
+    judge_server.reply = lambda prompt: "A reads better. [[A]]" if "[Answer A]" in prompt else RATED  # always the first
+    out = tmp_path / "biased"
+    run(cfg, tiny_run, tiny_data_dir, out, baselines=["zero-shot"], limit=3)
+    pair = json.loads((out / "metrics.json").read_text())["pairwise"]
+    assert pair["against"] == "base zero-shot" and pair["n"] == 3 and pair["ties_or_order_flips"] == 3
+    assert pair["win_rate"]["diff"] == 0.5 and pair["wins"] == pair["losses"] == 0
+    asked = [p for p in judge_server.prompts() if "[Answer A]" in p]
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    for s in samples:  # every question went out twice, the fine-tuned answer once as A and once as B
+        tuned, base = s["fine-tuned"], s["base zero-shot"]
+        assert tuned != base
+        ab = [p for p in asked if s["prompt"] in p]
+        assert len(ab) == 2 and {p.index(tuned) < p.index(base) for p in ab} == {True, False}
+
+    def prefers_tuned(prompt):  # a judge that knows the fine-tuned answers and always picks them
+        if "[Answer A]" not in prompt:
+            return RATED
+        a = prompt.split("[Answer A]")[1].split("[Answer B]")[0]
+        return "[[A]]" if any(s["fine-tuned"] in a for s in samples) else "[[B]]"
+    judge_server.reply = prefers_tuned
+    out = tmp_path / "fair"
+    run(cfg, tiny_run, tiny_data_dir, out, baselines=["zero-shot"], limit=3)
+    pair = json.loads((out / "metrics.json").read_text())["pairwise"]
+    assert pair["wins"] == 3 and pair["win_rate"]["diff"] == 1.0
+    assert "win rate 100%" in (out / "report.md").read_text()

@@ -2,6 +2,7 @@
 
     judge = Judge.from_config(cfg.eval.judge)          # None when no url is configured
     scores = judge.score(questions, references, answers)  # JudgeScores: mean 1-5, per-item, unparsed
+    replies = judge.ask(contents)                          # any prompts (evaluate.preference: pairwise A/B)
 
 Each answer is graded against the reference on a 1-5 scale in one chat request at temperature 0, as
 MT-Bench's reference-guided single grading does; the judge's reply must hold "Rating: N" (or a lone
@@ -73,12 +74,19 @@ class Judge:
         return cls(jc.url, jc.model, key, timeout=jc.timeout, concurrency=jc.concurrency)
 
     def _one(self, question: str, reference: str, answer: str) -> str:
+        return self._request(PROMPT.format(question=question, reference=reference, answer=answer))
+
+    def ask(self, contents: list[str]) -> list[str]:
+        """The judge's replies to these user messages (a few requests at a time), in order."""
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(self._request, contents))
+
+    def _request(self, content: str) -> str:
         import openai
         try:
             r = self.client.chat.completions.create(
                 model=self.model, temperature=0, max_tokens=self.max_tokens,
-                messages=[{"role": "user", "content": PROMPT.format(question=question, reference=reference,
-                                                                      answer=answer)}])
+                messages=[{"role": "user", "content": content}])
         except openai.APIStatusError as e:
             raise LuyenError(f"the judge endpoint answered HTTP {e.status_code}: {_short(e.message)}",
                              field="eval.judge.url", fix="check eval.judge.url, eval.judge.model and the API key") from None

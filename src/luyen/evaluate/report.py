@@ -72,6 +72,27 @@ def general_line(g: dict | None) -> str:
     return text
 
 
+def pairwise_line(p: dict, against: str) -> str:
+    """One sentence on the judge's pairwise comparison (evaluate.preference.pairwise_win_rate)."""
+    if not p.get("win_rate"):
+        return f"Judge, fine-tuned vs {against}: no verdict parsed ({p['unparsed']} replies without [[A]]/[[B]]/[[C]])."
+    w = p["win_rate"]
+    return (f"Judge, fine-tuned vs {against} on {p['n']} questions, both orders: win rate {100 * w['diff']:.0f}% "
+            f"(95% CI {100 * w['lo']:.0f}% to {100 * w['hi']:.0f}%; {p['wins']} wins, {p['losses']} losses, "
+            f"{p['ties_or_order_flips']} ties or order flips, {p['unparsed']} unparsed).")
+
+
+def extra_lines(report: dict) -> list[str]:
+    """The general-ability, preference and pairwise-judge findings, one paragraph each."""
+    from luyen.evaluate.preference import lines
+    out = [general_line(report["general"])] if report.get("general") else []
+    if report.get("preference"):
+        out.append("\n".join(lines(report["preference"])))
+    if report.get("pairwise"):
+        out.append(pairwise_line(report["pairwise"], report["pairwise"]["against"]))
+    return out
+
+
 def verdict(results: dict, primary: str, comparisons: dict, n: int) -> str:
     """The verdict paragraph (luyen.evaluate.verdict): a win only when the paired bootstrap interval
     against the best baseline excludes 0; without comparisons, the best system."""
@@ -111,8 +132,8 @@ def generation_line(g, budget_from: str = "set") -> str:
 def markdown(report: dict) -> str:
     head, rows = table_rows(report)
     lines = ["# Evaluation", "", report["verdict"], ""]
-    if report.get("general"):
-        lines += [general_line(report["general"]), ""]
+    for paragraph in extra_lines(report):
+        lines += [paragraph, ""]
     lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     if report.get("comparisons", {}).get("primary"):
@@ -157,7 +178,7 @@ def html(report: dict) -> str:
     names = "".join(f"<th>{e(n)}</th>" for n in results)
     side = "".join("<tr><td>" + e(s["prompt"]) + "</td><td>" + e(s["reference"]) + "</td>" +
                    "".join(f"<td>{e(s[n])}</td>" for n in results) + "</tr>" for s in report["samples"][:10])
-    notes = (f"<p>{e(general_line(report.get('general')))}</p>" if report.get("general") else "")
+    notes = "".join("<p>" + e(p).replace("\n", "<br>") + "</p>" for p in extra_lines(report))
     if report.get("comparisons", {}).get("primary"):
         notes += f"<p><small>{e(EXPLAIN)}</small></p>"
     return ("<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>luyen evaluation</title>"

@@ -41,7 +41,7 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
     cfg = cfg.model_copy(update={"generate": engines.tuned.settings(cfg.generate)})  # every system answers with these
     with RunDir.create(Path(out_dir), stage="eval", overwrite=overwrite) as rd:
         scored = {s.name: score(s, test, cfg, judge, console) for s in systems(engines, baselines, index is not None)}
-        doc = _findings(scored, test, engines, cfg, console)
+        doc = _findings(scored, test, engines, cfg, console, judge, data_dir, model)
         _write(rd, doc)
         inputs = [data_dir / "test.jsonl"]
         if (Path(model) / "manifest.json").is_file():
@@ -70,9 +70,11 @@ def _baselines(cfg: RunConfig, baselines: list[str] | None, rag: str | Path | No
     return baselines, load_index(rag)
 
 
-def _findings(scored: dict, test: TestSet, engines: Engines, cfg: RunConfig, console) -> dict:
-    """What the report says: every system's metrics and answers, the comparisons and the verdict, and
-    the general-ability check of a trained run."""
+def _findings(scored: dict, test: TestSet, engines: Engines, cfg: RunConfig, console, judge=None, data_dir=None,
+              model=None) -> dict:
+    """What the report says: every system's metrics and answers, the comparisons and the verdict, and of
+    a trained run the general-ability check, the preference test split's accuracies (preference data)
+    and the judge's pairwise win rate against the base (with a judge)."""
     from luyen.evaluate.general import base_and_tuned
     from luyen.evaluate.verdict import against_baselines
     results = {name: m for name, (m, _, _) in scored.items()}
@@ -83,17 +85,50 @@ def _findings(scored: dict, test: TestSet, engines: Engines, cfg: RunConfig, con
         with console.status("eval: general-ability check, base and fine-tuned", spinner="dots"):
             general = base_and_tuned(engines.base, engines.tuned, engines.base_weights)
         console.print(f"eval: {report.general_line(general)}", highlight=False)
+    preference = _preference(engines, data_dir, model, cfg, console) if engines.trained_run and data_dir else None
+    pairwise = (_pairwise(scored, test, judge, cfg, console) if engines.trained_run and judge is not None
+                and cfg.eval.judge.pairwise else None)
     samples = [{"prompt": p[-1]["content"], "reference": a, **{name: s[1][i] for name, s in scored.items()}}
                for i, (p, a) in enumerate(test.examples)]
     return {"results": results, "verdict": report.verdict(results, primary, comparisons, len(test.examples)),
             "samples": samples, "primary": primary, "comparisons": comparisons, "general": general,
-            "generation": report.generation_line(cfg.generate, engines.budget_from)}
+            "generation": report.generation_line(cfg.generate, engines.budget_from),
+            "preference": preference, "pairwise": pairwise}
+
+
+def _preference(engines: Engines, data_dir, model, cfg: RunConfig, console) -> dict | None:
+    """The preference test split scored by the base and the tuned model (None without preference pairs)."""
+    from luyen.evaluate.preference import lines, preference_section
+    from luyen.manifest import read_manifest
+    beta = cfg.train.preference.beta
+    if (Path(model) / "manifest.json").is_file():  # the beta the run trained with
+        beta = read_manifest(Path(model), stage="train")["config"]["train"].get("preference", {}).get("beta", beta)
+    with console.status("eval: preference test split, base and tuned", spinner="dots"):
+        section = preference_section(engines, Path(data_dir), beta=beta)
+    for line in lines(section) if section else []:
+        console.print(f"eval: {line}", highlight=False)
+    return section
+
+
+def _pairwise(scored: dict, test: TestSet, judge, cfg: RunConfig, console) -> dict | None:
+    """The judge's pairwise verdicts, fine-tuned against the base zero-shot, in both orders."""
+    from luyen.evaluate.preference import pairwise_win_rate
+    base = next((name for name in scored if name.startswith("base") and "zero-shot" in name), None)
+    if base is None or TUNED not in scored:
+        return None
+    n = min(len(test.examples), cfg.eval.judge.max_examples)
+    with console.status(f"eval: judge {cfg.eval.judge.model} comparing {TUNED} with {base} on {n} questions, both orders"):
+        out = pairwise_win_rate(judge, [p[-1]["content"] for p, _ in test.examples[:n]], test.refs[:n],
+                                scored[TUNED][1][:n], scored[base][1][:n])
+    console.print(f"eval: {report.pairwise_line(out, base)}", highlight=False)
+    return {"against": base, **out}
 
 
 def _write(rd: RunDir, doc: dict) -> None:
     rd.write_json("metrics.json", {"primary": doc["primary"], "systems": doc["results"], "verdict": doc["verdict"],
                                    "examples": len(doc["samples"]), "comparisons": doc["comparisons"],
-                                   "general": doc["general"], "generation": doc["generation"]})
+                                   "general": doc["general"], "generation": doc["generation"],
+                                   "preference": doc["preference"], "pairwise": doc["pairwise"]})
     rd.write_text("samples.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in doc["samples"]))
     rd.write_text("report.md", report.markdown(doc))
     rd.write_text("report.html", report.html(doc))

@@ -107,7 +107,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def plot_curves(metrics: Path, png: Path) -> None:
-    """Train and validation loss and perplexity against step, written atomically."""
+    """Train and validation loss and perplexity (a preference objective: rewards of the chosen and rejected
+    answers, reward accuracy and margin) against step, written atomically."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -117,8 +118,13 @@ def plot_curves(metrics: Path, png: Path) -> None:
     rows = _read_jsonl(metrics)
     if not rows:
         return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "perplexity", "perplexity")):
+    rewards = any("rewards_chosen" in r for r in rows)  # a preference objective: its rewards instead of perplexity
+    fig, axes = plt.subplots(1, 3 if rewards else 2, figsize=(15 if rewards else 10, 3.6))
+    panels = ((axes[0], "loss", "loss"), (axes[1], "perplexity", "perplexity")) if not rewards else \
+        ((axes[0], "loss", "loss"), (axes[1], "rewards_chosen", "reward, chosen"),
+         (axes[1], "rewards_rejected", "reward, rejected"), (axes[2], "reward_accuracy", "reward accuracy"),
+         (axes[2], "reward_margin", "reward margin"))
+    for ax, key, label in panels:
         tr = [(r["step"], r[key]) for r in rows if key in r]
         va = [(r["step"], r[f"val_{key}"]) for r in rows if f"val_{key}" in r]
         if tr:
@@ -126,7 +132,7 @@ def plot_curves(metrics: Path, png: Path) -> None:
         if va:
             ax.plot(*zip(*va), "o-", label=f"validation {label}")
         ax.set_xlabel("step")
-        ax.set_title(label)
+        ax.set_title(label if not rewards or key == "loss" else "rewards" if "rewards" in key else "accuracy, margin")
         if key == "perplexity":
             ax.set_yscale("log")
         ax.legend()
