@@ -63,6 +63,7 @@ def test_dpo_learns_a_toy_preference_and_logs_rewards(tmp_path, tiny_model_dir, 
     m = run(cfg(tiny_model_dir, "train.method=dpo"), pref_data, out)["metrics"]
     pref = m["preference"]
     assert m["method"] == "dpo" and pref["reference"] == "the base, adapter off"
+    assert m["answer_tokens"]["p50"] > 3  # the budget comes from the chosen answers' lengths, not the pair count
     assert pref["initial_val"]["reward_accuracy"] < 0.6  # policy = reference: no reward yet
     assert pref["best_val"]["reward_accuracy"] > 0.9 and pref["best_val"]["reward_margin"] > 0
     assert pref["best_val"]["rewards_chosen"] > 0 > pref["best_val"]["rewards_rejected"]
@@ -170,6 +171,8 @@ def test_dpo_starts_from_a_finished_sft_run(tmp_path, tiny_model_dir, pref_data)
     from luyen.models.trained import load_trained
     sft = tmp_path / "sft"
     run(cfg(tiny_model_dir, "train.method=lora", "train.max_steps=6"), pref_data, sft)  # SFT on the chosen answers
+    from conftest import prepare_data  # `luyen run` prepares the pairs with the SFT run's own tokenizer
+    assert (prepare_data(sft, tmp_path / "data", write_pairs(tmp_path / "p.jsonl", 40)) / "manifest.json").is_file()
     out = tmp_path / "dpo"
     m = run(cfg(sft, "train.method=dpo", "train.max_steps=8"), pref_data, out)["metrics"]
     assert m["base_model"] == str(sft)
@@ -228,3 +231,13 @@ def test_eval_reports_what_preference_tuning_changed_against_the_start(tmp_path,
     assert got["base_likelihood_accuracy"]["diff"] == pytest.approx(np.mean(lc[:, 1, 0] > lc[:, 1, 1]), abs=0.05)
     assert got["tuned_likelihood_accuracy"]["lo"] <= got["tuned_likelihood_accuracy"]["diff"] <= got["tuned_likelihood_accuracy"]["hi"]
     assert "reward accuracy" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_dpo_over_qlora_learns_over_a_4bit_base(tmp_path, pref_data):
+    from conftest import make_tiny_model
+    wide = make_tiny_model(tmp_path / "wide", hidden=64)  # bitsandbytes' 4-bit CPU kernels need layers >= 64 wide
+    out = tmp_path / "qdpo"
+    m = run(cfg(wide, "train.method=dpo", "train.preference.over=qlora"), pref_data, out)["metrics"]
+    assert m["preference"]["reference"] == "the base, adapter off"
+    assert json.loads((out / "model" / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    assert m["preference"]["best_val"]["reward_accuracy"] > 0.9

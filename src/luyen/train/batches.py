@@ -45,6 +45,10 @@ class Example:
     def loss_tokens(self) -> int:  # the tokens whose logits the loss computes (a pair: both answers')
         return self.n_loss
 
+    @property
+    def answer(self) -> "Example":  # the answer the model should give (a preference pair: its chosen one)
+        return self
+
 
 @dataclass
 class EncodeStats:

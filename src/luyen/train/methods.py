@@ -98,6 +98,7 @@ def _lora(model, tc, tokenizer=None, template=None):
                         trainable_token_indices=sorted(rows) if rows else None)
     model = get_peft_model(model, config)
     lora.fast_lora_dropout(model)
+    lora.fast_trainable_tokens(model)
     return model
 
 
@@ -174,11 +175,15 @@ def _preference(name: str, trains: str, objective: Callable) -> Method:
     return Method(name, trains, 5e-5, adapter=True, wrap=_lora, trainable=_lora_params, objective=objective)
 
 
-for _m in (_preference("dpo", "preferred over rejected answers, against the reference (DPO, IPO, hinge)", preference.dpo),
-           _preference("kto", "answers rated good or bad, against the reference (KTO)", preference.kto),
-           _preference("orpo", "preferred over rejected answers with an SFT term, no reference (ORPO)", preference.orpo),
-           _preference("simpo", "preferred over rejected answers by length-normalised margin, no reference (SimPO)",
-                       preference.simpo)):
+_OVER = "what train.preference.over trains (LoRA by default), "
+for _m in (_preference("dpo", _OVER + "to rank chosen answers above rejected ones against a reference (DPO, IPO, hinge)",
+                       preference.dpo),
+           _preference("kto", _OVER + "to raise answers rated good and lower those rated bad against a reference (KTO)",
+                       preference.kto),
+           _preference("orpo", _OVER + "to learn chosen answers and rank them above rejected ones, no reference (ORPO)",
+                       preference.orpo),
+           _preference("simpo", _OVER + "to rank chosen answers above rejected ones by length-normalised likelihood, "
+                       "no reference (SimPO)", preference.simpo)):
     METHODS[_m.name] = _m
 
 
@@ -189,7 +194,7 @@ def method_of(tc) -> Method:
     if m.objective is None:
         return m
     over = METHODS[tc.preference.over]
-    return replace(over, name=m.name, trains=f"{over.trains}, from {m.trains}", lr=m.lr * over.lr / METHODS["lora"].lr,
+    return replace(over, name=m.name, trains=f"{over.trains}, {m.trains.removeprefix(_OVER)}", lr=m.lr * over.lr / METHODS["lora"].lr,
                    objective=m.objective)
 
 

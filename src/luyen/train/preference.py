@@ -57,6 +57,10 @@ class Pair:
     def sides(self) -> list[Example]:
         return [self.chosen, self.rejected]
 
+    @property
+    def answer(self) -> Example:  # what the model should say: the answer budget is measured on it
+        return self.chosen
+
 
 @dataclass
 class Rated:

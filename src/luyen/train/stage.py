@@ -114,7 +114,7 @@ def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | P
                       f"{state.best_val:.4f} (last step {state.step})", highlight=False)
     final = accelerator.unwrap_model(trainer.model)
     rd = RunDir(out, "train")
-    budget = answer_budget([ex.n_loss for ex in train_ex]) if base.template is not None else None
+    budget = answer_budget([ex.answer.n_loss for ex in train_ex]) if base.template is not None else None
     save_model(final, base.tokenizer, base.template, out / "model", rd,
                max_new_tokens=budget and budget["max_new_tokens"], repetition_penalty=cfg.generate.repetition_penalty)
     rd.outputs += [name for name in ("metrics.jsonl", "curves.png", "run.json") if (out / name).exists()]
