@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import TARGETS, WORDS, StepClock, lora_config, peak_rss_kb  # noqa: E402
+from train_throughput import TARGETS, WORDS, StepClock, child, lora_config, luyen_data  # noqa: E402
 
 LR, BETA, PAIRS_PER_STEP = 5e-5, 0.1, 4
 
@@ -102,28 +102,6 @@ def arm_luyen(args, dtype: str = "auto") -> dict:
 ARMS = {"trl": arm_trl, "luyen": arm_luyen, "luyen-fp32": lambda args: arm_luyen(args, "float32")}
 
 
-def child(args) -> None:
-    import torch
-    torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        args.tmp = tmp
-        result = ARMS[args.child](args)
-    result["peak_rss_mb"] = round(peak_rss_kb() / 1024, 1)
-    print("RESULT " + json.dumps(result))
-
-
-def prepare_luyen_data(args, root: Path) -> Path:
-    """The same pairs as a luyen data folder, all in the train split."""
-    from luyen.config import load_config
-    from luyen.data.stage import run
-    src = root / "pairs.jsonl"
-    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in make_pairs(args.pairs)), encoding="utf-8")
-    cfg = load_config(None, [f"model.name={args.model}", "data.max_length=512", "data.dedup.near=false",
-                             "data.split.train=1.0", "data.split.val=0.0", "data.split.test=0.0"])
-    run(cfg, [src], root / "data", estimate=False)
-    return root / "data"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arms", default="trl,luyen,luyen-fp32")
@@ -137,7 +115,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.child:
-        return child(args)
+        return child(args, ARMS)
     import torch
 
     from luyen.models.estimate import describe_model, measure_matmul_peak
@@ -150,7 +128,7 @@ def main() -> None:
     body = shape["params"] - shape["embed"]
     results = []
     with tempfile.TemporaryDirectory() as root:
-        data = prepare_luyen_data(args, Path(root))
+        data = luyen_data(make_pairs(args.pairs), args.model, Path(root), "pairs.jsonl")
         for arm in arms:
             cmd = [sys.executable, __file__, "--child", arm, "--data", str(data), "--steps", str(args.steps),
                    "--pairs", str(args.pairs), "--model", args.model, "--threads", str(args.threads),

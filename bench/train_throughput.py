@@ -189,26 +189,32 @@ def peak_rss_kb() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def child(args) -> None:
+def child(args, arms: dict | None = None) -> None:
+    """Run arm `args.child` (of `arms`, default ARMS) in this fresh process and print its RESULT line."""
     import torch
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         args.tmp = tmp
-        result = ARMS[args.child](args)
+        result = (arms or ARMS)[args.child](args)
     result["peak_rss_mb"] = round(peak_rss_kb() / 1024, 1)
     print("RESULT " + json.dumps(result))
 
 
-def prepare_luyen_data(args, root: Path) -> Path:
-    """The same records as a luyen data folder (all in the train split)."""
+def luyen_data(rows: list[dict], model: str, root: Path, name: str) -> Path:
+    """`rows` as a luyen data folder under `root`, all in the train split."""
     from luyen.config import load_config
     from luyen.data.stage import run
-    src = root / "qa.jsonl"
-    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in make_dataset(args.records)), encoding="utf-8")
-    cfg = load_config(None, [f"model.name={args.model}", "data.max_length=512", "data.dedup.near=false",
+    src = root / name
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    cfg = load_config(None, [f"model.name={model}", "data.max_length=512", "data.dedup.near=false",
                              "data.split.train=1.0", "data.split.val=0.0", "data.split.test=0.0"])
     run(cfg, [src], root / "data", estimate=False)
     return root / "data"
+
+
+def prepare_luyen_data(args, root: Path) -> Path:
+    """The same records as a luyen data folder (all in the train split)."""
+    return luyen_data(make_dataset(args.records), args.model, root, "qa.jsonl")
 
 
 def loss_tokens_luyen(args, data: Path) -> float:

@@ -149,6 +149,14 @@ def test_kto_learns_from_rated_answers_and_carries_its_kl_estimate(tmp_path, tin
     assert logged[0]["kl"] == 0 and any(r["kl"] > 0 for r in logged)  # z moves with the policy, clamped at 0
     state = json.loads((sorted((out / "checkpoints").glob("step-*"))[-1] / "state.json").read_text())["loop"]
     assert state["objective"]["kl"] == pytest.approx(logged[-1]["kl"], abs=1e-6)
+    from luyen.data.stage import read_split  # eval's references are the answers rated good, never the bad ones
+    from luyen.evaluate.stage import run as evaluate
+    evaluate(load_config(None, ["generate.max_new_tokens=2", "eval.general=false"]), out, kto_data, tmp_path / "eval",
+             baselines=["zero-shot"])
+    refs = [json.loads(x)["reference"] for x in (tmp_path / "eval" / "samples.jsonl").read_text().splitlines()]
+    test = read_split(kto_data, "test")
+    good = [r["completion"][0]["content"] for r in test if r["label"]]
+    assert sorted(refs) == sorted(good) and len(good) < len(test)
 
 
 @pytest.mark.parametrize("method,extra", [("orpo", []), ("simpo", ["train.preference.beta=2"])])

@@ -64,13 +64,13 @@ class TestSet:
         from luyen.data.stage import read_split
         from luyen.manifest import read_manifest
         read_manifest(data_dir, stage="data")
-        test = [r for r in read_split(data_dir, "test") if as_chat(r)]
+        test = [r for r in read_split(data_dir, "test") if _reference(r)]
         test = test[:limit] if limit else test
         if not test:
             raise LuyenError("the test split has no examples to evaluate", file=str(data_dir / "test.jsonl"),
                              fix="prepare the data with a non-zero data.split.test")
         labelled = all(r["kind"] == "labelled" for r in test)
-        train = [r for r in read_split(data_dir, "train") if as_chat(r)]
+        train = [r for r in read_split(data_dir, "train") if _reference(r)]
         shots_chat = [m for r in pick_shots(train, shots, labelled) for m in as_chat(r)[-2:]] if few_shot else []
         return cls([split_chat(as_chat(r)) for r in test], labelled, shots_chat, index)
 
@@ -80,6 +80,13 @@ class TestSet:
 
     def prompts(self, style: str, cfg: RunConfig) -> list[list[dict]]:
         return [build_prompt(style, p, self.shots_chat, self.index, cfg) for p, _ in self.examples]
+
+
+def _reference(record: dict) -> bool:
+    """Whether a record's answer can be a reference (or a few-shot example): a chat-like record, but not
+    an answer people rated bad (KTO feedback)."""
+    from luyen.data.formats import as_chat
+    return as_chat(record) is not None and not (record["kind"] == "feedback" and not record["label"])
 
 
 def load_engines(model: str | Path, baselines: list[str], cfg: RunConfig, console) -> Engines:
