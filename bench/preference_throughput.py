@@ -1,6 +1,6 @@
 """DPO throughput on Gemma-3-270M: TRL's DPOTrainer against `luyen train` with train.method=dpo.
 
-    python bench/preference_throughput.py [--arms trl,luyen,luyen-fp32] [--steps 6] [--pairs 64]
+    python bench/preference_throughput.py [--arms trl,luyen,luyen-ckpt,luyen-fp32] [--steps 6] [--pairs 64]
 
 Both arms train the embedded model with the same LoRA (r=8, alpha=32, dropout 0.05 on the attention
 and MLP projections, lr 5e-5), DPO sigmoid loss with beta 0.1, 4 pairs per optimiser step, on one fixed
@@ -12,6 +12,7 @@ RSS is per arm:
 * luyen: `luyen train` (chosen and rejected in one batch, logits only at answer tokens, length buckets,
   reference log-probs computed once before training with the adapter off, bf16 autocast where the CPU
   has AVX512-BF16); its reference pass is charged to it, pro rata for the pairs the timed steps train on;
+* luyen-ckpt: luyen with train.gradient_checkpointing=true (activations recomputed in backward: less memory);
 * luyen-fp32: the same with train.dtype=float32, to show what is left without bf16 (only where bf16 is native).
 
 After one untimed warm-up step, `--steps` steps are timed. Useful tokens are the non-pad tokens of both
@@ -78,7 +79,7 @@ def arm_trl(args) -> dict:
             "final_loss": out.training_loss, "dtype": "float32", "timed_steps": args.steps}
 
 
-def arm_luyen(args, dtype: str = "auto") -> dict:
+def arm_luyen(args, dtype: str = "auto", extra: tuple = ()) -> dict:
     from luyen.config import load_config
     from luyen.train.stage import run
     cfg = load_config(None, [f"model.name={args.model}", "data.max_length=512", "train.method=dpo",
@@ -87,7 +88,7 @@ def arm_luyen(args, dtype: str = "auto") -> dict:
                              f"train.lora.target_modules=[{','.join(TARGETS)}]", f"train.lr={LR}",
                              f"train.batch_size={PAIRS_PER_STEP}", "train.grad_accum=1", f"train.max_steps={1 + args.steps}",
                              "train.warmup_ratio=0", f"train.dtype={dtype}", "train.save_steps=100000",
-                             *args.luyen])
+                             *extra, *args.luyen])
     out = Path(args.tmp) / "run"
     m = run(cfg, Path(args.data), out)["metrics"]
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in x][1:]
@@ -99,12 +100,13 @@ def arm_luyen(args, dtype: str = "auto") -> dict:
             "dtype": m["precision"], "timed_steps": len(rows)}
 
 
-ARMS = {"trl": arm_trl, "luyen": arm_luyen, "luyen-fp32": lambda args: arm_luyen(args, "float32")}
+ARMS = {"trl": arm_trl, "luyen": arm_luyen, "luyen-fp32": lambda args: arm_luyen(args, "float32"),
+        "luyen-ckpt": lambda args: arm_luyen(args, extra=["train.gradient_checkpointing=true"])}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arms", default="trl,luyen,luyen-fp32")
+    ap.add_argument("--arms", default="trl,luyen,luyen-ckpt,luyen-fp32")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--pairs", type=int, default=64)
     ap.add_argument("--model", default=str(Path.home() / ".cache" / "luyen" / "models" / "gemma3-270m"))
@@ -148,10 +150,9 @@ def main() -> None:
             r["seconds"] = round(r["seconds"], 2)
             results.append(r)
     by = {r["arm"]: r for r in results if "error" not in r}
-    ratio = None
-    if "trl" in by and "luyen" in by:
-        ratio = {"pairs_per_s": round(by["luyen"]["pairs_per_s"] / by["trl"]["pairs_per_s"], 2),
-                 "peak_rss": round(by["luyen"]["peak_rss_mb"] / by["trl"]["peak_rss_mb"], 2)}
+    ratio = {arm: {"pairs_per_s": round(r["pairs_per_s"] / by["trl"]["pairs_per_s"], 2),
+                   "peak_rss": round(r["peak_rss_mb"] / by["trl"]["peak_rss_mb"], 2)}
+             for arm, r in by.items() if arm != "trl" and "trl" in by}
     print(json.dumps({"machine": machine(), "matmul_peak_gflops": {"fp32": round(peak32 / 1e9, 1),
                       "bf16": round(peak16 / 1e9, 1) if peak16 else None}, "pairs_per_step": PAIRS_PER_STEP,
                       "timed_steps": args.steps, "arms": results, "luyen_over_trl": ratio,
