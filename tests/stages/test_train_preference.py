@@ -249,3 +249,20 @@ def test_dpo_over_qlora_learns_over_a_4bit_base(tmp_path, pref_data):
     assert m["preference"]["reference"] == "the base, adapter off"
     assert json.loads((out / "model" / "adapter_config.json").read_text())["peft_type"] == "LORA"
     assert m["preference"]["best_val"]["reward_accuracy"] > 0.9
+
+
+def test_the_memory_check_counts_both_answers_of_a_pair(tmp_path, tiny_model_dir, pref_data, monkeypatch):
+    """A batch of 8 pairs holds 16 sequences: the preflight memory estimate must size it so."""
+    from transformers import AutoTokenizer
+
+    from luyen.data.stage import read_split
+    from luyen.data.template import resolve_chat_template
+    from luyen.models import estimate
+    from luyen.train.preference import encode_preferences
+    seen, real = [], estimate.training_memory
+    monkeypatch.setattr(estimate, "training_memory", lambda *a, **kw: seen.append(kw["tokens_per_batch"]) or real(*a, **kw))
+    run(cfg(tiny_model_dir, "train.method=dpo", "train.max_steps=1"), pref_data, tmp_path / "dpo")
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    pairs, _ = encode_preferences(read_split(pref_data, "train"), tok, resolve_chat_template(tok), 256, paired=True)
+    longest = max(len(side) for p in pairs for side in p.sides())
+    assert seen[0] == 8 * 2 * longest

@@ -77,13 +77,14 @@ def check_packing(model, method) -> None:
                          fix="set train.packing=false (length buckets waste almost no padding)")
 
 
-def check_memory(model, tc, longest: int, device, precision: str) -> None:
+def check_memory(model, tc, longest: int, device, precision: str, rows: int = 1) -> None:
     """Refuse a run whose peak memory (models.estimate.training_memory, with the parameters that really
-    train) exceeds what the device has free."""
+    train) exceeds what the device has free. ``rows``: sequences per example in a batch (a preference
+    pair's chosen and rejected answers are two)."""
     from luyen.models.estimate import training_memory
     from luyen.models.shape import model_shape
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    need = training_memory(model_shape(model), tc, trainable=trainable, tokens_per_batch=tc.batch_size * longest,
+    need = training_memory(model_shape(model), tc, trainable=trainable, tokens_per_batch=tc.batch_size * rows * longest,
                            precision=precision)
     free = free_memory(device)
     if need > MEMORY_HEADROOM * free:

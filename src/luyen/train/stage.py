@@ -87,7 +87,8 @@ def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | P
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
-    preflight.check_memory(model, tc, stats.longest, accelerator.device, chosen.name)
+    preflight.check_memory(model, tc, stats.longest, accelerator.device, chosen.name,
+                           rows=len(train_ex[0].sides()) if objective is not None else 1)
     reference_tokens, reference_started = 0, time.perf_counter()
     if objective is not None and objective.needs_reference:  # the model before its first step, adapter off
         from luyen.train.preference import attach_reference
