@@ -46,12 +46,10 @@ def run(cfg: RunConfig, inputs: list[str | Path], out_dir: Path, overwrite: bool
 
 
 def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: bool):
-    from luyen.models.resolve import load_tokenizer, resolve_model
-    from luyen.models.trained import is_adapter, model_folder
-    name = _measured_with(cfg)
+    from luyen.models.resolve import load_tokenizer
+    from luyen.models.trained import source_folder
     # a finished LoRA run (DPO after SFT) measures with the tokenizer saved beside its adapter
-    folder = model_folder(name) if is_adapter(name) else resolve_model(
-        name, cache_dir=cfg.model.cache_dir, trust_remote_code=cfg.model.trust_remote_code)
+    folder = source_folder(_measured_with(cfg), cache_dir=cfg.model.cache_dir, trust_remote_code=cfg.model.trust_remote_code)
     tokenizer = load_tokenizer(str(folder), trust_remote_code=cfg.model.trust_remote_code)
     template = resolve_chat_template(tokenizer, cfg.model.chat_template)
     source = ("config" if cfg.model.chat_template else "tokenizer's own" if getattr(tokenizer, "chat_template", None)

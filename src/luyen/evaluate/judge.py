@@ -73,9 +73,6 @@ class Judge:
         key = os.environ.get(jc.api_key_env) if jc.api_key_env else None
         return cls(jc.url, jc.model, key, timeout=jc.timeout, concurrency=jc.concurrency)
 
-    def _one(self, question: str, reference: str, answer: str) -> str:
-        return self._request(PROMPT.format(question=question, reference=reference, answer=answer))
-
     def ask(self, contents: list[str]) -> list[str]:
         """The judge's replies to these user messages (a few requests at a time), in order."""
         with ThreadPoolExecutor(self.concurrency) as pool:
@@ -96,8 +93,8 @@ class Judge:
         return r.choices[0].message.content or ""
 
     def score(self, questions: list[str], references: list[str], answers: list[str]) -> JudgeScores:
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            replies = list(pool.map(self._one, questions, references, answers))
+        replies = self.ask([PROMPT.format(question=q, reference=r, answer=a)
+                            for q, r, a in zip(questions, references, answers)])
         return JudgeScores([parse_rating(r) for r in replies], replies)
 
 

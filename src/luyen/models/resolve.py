@@ -106,11 +106,8 @@ def load_tokenizer(name: str | Path | None, *, cache_dir: str | Path | None = No
     `luyen train` run (or adapter folder) gives the tokenizer saved beside its adapter."""
     from transformers import AutoTokenizer
 
-    from luyen.models.trained import is_adapter, model_folder
-    if name is not None and is_adapter(name) and (model_folder(name) / "tokenizer_config.json").is_file():
-        folder = model_folder(name)
-    else:
-        folder = resolve_model(name, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+    from luyen.models.trained import source_folder
+    folder = source_folder(name, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
     try:
         return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, **kw)
     except (OSError, ValueError) as e:

@@ -67,6 +67,17 @@ def load_trained(path: str | Path, *, base: str | None = None, dtype=None, trust
     return model.eval(), load_tokenizer(base_name, trust_remote_code=trust_remote_code)
 
 
+def source_folder(name: str | Path | None, *, cache_dir: str | Path | None = None, trust_remote_code: bool = False
+                  ) -> Path:
+    """The folder whose files make the model ``name``: a `luyen train` run (or adapter folder) as it is, its
+    adapter, tokenizer and chat template beside each other (`load_base_model` merges the adapter), else
+    the folder `resolve_model` gives."""
+    if name is not None and is_adapter(name):
+        return model_folder(name)
+    from luyen.models.resolve import resolve_model
+    return resolve_model(name, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+
+
 def load_base_model(name: str | Path, *, dtype=None, trust_remote_code: bool = False, **kwargs):
     """The model ``name`` names as a base to build on: a model as it is, or a run whose adapter is merged
     into its own base (DPO on top of a finished LoRA SFT run: ``model.name=runs/sft/train``). The merged

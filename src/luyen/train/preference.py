@@ -24,6 +24,7 @@ accumulation and several processes give the same update as one batch, as for SFT
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,13 +84,11 @@ class Rated:
 
 
 def _answer(tokenizer, template: str, prompt: list[dict], answer: list[dict], marker) -> Example:
-    """prompt + answer through the chat template; the loss covers only the answer's assistant turns."""
+    """prompt + answer through the chat template; the loss covers only the answer (one assistant message,
+    as the data stage guarantees: never an assistant turn inside the prompt)."""
     from luyen.data.template import encode_chat
-    ids, mask = encode_chat(tokenizer, template, prompt + answer, marker)
-    runs = [i for i in range(len(mask)) if mask[i] and (i == 0 or not mask[i - 1])]  # start of each assistant turn
-    keep = sum(m["role"] == "assistant" for m in answer)
-    start = runs[-keep] if 0 < keep <= len(runs) else len(mask)
-    return shifted(ids, [m and i >= start for i, m in enumerate(mask)])
+    ids, mask = encode_chat(tokenizer, template, prompt + answer, marker, targets="last")
+    return shifted(ids, mask)
 
 
 def encode_preferences(records: list[dict], tokenizer, template: str, max_length: int, paired: bool
@@ -246,7 +245,7 @@ def attach_reference(model, examples: dict[str, list], objective, *, pad_id: int
         _set(examples, cached)
         return 0
     head, values, tokens = output_head(model), {}, 0
-    off = model.disable_adapter() if hasattr(model, "disable_adapter") else _Nothing()
+    off = model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
     was_training = model.training
     model.eval()
     with off:
@@ -271,10 +270,3 @@ def _set(examples: dict[str, list], values: dict[str, torch.Tensor]) -> None:
         for e, v in zip(exs, values[split].tolist()):
             e.ref = tuple(v)
 
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -47,11 +47,10 @@ def load_base(cfg, method, precision, records: list[dict], out: Path, accelerato
 
 def _pretrained(mc, method, precision, accelerator) -> Base:
     from luyen.data.template import resolve_chat_template
-    from luyen.models.resolve import load_tokenizer, resolve_model
-    from luyen.models.trained import is_adapter, load_base_model, model_folder
+    from luyen.models.resolve import load_tokenizer
+    from luyen.models.trained import load_base_model, source_folder
     # a finished adapter run (SFT before DPO): its adapter merged into its base, its tokenizer and template
-    folder = (model_folder(mc.name) if is_adapter(mc.name) else
-              resolve_model(mc.name, cache_dir=mc.cache_dir, trust_remote_code=mc.trust_remote_code))
+    folder = source_folder(mc.name, cache_dir=mc.cache_dir, trust_remote_code=mc.trust_remote_code)
     tokenizer = load_tokenizer(str(folder), trust_remote_code=mc.trust_remote_code)
     template = resolve_chat_template(tokenizer, mc.chat_template)
     try:

@@ -89,17 +89,17 @@ def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | P
             model.enable_input_require_grads()
     preflight.check_memory(model, tc, stats.longest, accelerator.device, chosen.name,
                            rows=len(train_ex[0].sides()) if objective is not None else 1)
-    reference_tokens, reference_started = 0, time.perf_counter()
-    if objective is not None and objective.needs_reference:  # the model before its first step, adapter off
-        from luyen.train.preference import attach_reference
-        reference_tokens = attach_reference(model, {"train": train_ex, "val": val_ex}, objective, pad_id=_pad_id(base.tokenizer),
-                                            batch_size=tc.batch_size, chunk=tc.logit_chunk, device=accelerator.device,
-                                            autocast=chosen.autocast, out=out, console=console if accelerator.is_main_process else None)
-    reference_seconds = time.perf_counter() - reference_started
     lr = tc.lr or base.lr or method.lr
     trainer = Trainer(model=model, tokenizer=base.tokenizer, tc=tc, seed=cfg.seed, train=train_ex, val=val_ex, out=out,
                       accelerator=accelerator, console=console, lr=lr, masker=base.masker, autocast=chosen.autocast,
                       objective=objective)
+    reference_tokens, reference_started = 0, time.perf_counter()
+    if objective is not None and objective.needs_reference:  # the model before its first step, adapter off
+        from luyen.train.preference import attach_reference
+        reference_tokens = attach_reference(model, {"train": train_ex, "val": val_ex}, objective, pad_id=trainer.pad_id,
+                                            batch_size=tc.batch_size, chunk=tc.logit_chunk, device=accelerator.device,
+                                            autocast=chosen.autocast, out=out, console=console if accelerator.is_main_process else None)
+    reference_seconds = time.perf_counter() - reference_started
     estimate = _estimate(model, tc, trainer, train_ex, val_ex, chosen.name, reference_tokens)
     if accelerator.is_main_process:
         _announce(console, chosen, method, model, base.tokenizer, stats, lr, estimate, trainer.total)
@@ -207,10 +207,6 @@ def _announce(console, chosen, method, model, tokenizer, stats, lr: float, estim
     console.print(f"train: estimate ~{_minutes(estimate['seconds'])} for {steps} steps, peak ~{estimate['peak_memory_gb']} "
                   f"GB ({estimate['matmul_peak_gflops']} GFLOP/s {estimate['precision']} matmul peak measured, "
                   f"{estimate['assumed_efficiency']:.0%} of it assumed)", highlight=False)
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
 
 def _estimate(model, tc, trainer, train_ex, val_ex, precision: str, reference_tokens: int = 0) -> dict:
