@@ -108,3 +108,129 @@ def tiny_run(tmp_path_factory, tiny_model_dir, tiny_data_dir) -> Path:
     run(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=20",
                            "train.lr=3e-3"]), tiny_data_dir, out)
     return out
+
+
+# -- task heads: tiny BERT (the shipped MiniLM's real WordPiece tokenizer), T5 and BART -------------
+# each label's own words (none of them among SHORT_WORDS, the filler)
+HEAD_LABELS = {"baggage": "vali kiện cân túi suitcase", "refund": "refund trả lại tiền_mặt cash", "checkin": "quầy cổng online sớm"}
+
+
+def make_tiny_head_model(path: Path, arch: str = "bert", hidden: int = 32) -> Path:
+    """A tiny random encoder (bert) or encoder-decoder (t5, bart) folder with a fast tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
+    torch.manual_seed(0)
+    if arch == "bert":
+        from luyen.rag.encoder import encoder_folder
+        tok = AutoTokenizer.from_pretrained(encoder_folder("all-MiniLM-L6-v2"))
+        tok.save_pretrained(path)
+        config = AutoConfig.for_model("bert", vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                                      num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=256)
+        AutoModel.from_config(config).save_pretrained(path)
+        return path
+    tok = make_tiny_tokenizer(path)
+    common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                  decoder_start_token_id=tok.pad_token_id if arch == "t5" else tok.eos_token_id)
+    if arch == "t5":
+        config = AutoConfig.for_model("t5", d_model=hidden, d_ff=2 * hidden, d_kv=hidden // 2, num_layers=2,
+                                      num_heads=2, **common)
+    else:
+        config = AutoConfig.for_model("bart", d_model=hidden, encoder_ffn_dim=2 * hidden, decoder_ffn_dim=2 * hidden,
+                                      encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+                                      decoder_attention_heads=2, max_position_embeddings=256,
+                                      bos_token_id=tok.bos_token_id, forced_eos_token_id=tok.eos_token_id, **common)
+    AutoModelForSeq2SeqLM.from_config(config).save_pretrained(path)
+    if arch == "t5":  # T5 ends every text with EOS
+        from tokenizers.processors import TemplateProcessing
+        eos = ("<eos>", tok.eos_token_id)
+        tok._tokenizer.post_processor = TemplateProcessing(single="$A <eos>", pair="$A <eos> $B <eos>", special_tokens=[eos])
+        tok.save_pretrained(path)
+    return path
+
+
+def write_labelled(path: Path, n: int = 90, seed: int = 0) -> Path:
+    """Messages whose label shows in their words (so a tiny model can learn it), as a CSV."""
+    import csv
+    import random
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for i in range(n):
+            label = list(HEAD_LABELS)[i % len(HEAD_LABELS)]
+            words = HEAD_LABELS[label].split() * 2
+            w.writerow([" ".join(rng.sample(words, 4) + rng.choices(SHORT_WORDS, k=3)) + f" {i}", label])
+    return path
+
+
+def write_squad(path: Path, n: int = 60, seed: int = 0, unanswerable: int = 0) -> Path:
+    """SQuAD-style questions over short contexts; the answer is a number before 'kg' (`unanswerable` have none)."""
+    import json
+    import random
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            kg = rng.randint(5, 40)
+            filler = " ".join(rng.choices(SHORT_WORDS, k=rng.randint(4, 10)))
+            context = f"{filler}. Hành lý xách tay tối đa {kg} kg mỗi khách. {filler}."
+            if i < unanswerable:
+                context = f"{filler}. Giờ làm thủ tục đóng trước 40 phút. {filler}."
+                answers = {"text": [], "answer_start": []}
+            else:
+                answers = {"text": [f"{kg} kg"], "answer_start": [context.index(f"{kg} kg")]}
+            f.write(json.dumps({"id": f"q{i}", "context": context, "question": f"Hành lý xách tay tối đa bao nhiêu? {i}",
+                                "answers": answers}, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_pairs(path: Path, n: int = 60, seed: int = 0) -> Path:
+    """Document -> summary pairs whose summary is the document's first sentence."""
+    import json
+    import random
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            first = " ".join(rng.choices(SHORT_WORDS, k=5)) + "."
+            rest = " ".join(" ".join(rng.choices(SHORT_WORDS, k=8)) + "." for _ in range(3))
+            f.write(json.dumps({"document": f"{first} {rest}", "summary": first}, ensure_ascii=False) + "\n")
+    return path
+
+
+HEAD_CASES = {"classification": ("bert", write_labelled), "extractive_qa": ("bert", write_squad),
+              "seq2seq": ("t5", write_pairs)}
+# a random BERT learns to pool its [CLS] slowly: the classifier needs more passes (measured: 10 at 3e-3 leave it at 2/3)
+HEAD_TRAIN = {"classification": ["train.epochs=30", "train.lr=1e-3"], "extractive_qa": ["train.epochs=10", "train.lr=3e-3"],
+              "seq2seq": ["train.epochs=10", "train.lr=3e-3"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_head_models(tmp_path_factory) -> dict:
+    """{"bert", "t5", "bart"}: tiny random model folders."""
+    root = tmp_path_factory.mktemp("heads")
+    return {arch: make_tiny_head_model(root / arch, arch) for arch in ("bert", "t5", "bart")}
+
+
+@pytest.fixture(scope="session")
+def tiny_head_data(tmp_path_factory, tiny_head_models) -> dict:
+    """{task: prepared data folder} for the three head tasks."""
+    root = tmp_path_factory.mktemp("head_data")
+    out = {}
+    for task, (arch, write) in HEAD_CASES.items():
+        src = write(root / f"{task}.{'csv' if write is write_labelled else 'jsonl'}")
+        out[task] = prepare_data(tiny_head_models[arch], root / task, src)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_head_runs(tmp_path_factory, tiny_head_models, tiny_head_data) -> dict:
+    """{task: finished run folder}: each head task trained (full) on its tiny model for a few epochs."""
+    from luyen.config import load_config
+    from luyen.train.stage import run
+    root = tmp_path_factory.mktemp("head_runs")
+    out = {}
+    for task, (arch, _) in HEAD_CASES.items():
+        cfg = load_config(None, [f"model.name={tiny_head_models[arch]}", "data.max_length=256", "train.method=full",
+                                 "train.batch_size=8", "train.grad_accum=1", *HEAD_TRAIN[task]])
+        run(cfg, tiny_head_data[task], root / task)
+        out[task] = root / task
+    return out

@@ -6,6 +6,7 @@
     luyen.prepare(cfg, ["examples/data/vi_ai_qa.jsonl"], "runs/x") # train/val/test + manifest
     luyen.train(cfg, "runs/x", "runs/x-train")                      # trained model + manifest
     luyen.load("runs/x-train").chat([{"role": "user", "content": "Học máy là gì?"}]).text
+    luyen.load("runs/intents/train").predict([{"text": "Tôi muốn đổi vé"}])  # a task head: label + probabilities
 """
 from luyen.config import RunConfig, load_config
 from luyen.errors import LuyenError
@@ -31,6 +32,10 @@ def train(cfg, data_dir, out_dir, **kw):
 
 
 def load(name, **kw):
-    """A generation engine over a trained run, a model folder, an adapter or a preset."""
+    """A trained task head (`.predict([...])`: classification, extractive QA, seq2seq), else a generation
+    engine over a trained run, a model folder, an adapter or a preset (`.chat([...])`)."""
+    from luyen.tasks.predictor import Predictor, head_folder
+    if head_folder(name) is not None:
+        return Predictor.load(name, **kw)
     from luyen.infer.engine import Engine
     return Engine.load(str(name), **kw)

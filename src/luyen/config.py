@@ -72,13 +72,11 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    name: str = Field("gemma3-270m", description="The model a command works with (--model/-m everywhere): the base to train from, "
-                      "the model to evaluate, export, chat with or serve (a `luyen train` run folder included). "
+    name: str = Field("gemma3-270m", description="The model a command works with (--model/-m everywhere): the base to train from, the model to evaluate, export, chat with or serve (a `luyen train` run folder included). "
                       "Preset name, hub id (org/name), local folder, or .gguf file; for `luyen train` also "
                       "scratch:<arch>-<size> (arch causal or masked, size tiny, small or base; e.g. scratch:causal-tiny): "
                       "a new model on a tokenizer trained on your data (train.pretrain.*), trained with train.method=full.")
-    tokenizer: str | None = Field(None, description="The tokenizer `luyen data` measures lengths with when it is not "
-                                  "the model's own; required for a scratch: model, whose tokenizer is only trained at train time.")
+    tokenizer: str | None = Field(None, description="The tokenizer `luyen data` measures lengths with when it is not the model's own; required for a scratch: model, whose tokenizer is only trained at train time.")
     chat_template: str | None = Field(None, description="Jinja chat template (text or path); default: the tokenizer's own, else luyen's documented default.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with a hub model. Off unless you trust it.")
     cache_dir: str | None = Field(None, description="Where converted models live (default ~/.cache/luyen).")
@@ -124,12 +122,20 @@ class EmbeddingConfig(Section):
     val: float = Field(0.1, ge=0, lt=0.5, description="Share of training queries held out to measure recall while training.")
 
 
+class HeadConfig(Section):
+    """train.task=seq2seq|classification|extractive_qa: a model with its own head, not a chat model."""
+    class_weights: Literal["none", "balanced"] = Field("none", description="classification: 'balanced' weights each class's loss by n / (classes x its count), for imbalanced labels.")
+    calibrate: bool = Field(True, description="classification: fit a temperature on the validation split after training so probabilities match accuracy (reported as ECE before/after).")
+    source_prefix: str | None = Field(None, description="seq2seq: text put before every source; unset = what the model expects (T5/mT5: 'summarize: ', others none).")
+    target_length: int = Field(256, ge=8, description="seq2seq: longest target (summary) in tokens; longer ones are cut.")
+    doc_stride: int = Field(128, ge=0, description="extractive_qa: tokens shared by consecutive windows of a context longer than max_length.")
+    max_answer_tokens: int = Field(30, ge=1, description="extractive_qa: longest span predicted, in tokens.")
+
+
 class PreferenceConfig(Section):
     """train.method=dpo|kto|orpo|simpo: learning from answers people preferred (pairs) or rated good/bad."""
-    over: Literal["lora", "qlora", "full"] = Field("lora", description="What trains: LoRA, LoRA over a 4-bit base, or every "
-                                                   "weight (the reference's log-probs then come from the weights before training).")
-    beta: float = Field(0.1, gt=0, description="DPO/IPO/KTO: how far the policy may move from the reference; ORPO: weight "
-                        "of the odds-ratio term; SimPO: reward scale (its paper uses 2-2.5).")
+    over: Literal["lora", "qlora", "full"] = Field("lora", description="What trains: LoRA, LoRA over a 4-bit base, or every weight (the reference's log-probs then come from the weights before training).")
+    beta: float = Field(0.1, gt=0, description="DPO/IPO/KTO: how far the policy may move from the reference; ORPO: weight of the odds-ratio term; SimPO: reward scale (its paper uses 2-2.5).")
     loss_type: Literal["sigmoid", "ipo", "hinge"] = Field("sigmoid", description="dpo: sigmoid (DPO), ipo or hinge (SLiC).")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="dpo/simpo: assumed share of flipped labels (cDPO).")
     sft_weight: float = Field(0.0, ge=0, description="dpo: weight of an NLL term on the chosen answer (RPO); 0 = off.")
@@ -139,11 +145,9 @@ class PreferenceConfig(Section):
 
 
 class TrainConfig(Section):
-    task: Literal["causal", "embedding"] = Field("causal", description="causal: a language model learns to answer; "
-                                                "embedding: a sentence encoder learns to retrieve rag.documents.")
+    task: Literal["auto", "causal", "seq2seq", "classification", "extractive_qa", "embedding"] = Field("auto", description="auto: from the model and the data (a decoder learns any data as chat: causal; an encoder-decoder learns document/summary pairs: seq2seq; an encoder learns labelled text: classification, or SQuAD data: extractive_qa); embedding: a sentence encoder learns to retrieve rag.documents.")
     data: str | None = Field(None, description="Prepared data folder (the --out of `luyen data prepare`); or pass --data.")
-    resume: bool = Field(False, description="Continue the unfinished run in the output folder from its last checkpoint "
-                         "(`luyen run` does this by itself).")
+    resume: bool = Field(False, description="Continue the unfinished run in the output folder from its last checkpoint (`luyen run` does this by itself).")
     method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze", "dpo", "kto", "orpo", "simpo"] = Field(
         "lora", description="Fine-tuning method; see `luyen train --methods` for what each trains. A new model "
         "(model.name: scratch:causal-tiny) and continued pretraining on raw text use full. dpo, orpo and simpo "
@@ -176,6 +180,7 @@ class TrainConfig(Section):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -224,13 +229,12 @@ Baseline = Literal["zero-shot", "few-shot", "rag"]
 
 class EvalConfig(Section):
     data: str | None = Field(None, description="Prepared data folder whose test split is evaluated (`luyen run`: its data stage).")
-    baselines: list[Baseline] = Field(["zero-shot", "few-shot"], description="The base model's prompts the fine-tuned "
-                                      "model is compared with: zero-shot, few-shot, rag (rag needs rag.index).")
+    baselines: list[Baseline] = Field(["zero-shot", "few-shot"], description="The base model's prompts the fine-tuned model is compared with: zero-shot, few-shot, rag (rag needs rag.index).")
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N test examples; unset = all.")
     shots: int = Field(3, ge=0, description="Training examples shown to the few-shot baseline.")
-    general: bool = Field(True, description="Score the base and the fine-tuned model on luyen's own general-ability "
-                          "items (168 multiple-choice, vi + en) and warn when fine-tuning made the model significantly worse.")
+    general: bool = Field(True, description="Score the base and the fine-tuned model on luyen's own general-ability items (168 multiple-choice, vi + en) and warn when fine-tuning made the model significantly worse.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    decoder: str = Field("gemma3-270m", description="A task head (classification, extractive_qa, seq2seq) is compared with this chat model answering zero-shot and few-shot: a decoder or a chat `luyen train` run.")
 
 
 class ServeConfig(Section):
@@ -284,11 +288,9 @@ Stage = Literal["data", "rag", "train", "eval", "export"]
 
 class RunConfig(Section):
     name: str = Field("run", description="Run name; `luyen run` writes runs/<name>/.")
-    stages: list[Stage] = Field(["data", "rag", "train", "eval", "export"], description="The stages `luyen run` runs, "
-                                "in this order (rag only when rag.documents names documents).")
+    stages: list[Stage] = Field(["data", "rag", "train", "eval", "export"], description="The stages `luyen run` runs, in this order (rag only when rag.documents names documents).")
     seed: int = Field(42, description="Seed for splitting, shuffling and initialisation.")
-    out: str | None = Field(None, description="Where the command writes (--out/-o everywhere); `luyen run`: the run "
-                            "folder, default runs/<name>, one sub-folder per stage.")
+    out: str | None = Field(None, description="Where the command writes (--out/-o everywhere); `luyen run`: the run folder, default runs/<name>, one sub-folder per stage.")
     overwrite: bool = Field(False, description="Replace what the output folder holds (`luyen run` decides per stage by itself).")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -18,6 +18,7 @@ from luyen.cli.eval import evaluate
 from luyen.cli.export import export_command
 from luyen.cli.generate import chat, generate
 from luyen.cli.models import models_app
+from luyen.cli.predict import predict
 from luyen.cli.rag import rag_app
 from luyen.cli.run import run
 from luyen.cli.serve import serve_command
@@ -34,6 +35,7 @@ app.command("export", context_settings=_WORDS)(export_command)
 app.add_typer(rag_app, name="rag")
 app.command("generate", context_settings=_WORDS)(generate)
 app.command("chat", context_settings=_WORDS)(chat)
+app.command("predict")(predict)
 app.command("serve", context_settings=_WORDS)(serve_command)
 app.add_typer(models_app, name="models", help="Prepare the embedded model, list presets and cached models.")
 app.add_typer(config_app, name="config")

@@ -293,6 +293,8 @@ class Scan:
         c.update(self.pairs.finish(c["total"]))
         exact = dup.exact_of >= 0 if d.dedup.exact else np.zeros(n, bool)
         near = dup.near_removed & ~exact & self.pairs.near_ok(dup.cluster) if d.dedup.near else np.zeros(n, bool)
+        # questions over one context look alike as whole records: they stay grouped (one split), none is dropped
+        near &= c["kind"] != "extractive"
         bounded = c["kind"] != "text"  # raw text is chunked at training, never dropped for length
         too_long = bounded & (longest(c) > d.max_length)  # a pair goes when either side is too long
         too_short = c["total"] < d.min_length

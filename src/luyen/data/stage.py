@@ -51,6 +51,8 @@ def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: 
     # a finished LoRA run (DPO after SFT) measures with the tokenizer saved beside its adapter
     folder = source_folder(_measured_with(cfg), cache_dir=cfg.model.cache_dir, trust_remote_code=cfg.model.trust_remote_code)
     tokenizer = load_tokenizer(str(folder), trust_remote_code=cfg.model.trust_remote_code)
+    if tokenizer.eos_token is None and tokenizer.sep_token is not None:
+        tokenizer.eos_token = tokenizer.sep_token  # an encoder (BERT): its [SEP] ends a text, so lengths can be measured
     template = resolve_chat_template(tokenizer, cfg.model.chat_template)
     source = ("config" if cfg.model.chat_template else "tokenizer's own" if getattr(tokenizer, "chat_template", None)
               else "luyen default")

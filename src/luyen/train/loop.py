@@ -66,7 +66,8 @@ class Trainer:
             raise LuyenError("no optimiser step fits the training split", field="train.batch_size")
         self.total = tc.max_steps or max(1, math.ceil(tc.epochs * self.steps_per_epoch))
         self._plans: dict[int, list] = {}
-        self.head = output_head(accelerator.unwrap_model(model))
+        # a task head (classification, QA, seq2seq) computes its own loss from the model's output
+        self.head = output_head(accelerator.unwrap_model(model)) if getattr(self.objective, "lm_head", True) else None
         self.state = LoopState()
         self.ckpt_root = out / "checkpoints"
         self.stop_requested = False

@@ -31,15 +31,18 @@ from luyen.train.source import load_base
 
 def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
         resume: bool = False, overwrite: bool = False, console=None) -> Manifest:
-    """Train what cfg.train.task says: a language model (this module) or a retriever (train.embedding)."""
-    from luyen.train import embedding
-    task = {"causal": _causal, "embedding": embedding.run}[cfg.train.task]
-    return task(cfg, data_dir, out_dir, resume=resume, overwrite=overwrite, console=console)
+    """Train what cfg.train.task says (luyen.tasks): a language model (this module), a task head
+    (tasks.train) or a retriever (train.embedding)."""
+    from luyen.tasks import resolve
+    return resolve(cfg, data_dir).train(cfg, data_dir, out_dir, resume=resume, overwrite=overwrite, console=console)
 
 
 def summary(manifest: Manifest, out) -> str:
     """One line on what a finished training wrote."""
     m = manifest["metrics"]
+    if m.get("head"):
+        from luyen.tasks.train import summary as head_summary
+        return head_summary(m, out)
     if m.get("task") == "embedding":
         first, best = m["initial_val"], m["best_val"]
         return (f"wrote {out}/model (retriever, {m['method']}): {m['steps']} steps, loss {m['first_loss']:.3f} -> "
@@ -54,7 +57,7 @@ def summary(manifest: Manifest, out) -> str:
             f"{m['final_train_loss']:.4f}{best}, {m['tokens_per_s']:.0f} tokens/s")
 
 
-def _causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
+def train_causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
             resume: bool = False, overwrite: bool = False, console=None) -> Manifest:
     from accelerate import Accelerator
     from rich.console import Console
