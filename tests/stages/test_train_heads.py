@@ -203,3 +203,18 @@ def test_head_resume_after_sigkill_is_exact(tmp_path, tiny_head_models, tiny_hea
     assert got["final_train_loss"] == pytest.approx(ref["metrics"]["final_train_loss"], rel=1e-5)
     wa, wb = (load_file(str(p / "model" / "model.safetensors")) for p in (out, tmp_path / "ref"))
     assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wb)
+
+
+def test_a_decoder_with_a_classification_head(tiny_gemma_tokenizer_dir, tmp_path):
+    """Gemma-3 (here a tiny random one) as the second classifier option: its last real token is read."""
+    data = prepare_data(tiny_gemma_tokenizer_dir, tmp_path / "d", write_labelled(tmp_path / "l.csv"))
+    cfg = _cfg(tiny_gemma_tokenizer_dir, "train.task=classification", "train.method=lora", "train.max_steps=8",
+               "train.batch_size=8", "train.grad_accum=1")
+    m = run(cfg, data, tmp_path / "run")["metrics"]
+    assert m["task"] == "classification" and m["params_trainable"] < m["params_total"]
+    p = Predictor.load(tmp_path / "run")
+    assert type(p.model).__name__ == "Gemma3TextForSequenceClassification"
+    # padding must not change a label: a text alone and beside a longer one get the same probabilities
+    alone = p.predict([{"text": "vali kiện"}])[0]["probabilities"]
+    padded = p.predict([{"text": "vali kiện"}, {"text": "refund trả lại cash " * 8}])[0]["probabilities"]
+    assert all(abs(alone[k] - padded[k]) < 1e-4 for k in alone)

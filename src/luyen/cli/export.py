@@ -41,6 +41,12 @@ def show(manifest: dict, folder) -> None:
     files = [f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in manifest["outputs"].items()
              if name.endswith((".gguf", ".onnx", ".safetensors"))]
     console.print(f"wrote {folder}: {', '.join(files)} in {manifest['wall_time_s']:.0f} s", highlight=False)
+    m = manifest["metrics"]
+    for precision, diff in m.get("max_abs_diff", {}).items() if m.get("head") else ():
+        score = m.get(m["score"], {})
+        console.print(f"  {precision}: agreement with transformers {m['agreement'][precision]:.0%}, max |logit "
+                      f"difference| {diff:.2g}" + (f"; {m['score']} {score[precision]:.4g} (transformers "
+                      f"{score['transformers']:.4g})" if precision in score else ""), highlight=False)
     if manifest["config"]["export"]["format"] == "gguf":
         from luyen.export.gguf import describe_agreement
         for q, a in manifest["metrics"].get("agreement", {}).items():

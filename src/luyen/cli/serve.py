@@ -1,6 +1,7 @@
-"""`luyen serve MODEL`: the OpenAI-compatible server and chat page.
+"""`luyen serve MODEL`: the OpenAI-compatible server and chat page (or a task head's API).
 
     luyen serve runs/demo/train --port 8000
+    luyen serve --model runs/intents/train       # a task head: POST /v1/classify, /v1/extract or /v1/completions
     luyen serve gemma3-270m --adapters support=runs/support/train --api-key "$KEY" --host 0.0.0.0
     luyen serve runs/demo/train configs/serve.yaml serve.max_batch_size=32
 """
@@ -29,7 +30,7 @@ def _adapters(items: list[str]) -> dict[str, str]:
 @friendly
 def serve_command(
     words: List[str] = typer.Argument(None, help="[MODEL] [CONFIG.yaml] [key=value ...] (serve.max_batch_size=32 ...): MODEL is "
-                                      "a `luyen train` run, a folder, a .gguf, a preset or hub id."),
+                                      "a `luyen train` run (a task head too), a folder, a .gguf, a preset or hub id."),
     model: common.model_option("the model to serve.") = None,
     backend: Optional[str] = typer.Option(None, "--backend", help="serve.backend: transformers (batched, adapters) or llamacpp (.gguf)."),
     adapters: List[str] = typer.Option([], "--adapters", help="serve.adapters: NAME=PATH, a LoRA adapter a request picks with model=NAME (repeatable)."),
@@ -39,7 +40,8 @@ def serve_command(
     api_key: Optional[str] = typer.Option(None, "--api-key", help="serve.api_key: require 'Authorization: Bearer KEY' on every route but /health."),
     cors: List[str] = typer.Option([], "--cors-origin", help="serve.cors_origins: allow browser calls from this origin (repeatable); CORS is off by default."),
 ):
-    """Serve MODEL over OpenAI's API (/v1/chat/completions, /v1/completions) with a chat page at /."""
+    """Serve MODEL over OpenAI's API (/v1/chat/completions, /v1/completions) with a chat page at /;
+    a task head answers POST /v1/classify (classification), /v1/extract (extractive QA) or /v1/completions (seq2seq)."""
     from luyen.serve import serve
     quiet()
     flags = {"serve.backend": backend, "rag.index": rag, "serve.host": host, "serve.port": port, "serve.api_key": api_key,

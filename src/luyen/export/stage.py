@@ -26,6 +26,9 @@ def run(cfg: RunConfig, run_or_model: str | Path, out_dir: str | Path, fmt: str 
     from luyen.export.merged import merge_adapter, save_merged
     from luyen.models.trained import load_trained, model_folder
     console = console or Console(stderr=True)
+    head = _head_folder(run_or_model, fmt)
+    if head is not None:
+        return _run_head(cfg, head, run_or_model, out_dir, fmt, quant, overwrite, console)
     exporter, quant = _exporter(fmt, quant)
     source = _check_source(run_or_model)
     out_dir = Path(out_dir)
@@ -83,6 +86,62 @@ def _exporter(fmt: str, quant: list[str] | None):
                          fix="export --format merged or gguf, or update luyen") from None
     onnx.require_onnx()
     return onnx.export, list(quant or [])
+
+
+def _head_folder(run_or_model, fmt: str) -> Path | None:
+    """The model folder of a task-head run (classification, extractive QA, seq2seq), None for a chat model."""
+    if fmt not in FORMATS:
+        return None  # _exporter names the unknown format
+    from luyen.tasks.predictor import head_folder
+    return head_folder(run_or_model)
+
+
+def _run_head(cfg, folder: Path, source, out_dir, fmt: str, quant, overwrite: bool, console) -> Manifest:
+    """A head run as ONNX graphs (luyen.tasks.onnx) or as its model folder, already merged, copied as is."""
+    from luyen.tasks import read_spec
+    task = read_spec(folder)["task"]
+    if fmt == "gguf":
+        raise LuyenError(f"GGUF is for decoder chat models; this run trained a {task} head", file=str(source),
+                         fix="export --format onnx (onnxruntime) or --format merged (transformers)")
+    if fmt == "onnx":
+        _exporter(fmt, None)  # the install hint when the ONNX libraries are missing
+        from luyen.tasks import onnx as head_onnx
+        quant = head_onnx.check_quant(quant)
+    else:
+        _exporter(fmt, quant)  # merged: refuses a quant
+        quant = []
+    _check_source(source)
+    out_dir = Path(out_dir)
+    RunDir.check(out_dir, overwrite)
+    provenance = {"source": str(source), "format": fmt, "quant": quant, "head": True, "task": task}
+    with RunDir.create(out_dir, stage="export", overwrite=overwrite) as rd:
+        if fmt == "onnx":
+            metrics = head_onnx.export(folder, rd.path, quant, console)
+        else:
+            console.print(f"export: copying the {task} model into {out_dir}", highlight=False)
+            metrics = _copy_head(folder, rd.path, provenance)
+        rd.outputs += sorted(str(p.relative_to(rd.path)) for p in rd.path.rglob("*")
+                             if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
+        return rd.finish(config=cfg.model_dump(), inputs=_input_files(source),
+                         metrics={**provenance, **metrics}, seed=None)
+
+
+def _copy_head(folder: Path, out: Path, provenance: dict) -> dict:
+    """The head's model folder (LoRA merged in training) copied file for file, then loaded and run once."""
+    import shutil
+
+    from luyen.export.merged import PROVENANCE
+    from luyen.manifest import atomic_write
+    from luyen.tasks.predictor import Predictor
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and not f.name.startswith("."):
+            shutil.copyfile(f, out / f.name)
+    atomic_write(out / PROVENANCE, json.dumps(provenance, ensure_ascii=False, indent=2) + "\n")
+    p = Predictor.load(out)
+    item = ({"question": "Hành lý xách tay tối đa bao nhiêu?", "context": "Hành lý xách tay tối đa 7 kg."}
+            if p.name == "extractive_qa" else {"text": "Hành lý xách tay tối đa 7 kg."})
+    p.predict([item])
+    return {"parameters": sum(t.numel() for t in p.model.parameters()), "loads": True}
 
 
 def _check_source(run_or_model: str | Path) -> str:

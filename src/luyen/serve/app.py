@@ -87,6 +87,8 @@ def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
         return await _serve(request, req, [(t, False) for t in req.prompts()], backend, scheduler, metrics, cfg,
                             chat=False)
 
+    not_served(app, ["/v1/classify", "/v1/extract"], backend.models()[0], "a chat model (task causal)",
+               "POST /v1/chat/completions and /v1/completions")
     app.add_middleware(Guard, api_key=cfg.api_key, max_body_bytes=cfg.max_body_bytes, metrics=metrics)
     if cfg.cors_origins:  # added last = outermost, so preflights never meet the key check
         from fastapi.middleware.cors import CORSMiddleware
@@ -109,6 +111,20 @@ def _handlers(app: FastAPI) -> None:
     async def internal(request, e: Exception):  # the trace goes to the server log, never to the client
         log.exception("internal error on %s", request.url.path)
         return JSONResponse(p.error_body("internal server error", "server_error"), status_code=500)
+
+
+def not_served(app: FastAPI, routes: list[str], model: str, what: str, serves: str) -> None:
+    """Routes of another kind of model answer 404 in OpenAI's shape, naming this model's kind and its routes
+    (a classifier asked for chat completions, a chat model asked to classify); "/" is the chat page (GET)."""
+    def answer(route: str, method: str):
+        async def refuse():
+            raise p.APIError(404, f"{method} {route} is not served here: {model} is {what}; it answers {serves}",
+                             param="model", code="wrong_route")
+        return refuse
+
+    for route in routes:
+        method = "GET" if route == "/" else "POST"
+        app.add_api_route(route, answer(route, method), methods=[method], include_in_schema=False)
 
 
 async def _body(request: Request, limit: int) -> bytes:

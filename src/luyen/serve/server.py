@@ -37,15 +37,35 @@ def check(cfg: ServeConfig) -> None:
 
 def build_app(model: str, cfg: ServeConfig, rag: RagConfig | None = None):
     """Load the backend named by ``cfg`` and return the FastAPI app; with ``rag.index`` set, every chat
-    request is grounded in that index's passages (``rag.template``, else the index's own template)."""
+    request is grounded in that index's passages (``rag.template``, else the index's own template).
+    A task-head run (classification, extractive QA, seq2seq) gets its own routes (luyen.serve.heads)."""
     try:
         from luyen.serve.app import create_app
     except ImportError as e:
         raise LuyenError(f"serving needs the 'serve' extra ({e.name} is missing)", fix=SERVE_HINT) from None
     from luyen.serve.backends import load_backend
     check(cfg)
+    if cfg.backend == "transformers" and _is_head(model):
+        return _head_app(model, cfg, rag)
     grounding = load_rag(rag.index, rag.template) if rag is not None and rag.index else None
     return create_app(load_backend(cfg.backend, model, cfg.adapters), cfg, rag=grounding)
+
+
+def _is_head(model: str) -> bool:
+    from luyen.tasks.predictor import head_folder
+    return head_folder(model) is not None
+
+
+def _head_app(model: str, cfg: ServeConfig, rag: RagConfig | None):
+    """A task head (classification, extractive QA, seq2seq): its own route, none of a chat model's extras."""
+    from luyen.serve.heads import HeadBackend, create_head_app
+    if cfg.adapters:
+        raise LuyenError("a task head is served alone, without LoRA adapters", field="serve.adapters",
+                         fix="serve each run on its own (luyen serve RUN --port ...)")
+    if rag is not None and rag.index:
+        raise LuyenError("rag.index grounds chat requests; a task head answers none", field="rag.index",
+                         fix="drop --rag, or serve a chat model with it")
+    return create_head_app(HeadBackend.load(model), cfg)
 
 
 def load_rag(path: str, template: str | None = None):
@@ -69,10 +89,15 @@ def serve(model: str, cfg: ServeConfig | None = None, rag: RagConfig | None = No
     """Run the server until Ctrl-C."""
     import uvicorn
     cfg = cfg or ServeConfig()
-    if cfg.backend != "llamacpp":
+    if cfg.backend != "llamacpp" and not _is_head(model):  # a head says its own precision below
         from luyen.precision import choose
         print(f"serve: precision {choose().describe()}", file=sys.stderr, flush=True)
     app = build_app(model, cfg, rag)
+    head = getattr(app.state.backend, "predictor", None)
+    if head is not None:
+        weights = next(head.model.parameters())
+        print(f"serve: {head.name} head, {str(weights.dtype).removeprefix('torch.')} on {weights.device}",
+              file=sys.stderr, flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", timeout_graceful_shutdown=5)
 
 

@@ -26,6 +26,7 @@ from luyen.tasks.train import HeadExample, HeadObjective, Stats, forward, inputs
 LR = {"full": 5e-5, "lora": 1e-3, "freeze": 2e-4}  # the encoder is small and the head starts from nothing
 CUT = "cut to max_length"
 ECE_BINS = 15
+MIN_CALIBRATION = 30  # validation examples needed to fit a temperature
 
 
 def spec(train: list[dict], val: list[dict], cfg, tokenizer, folder) -> dict:
@@ -125,7 +126,8 @@ def after_training(model, spec: dict, val_ex: list[HeadExample], device, autocas
         z = torch.cat([forward(model, inputs(b, model.config.pad_token_id or 0), device, autocast).logits.float().cpu()
                        for b in batches])
     y = torch.tensor([e.target["label"] for e in val_ex])
-    t = fit_temperature(z, y) if spec["calibrate"] else 1.0
+    # one parameter fitted on a handful of examples overfits them (a tiny run's 9 gave T = 0.02): not below 30
+    t = fit_temperature(z, y) if spec["calibrate"] and len(y) >= MIN_CALIBRATION else 1.0
     return {"temperature": t, "val_ece_before": ece(torch.softmax(z, -1).numpy(), y.numpy()),
             "val_ece_after": ece(torch.softmax(z / t, -1).numpy(), y.numpy())}
 
@@ -206,6 +208,7 @@ TRIVIAL = {"majority class": majority}
 
 def decoder(engine, test, train, spec, style, cfg):
     """Each label scored as the answer; the likeliest wins; softmax over the label scores."""
+    from luyen.data.formats import as_chat
     from luyen.evaluate.likelihood import example_nll
     from luyen.train.batches import encode
     labels = spec["labels"]
@@ -215,9 +218,12 @@ def decoder(engine, test, train, spec, style, cfg):
             r = next(r for r in train if r["label"] == label)
             shots += [{"role": "user", "content": PROMPT.format(labels=", ".join(labels), text=r["text"])},
                       {"role": "assistant", "content": label}]
-    records = [{"kind": "chat", "messages": shots + [
-        {"role": "user", "content": PROMPT.format(labels=", ".join(labels), text=r["text"])},
-        {"role": "assistant", "content": label}]} for r in test for label in labels]
+    def ask(r):  # a chat run is asked as it was trained (data.formats.as_chat), a base model by instruction
+        if style == "fine-tuned":
+            return as_chat(r)[:-1]
+        return [{"role": "user", "content": PROMPT.format(labels=", ".join(labels), text=r["text"])}]
+    records = [{"kind": "chat", "messages": shots + ask(r) + [{"role": "assistant", "content": label}]}
+               for r in test for label in labels]
     examples, _ = encode(records, engine.tok, engine.template, max_length=1 << 16)
     nll = np.array([s for s, _ in example_nll(engine.model, examples, engine.pad_id)]).reshape(len(test), len(labels))
     z = -nll

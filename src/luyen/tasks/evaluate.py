@@ -4,8 +4,8 @@
 
 Systems: the trained head; a trivial baseline (classification: the majority class, with the training
 label frequencies as its probabilities; seq2seq: the document's first three sentences, "lead-3");
-and the chat-model route, eval.decoder (gemma3-270m, or a chat `luyen train` run) zero-shot and
-few-shot. The decoder classifies by likelihood: every label is scored as its answer to the prompt and
+and the chat-model route, eval.decoder: a base decoder (gemma3-270m) zero-shot and few-shot, or a chat
+model `luyen train` fine-tuned on the same data (eval.decoder=runs/x-chat/train), asked as it was trained. The decoder classifies by likelihood: every label is scored as its answer to the prompt and
 the likeliest wins, so it always names a label and its scores give probabilities (softmax over
 labels); its few-shot prompt shows one training example per label. For extractive QA and seq2seq it
 generates (greedy). Every system's latency per example is measured here, on this machine; the head's
@@ -59,13 +59,14 @@ def run(cfg, model, data_dir, out_dir, *, limit: int | None = None, overwrite: b
         console.print(f"eval: {HEAD} on {len(test)} examples, {outputs[HEAD]['ms']:.1f} ms each", highlight=False)
         for name, fn in impl.TRIVIAL.items():
             outputs[name] = _timed(lambda fn=fn: fn(test, train, head.spec), len(test))
-        styles = [s for s in ("zero-shot", "few-shot") if s in cfg.eval.baselines]
+        chat_run = _chat_run(cfg.eval.decoder)  # the chat-model route trained on this data: asked as trained
+        styles = ["fine-tuned"] if chat_run else [s for s in ("zero-shot", "few-shot") if s in cfg.eval.baselines]
         if styles:
             from luyen.infer.engine import Engine
             with console.status(f"eval: loading {cfg.eval.decoder}"):
                 engine = Engine.load(cfg.eval.decoder)
             for style in styles:
-                name = f"{Path(cfg.eval.decoder).name} {style}"
+                name = f"{cfg.eval.decoder} (chat model, fine-tuned)" if chat_run else f"{Path(cfg.eval.decoder).name} {style}"
                 with console.status(f"eval: {name} on {len(test)} examples"):
                     outputs[name] = _timed(lambda s=style: impl.decoder(engine, test, train, head.spec, s, cfg), len(test))
                 console.print(f"eval: {name}: {outputs[name]['ms']:.0f} ms each", highlight=False)
@@ -81,6 +82,13 @@ def run(cfg, model, data_dir, out_dir, *, limit: int | None = None, overwrite: b
         metrics = {"task": task, "verdict": doc["verdict"], "primary": doc["primary"],
                    **{f"{n}/{doc['primary']}": r[doc["primary"]] for n, r in doc["systems"].items()}}
         return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed, metrics=metrics)
+
+
+def _chat_run(name: str) -> bool:
+    """Whether eval.decoder is a `luyen train` run of a chat model (not a base model, not a head)."""
+    from luyen.tasks import read_spec
+    folder = Path(name)
+    return (folder / "manifest.json").is_file() and (folder / "model").is_dir() and read_spec(folder / "model") is None
 
 
 def _timed(fn, n: int) -> dict:

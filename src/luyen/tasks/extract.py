@@ -91,9 +91,6 @@ def encode(records: list[dict], tokenizer, spec: dict) -> tuple[list[HeadExample
 class Objective(HeadObjective):
     """(start cross-entropy + end cross-entropy) / 2 per window; counts windows whose span is exactly right."""
 
-    def __init__(self, spec: dict, examples=None):
-        pass
-
     def collate(self, examples, pad_id: int, packing: bool) -> dict:
         batch = inputs(examples, pad_id)
         batch["start"] = torch.tensor([e.target["start"] for e in examples])
@@ -142,14 +139,19 @@ def predict(model, tokenizer, spec: dict, items: list[dict], batch_size: int = 1
                     if best is None or score > best[0]:
                         a, b = w["offsets"][span[0]][0], w["offsets"][span[1]][1]
                         best = (score, a, b)
-        no_answer = float(np.exp(null)) if null is not None else 0.0
-        if best is None or (spec.get("unanswerable") and null is not None and null > best[0]):
-            results.append({"answer": "", "start": -1, "score": 0.0, "no_answer": round(no_answer, 6)})
-        else:
-            score, a, b = best
-            results.append({"answer": context[a:b], "start": int(a), "score": round(float(np.exp(score)), 6),
-                            "no_answer": round(no_answer, 6)})
+        results.append(choose(best, null, spec.get("unanswerable", False), context))
     return results
+
+
+def choose(best: tuple | None, null: float | None, unanswerable: bool, context: str) -> dict:
+    """The answer from the best span (log-probability, start char, end char) and the no-answer
+    log-probability: no answer when there is no span, or when the model learned unanswerable questions
+    (SQuAD v2) and "no answer" is likelier than the best span."""
+    no_answer = round(float(np.exp(null)), 6) if null is not None else 0.0
+    if best is None or (unanswerable and null is not None and null > best[0]):
+        return {"answer": "", "start": -1, "score": 0.0, "no_answer": no_answer}
+    score, a, b = best
+    return {"answer": context[a:b], "start": int(a), "score": round(float(np.exp(score)), 6), "no_answer": no_answer}
 
 
 def _best_span(win: dict, s: torch.Tensor, e: torch.Tensor, max_tokens: int) -> tuple[int, int] | None:
@@ -184,7 +186,7 @@ def _fields(item: dict) -> tuple[str, str]:
 PRIMARY, SHOWN = "f1", ("exact_match", "f1", "no_answer_accuracy")
 PROMPT = ("Context: {context}\n\nQuestion: {question}\n\nAnswer with the shortest phrase copied from the "
           "context. If the context does not answer the question, answer: unanswerable")
-NO_ANSWER = ("unanswerable", "không có", "không rõ")
+NO_ANSWER = ("unanswerable", "không có", "không rõ", "(no answer")  # the last: as_chat's no-answer reply
 TRIVIAL: dict = {}
 
 
@@ -197,13 +199,15 @@ def gold(r: dict) -> list[str]:
 
 
 def decoder(engine, test, train, spec, style, cfg):
-    """The chat model answers from the context (greedy); "unanswerable" counts as no answer."""
+    """The chat model answers from the context (greedy); "unanswerable" counts as no answer. A chat run
+    trained on this data is asked as it was trained (data.formats.as_chat)."""
+    from luyen.data.formats import as_chat
     def turn(r):
         answer = r["answers"][0]["text"] if r["answers"] else "unanswerable"
         return [{"role": "user", "content": PROMPT.format(context=r["context"], question=r["question"])},
                 {"role": "assistant", "content": answer}]
     before = shots(train, cfg.eval.shots, turn) if style == "few-shot" else []
-    chats = [before + turn(r)[:1] for r in test]
+    chats = [as_chat(r)[:-1] if style == "fine-tuned" else before + turn(r)[:1] for r in test]
     out = engine.chat(chats, max_new_tokens=32, temperature=0.0)
     answers = [c.text.strip().strip(".").strip() for c in out]
     return [{"answer": "" if a.lower().startswith(NO_ANSWER) else a} for a in answers]

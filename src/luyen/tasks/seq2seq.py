@@ -60,9 +60,6 @@ def encode(records: list[dict], tokenizer, spec: dict) -> tuple[list[HeadExample
 class Objective(HeadObjective):
     """Summed token cross-entropy of the targets (the model shifts them right as decoder inputs)."""
 
-    def __init__(self, spec: dict, examples=None):
-        pass
-
     def collate(self, examples, pad_id: int, packing: bool) -> dict:
         batch = inputs(examples, pad_id)
         batch["labels"] = pad([e.target["labels"] for e in examples], IGNORE)
@@ -130,13 +127,15 @@ TRIVIAL = {"lead-3": lambda test, train, spec: [{"summary": lead(r["source"])} f
 
 
 def decoder(engine, test, train, spec, style, cfg):
-    """The chat model summarises (greedy, the head's token budget)."""
+    """The chat model summarises (greedy, the head's token budget); a chat run is asked as it was trained."""
+    from luyen.data.formats import as_chat
     from luyen.tasks.extract import shots
     def turn(r):
         return [{"role": "user", "content": PROMPT.format(text=r["source"])},
                 {"role": "assistant", "content": r["target"]}]
     before = shots(train, cfg.eval.shots, turn) if style == "few-shot" else []
-    out = engine.chat([before + turn(r)[:1] for r in test], max_new_tokens=spec["max_new_tokens"], temperature=0.0)
+    chats = [as_chat(r)[:-1] if style == "fine-tuned" else before + turn(r)[:1] for r in test]
+    out = engine.chat(chats, max_new_tokens=spec["max_new_tokens"], temperature=0.0)
     return [{"summary": c.text.strip()} for c in out]
 
 

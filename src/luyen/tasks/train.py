@@ -16,7 +16,6 @@ checkpoints/, run.json and, last, manifest.json.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from luyen import precision as precision_policy
 from luyen.errors import LuyenError
-from luyen.manifest import Manifest, RunDir, atomic_write, read_manifest, staged
+from luyen.manifest import Manifest, RunDir, atomic_write, staged
 from luyen.tasks import SPEC_FILE
 
 HEAD_METHODS = ("full", "lora", "freeze")
@@ -100,6 +98,9 @@ class HeadObjective:
     needs_reference = False
     lm_head = False
 
+    def __init__(self, spec: dict, examples=None):
+        pass
+
     def collate(self, examples, pad_id: int, packing: bool) -> dict:
         return inputs(examples, pad_id)
 
@@ -113,14 +114,13 @@ class HeadObjective:
 
 def run(cfg, data_dir=None, out_dir=None, *, task, resume: bool = False, overwrite: bool = False,
         console=None) -> Manifest:
-    from accelerate import Accelerator
     from rich.console import Console
 
     from luyen.data.stage import read_split
-    from luyen.train import preflight, runfolder
-    from luyen.train.loop import Trainer, seed_everything
+    from luyen.train import preflight
+    from luyen.train.loop import Trainer
     from luyen.train.methods import method_of, trainable_summary
-    from luyen.train.stage import _folders, _start
+    from luyen.train.stage import begin
 
     console = console or Console(stderr=True)
     tc, impl = cfg.train, task.impl()
@@ -131,14 +131,7 @@ def run(cfg, data_dir=None, out_dir=None, *, task, resume: bool = False, overwri
         raise LuyenError(f"train.task={task.name} does not pack examples", field="train.packing",
                          fix="set train.packing=false")
     method = method_of(tc)
-    data_dir, out = _folders(tc, data_dir, out_dir)
-    data_manifest = read_manifest(data_dir, stage="data")
-    chosen = precision_policy.for_training(tc.dtype)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    ckpt = _start(out, runfolder.identity(cfg, data_manifest, chosen.name), resume, overwrite, accelerator)
-    if accelerator.device.type == "cpu":
-        torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
-    seed_everything(cfg.seed)
+    data_dir, out, chosen, accelerator, ckpt = begin(cfg, data_dir, out_dir, resume, overwrite)
 
     train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")
     folder, tokenizer = source(cfg)

@@ -59,24 +59,14 @@ def summary(manifest: Manifest, out) -> str:
 
 def train_causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
             resume: bool = False, overwrite: bool = False, console=None) -> Manifest:
-    from accelerate import Accelerator
     from rich.console import Console
 
     from luyen.data.stage import read_split
-    from luyen.train.loop import Trainer, seed_everything
+    from luyen.train.loop import Trainer
 
     console = console or Console(stderr=True)
     tc, method = cfg.train, method_of(cfg.train)
-    data_dir, out = _folders(tc, data_dir, out_dir)
-    data_manifest = read_manifest(data_dir, stage="data")
-    chosen = precision_policy.for_training(tc.dtype)
-    # The loop runs autocast itself (and fp16's loss scaling), so one process can run several trainings
-    # at different precisions; an `accelerate config` that asks for mixed precision still applies too.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    ckpt = _start(out, runfolder.identity(cfg, data_manifest, chosen.name), resume, overwrite, accelerator)
-    if accelerator.device.type == "cpu":
-        torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
-    seed_everything(cfg.seed)
+    data_dir, out, chosen, accelerator, ckpt = begin(cfg, data_dir, out_dir, resume, overwrite)
 
     train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")
     base = load_base(cfg, method, chosen, train_records, out, accelerator)
@@ -139,6 +129,27 @@ def train_causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: st
                **_estimate_vs_actual(estimate, state, loop_seconds, resumed=ckpt is not None)}
     inputs = [data_dir / f"{s}.jsonl" for s in ("train", "val")]
     return rd.finish(config=cfg.model_dump(), inputs=inputs, seed=cfg.seed, metrics=metrics)
+
+
+def begin(cfg: RunConfig, data_dir, out_dir, resume: bool, overwrite: bool):
+    """What every training of a data folder starts with: the folders, the precision, the accelerator, the
+    checkpoint to resume from (None: a fresh run; the run folder's identity decides), threads and seeds.
+    Returns (data_dir, out, precision, accelerator, checkpoint)."""
+    from accelerate import Accelerator
+
+    from luyen.train.loop import seed_everything
+    tc = cfg.train
+    data_dir, out = _folders(tc, data_dir, out_dir)
+    data_manifest = read_manifest(data_dir, stage="data")
+    chosen = precision_policy.for_training(tc.dtype)
+    # The loop runs autocast itself (and fp16's loss scaling), so one process can run several trainings
+    # at different precisions; an `accelerate config` that asks for mixed precision still applies too.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    ckpt = _start(out, runfolder.identity(cfg, data_manifest, chosen.name), resume, overwrite, accelerator)
+    if accelerator.device.type == "cpu":
+        torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+    seed_everything(cfg.seed)
+    return data_dir, out, chosen, accelerator, ckpt
 
 
 def _folders(tc, data_dir, out_dir) -> tuple[Path, Path]:
