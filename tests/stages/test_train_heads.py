@@ -218,3 +218,20 @@ def test_a_decoder_with_a_classification_head(tiny_gemma_tokenizer_dir, tmp_path
     alone = p.predict([{"text": "vali kiện"}])[0]["probabilities"]
     padded = p.predict([{"text": "vali kiện"}, {"text": "refund trả lại cash " * 8}])[0]["probabilities"]
     assert all(abs(alone[k] - padded[k]) < 1e-4 for k in alone)
+
+
+def test_summaries_train_a_t5_with_its_prefix_and_lora_adapts_only_its_layers(tiny_head_models, tmp_path):
+    """examples/data/summaries.jsonl (our document/summary pairs) -> seq2seq on a tiny T5."""
+    from pathlib import Path
+    src = Path(__file__).resolve().parents[2] / "examples" / "data" / "summaries.jsonl"
+    t5 = tiny_head_models["t5"]
+    data = prepare_data(t5, tmp_path / "d", src, "data.max_length=16384")  # the tiny tokenizer spends many tokens
+    assert resolve(_cfg(t5), data).name == "seq2seq"
+    m = run(_cfg(t5, "data.max_length=16384", "train.method=lora", "train.max_steps=12", "train.lr=3e-3",
+                 "train.eval_steps=6", "train.batch_size=4", "train.grad_accum=1"), data, tmp_path / "run")["metrics"]
+    assert m["best_val_loss"] < m["initial_val_loss"] and m["params_trainable"] < 0.5 * m["params_total"]
+    spec = json.loads((tmp_path / "run" / "model" / "luyen_task.json").read_text())
+    assert spec["source_prefix"] == "summarize: " and spec["max_new_tokens"] >= 8
+    model = _wrapped(t5, data, "seq2seq", "train.method=lora")
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
