@@ -31,7 +31,7 @@ def test_vietnamese_qa_with_gemma_tokenizer(tmp_path):
 
 @pytest.mark.parametrize("name", ["airline_qa.csv", "airline_chats.jsonl", "en_instructions.jsonl",
                                   "summaries.jsonl", "support_intents.csv", "raw_text", "airline_preferences.jsonl",
-                                  "airline_feedback.jsonl"])
+                                  "airline_feedback.jsonl", "airline_extractive.jsonl"])
 def test_every_example_dataset_is_usable(name):
     result = CliRunner().invoke(app, ["data", "check", str(EXAMPLES / name), "--json"])
     assert result.exit_code == 0, result.output[-2000:]
@@ -39,6 +39,8 @@ def test_every_example_dataset_is_usable(name):
     assert report["errors"]["count"] == 0 and report["usable"]
     if "preference" in report:  # the pairs are written to one length, so DPO cannot learn "longer is better"
         assert report["preference"]["kept"] >= 200 and 0.85 < report["preference"]["length_ratio"]["mean"] < 1.15
+    if report["records"]["by_kind"].get("extractive"):  # questions over one passage are not near-duplicates
+        assert report["records"]["kept"] == report["records"]["rows_read"] >= 150
     if "feedback" in report:
         assert report["feedback"]["examples"] >= 100 and 0.4 < report["feedback"]["desirable_share"] < 0.7
 
