@@ -7,7 +7,7 @@ import signal
 import numpy as np
 import pytest
 import torch
-from conftest import prepare_data, write_labelled, write_pairs, write_short_qa, write_squad
+from conftest import prepare_data, write_labelled, write_pairs, write_short_qa
 from safetensors.torch import load_file
 
 from luyen.config import load_config
