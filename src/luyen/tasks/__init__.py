@@ -116,13 +116,14 @@ def data_kinds(data_dir: Path, limit: int = 5000) -> set[str]:
 
 
 def model_config(cfg):
-    """The transformers config of cfg.model.name (None for a new model: model.name scratch:...)."""
+    """The transformers config of cfg.model.name (None for a new model, model.name scratch:..., and for a
+    LoRA chat run, whose adapter folder has no model config: both are decoders)."""
     from transformers import AutoConfig
 
-    from luyen.models.trained import source_folder
+    from luyen.models.trained import is_adapter, source_folder
     from luyen.train.scratch import parse_scratch
-    if parse_scratch(cfg.model.name) is not None:
-        return None
+    if parse_scratch(cfg.model.name) is not None or is_adapter(cfg.model.name):
+        return None  # a new model, or a chat run's adapter (DPO after SFT): a decoder
     mc = cfg.model
     folder = source_folder(mc.name, cache_dir=mc.cache_dir, trust_remote_code=mc.trust_remote_code)
     return AutoConfig.from_pretrained(folder, trust_remote_code=mc.trust_remote_code)
