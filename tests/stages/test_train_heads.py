@@ -183,11 +183,13 @@ def test_predict_file_and_its_bad_inputs(tiny_head_runs, tmp_path):
         Predictor.load(tiny_head_runs["extractive_qa"]).predict([{"text": "no question"}])
 
 
-def test_head_resume_after_sigkill_is_exact(tmp_path, tiny_head_models, tiny_head_data):
+@pytest.mark.parametrize("task", ["classification", "extractive_qa", "seq2seq"])
+def test_head_resume_after_sigkill_is_exact(tmp_path, tiny_head_models, tiny_head_data, task):
+    from conftest import HEAD_CASES
     from test_train_cli import start, wait_for_checkpoint
-    extra = [f"model.name={tiny_head_models['bert']}", "data.max_length=256", "train.method=lora", "train.batch_size=4",
-             "train.max_steps=300", "train.save_steps=5", "train.lr=1e-3"]
-    data = tiny_head_data["classification"]
+    extra = [f"model.name={tiny_head_models[HEAD_CASES[task][0]]}", "data.max_length=256", "train.method=lora",
+             "train.batch_size=4", "train.max_steps=150", "train.save_steps=5", "train.lr=1e-3"]
+    data = tiny_head_data[task]
     ref = run(load_config(None, extra), data, tmp_path / "ref")
     out = tmp_path / "killed"
     proc = start(data, out, *extra)
