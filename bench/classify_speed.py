@@ -5,6 +5,7 @@
 Arms, one after another in this process (threads: every core):
 * head: the shipped all-MiniLM-L6-v2 with a classification head (`luyen train` train.task=classification,
   LoRA as configs/classify.yaml), `--steps` optimiser steps of 16 examples;
+* head in onnxruntime: the same head exported (`luyen export --format onnx --quant int8`), fp32 and int8;
 * decoder: the chat-model route on the same split: Gemma-3-270M LoRA-trained as a chat model (labels as
   answers, `--steps` steps of 16 examples), and at inference the base decoder scoring all 8 labels by
   likelihood (what `luyen eval` runs as its zero-shot baseline).
@@ -80,6 +81,13 @@ def main() -> None:
         test = read_split(head_data, "test")
         predictor = Predictor.load(root / "head")
         head_lat = latency(lambda items: predictor.predict([{"text": r["text"]} for r in items]), test)
+        from luyen.export.stage import run as export
+        from luyen.tasks.onnx import OrtHead
+        export(load_config(None, []), root / "head", root / "onnx", fmt="onnx", quant=["int8"])
+        onnx_lat = {}
+        for precision in ("fp32", "int8"):
+            ort = OrtHead(root / "onnx", precision)
+            onnx_lat[precision] = latency(lambda items: ort.predict([{"text": r["text"]} for r in items]), test)
         from luyen.infer.engine import Engine
         engine = Engine.load(args.decoder)
         spec = {"labels": predictor.spec["labels"]}
@@ -90,7 +98,7 @@ def main() -> None:
         "matmul_peak_gflops": {"fp32": round(peak32 / 1e9, 1), "bf16": round(peak16 / 1e9, 1) if peak16 else None},
         "train": {"head_minilm_lora": head, "decoder_lora": decoder,
                   "head_over_decoder_examples_per_s": round(head["examples_per_s"] / decoder["examples_per_s"], 1)},
-        "inference": {"head": head_lat, "decoder_zero_shot_8_labels": dec_lat,
+        "inference": {"head": head_lat, "head_onnxruntime": onnx_lat, "decoder_zero_shot_8_labels": dec_lat,
                       "decoder_over_head_ms_single": round(dec_lat["ms_single_median"] / head_lat["ms_single_median"], 1)},
         "target": "head <= 5 ms per message, one at a time"}, indent=1))
 
