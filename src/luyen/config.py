@@ -25,8 +25,7 @@ class Section(BaseModel):
 
 class CleanConfig(Section):
     nfc: bool = Field(True, description="Unicode NFC, so composed and decomposed Vietnamese compare equal.")
-    vietnamese_tone: Literal["keep", "new", "old"] = Field(
-        "keep", description="Tone-mark placement: keep as written, 'new' (hòa, thủy) or 'old' (hoà, thuỷ).")
+    vietnamese_tone: Literal["keep", "new", "old"] = Field("keep", description="Tone-mark placement: keep as written, 'new' (hòa, thủy) or 'old' (hoà, thuỷ).")
     strip_control: bool = Field(True, description="Remove control and zero-width characters.")
     fold_whitespace: bool = Field(True, description="Collapse runs of spaces; keep single newlines.")
 
@@ -58,6 +57,7 @@ class SplitConfig(Section):
 
 class DataConfig(Section):
     files: list[str] = Field(default_factory=list, description="Data files, globs or folders that `luyen data` and `luyen run` read (positional words of `luyen data` add to them).")
+    val_files: list[str] = Field(default_factory=list, description="Files whose records all go to validation (OpenAI's validation_file); the others split into train and test in data.split's proportions.")
     format: Literal["auto", "qa", "alpaca", "io", "openai", "sharegpt", "text", "summary", "squad", "labelled", "preference", "openai_dpo", "hh", "kto"] = Field(
         "auto", description="Input format; 'auto' detects it per record and reports any mix. Preference data: preference (TRL prompt/chosen/rejected, strings or messages), openai_dpo (input/preferred_output/non_preferred_output), hh (chosen/rejected whole transcripts), kto (prompt/completion/label).")
     columns: dict[str, str] = Field(default_factory=dict, description="Map your column names to standard ones, e.g. {cau_hoi: question, tra_loi: answer}.")
@@ -91,9 +91,7 @@ class LoraConfig(Section):
     rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
     dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA): slower, sometimes better at low rank.")
     train_tokens: Literal["auto", "none"] | list[str] = Field(
-        "auto", description="Embedding rows trained beside the adapters (peft trainable tokens): 'auto' = the chat "
-        "template's special tokens the base model never learned (Gemma base's <end_of_turn>: without it the model "
-        "cannot learn to stop), 'none', or a list of tokens.")
+        "auto", description="Embedding rows trained beside the adapters (peft trainable tokens): 'auto' = the chat template's special tokens the base model never learned (Gemma base's <end_of_turn>: without it the model cannot learn to stop), 'none', or a list of tokens.")
 
 
 class PretrainConfig(Section):
@@ -251,6 +249,11 @@ class ServeConfig(Section):
     default_max_tokens: int = Field(256, ge=1, description="max_tokens of a request that does not set it.")
     cache_size: int = Field(256, ge=0, description="Deterministic answers kept (LRU) to answer identical requests; 0 = off.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a browser; empty = CORS off.")
+    state_dir: str | None = Field(None, description="Turns on OpenAI's fine-tuning API and the training page (/train), keeping uploaded files, jobs (each a `luyen run` folder) and their SQLite database here; unset = off.")
+    max_running_jobs: int = Field(1, ge=1, description="Fine-tuning jobs that train at once (each in its own process); the rest wait queued.")
+    job_threads: int = Field(0, ge=0, description="CPU threads a training job uses; 0 = half the cores. Serving keeps the others while a job runs.")
+    max_file_bytes: int = Field(200_000_000, gt=0, description="Largest file POST /v1/files accepts (413 above it).")
+    job_config: str | None = Field(None, description="A YAML config every fine-tuning job starts from (eval, data and train settings); a job's own hyperparameters override it.")
 
 
 class RagConfig(Section):
@@ -333,11 +336,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         raise LuyenError(f"not valid YAML ({getattr(e, 'problem', None) or e})", file=str(path),
                          line=None if line is None else line + 1, fix="fix the YAML syntax") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+    if data is not None and not isinstance(data, dict):
         raise LuyenError("the top level must be a mapping of sections (data:, model:, train: ...)", file=str(path))
-    return data
+    return data or {}
 
 
 def _parse_override(item: str) -> tuple[str, Any]:

@@ -69,8 +69,8 @@ def _export(cfg, inputs, out, console, resume):
 
 
 def _data_files(cfg: RunConfig) -> list[Path]:
-    from luyen.data.load import expand_paths
-    return expand_paths(cfg.data.files) if cfg.data.files else []
+    from luyen.data.stage import data_files
+    return data_files(cfg.data.files, cfg) if cfg.data.files else []
 
 
 def _documents(cfg: RunConfig) -> list[Path]:

@@ -32,7 +32,7 @@ from luyen.config import RunConfig
 from luyen.data.clean import is_empty, make_cleaner
 from luyen.data.dedup import Deduper, key_hashes
 from luyen.data.formats import PAIR_KINDS, RecordError, map_texts, prompt_text, record_texts, to_records
-from luyen.data.load import Row, data_suffix, jsonl_blocks, jsonl_rows, read_rows, sniff_encoding
+from luyen.data.load import Row, data_suffix, expand_paths, jsonl_blocks, jsonl_rows, read_rows, sniff_encoding
 from luyen.data.preference import PairColumns
 from luyen.data.preference import is_empty as pair_is_empty
 from luyen.data.scrub import Scrubber
@@ -95,6 +95,7 @@ class Part:
     hashes: np.ndarray = None     # Deduper.signatures
     shingles: np.ndarray = None
     pairs: dict | None = None     # PairColumns.process: preference/feedback columns
+    pinned: np.ndarray = None     # bool per candidate: from one of data.val_files (always validation)
     fail: tuple | None = None     # (message, file, line, field, fix) of the error that stops the run
 
 
@@ -123,6 +124,7 @@ class Scan:
         self._scratch = open(self.scratch_path, "wb")
         self._cols: dict[str, list] = defaultdict(list)
         self._label_ids: dict[str, int] = {}
+        self.val_files = {str(p) for p in expand_paths(d.val_files)} if d.val_files else set()
 
     def consume(self, rows: Iterable[Row]) -> None:
         """Scan rows in this process."""
@@ -185,10 +187,13 @@ class Scan:
         """Map, clean, scrub and measure a chunk of rows; only caches change, so workers run it."""
         tally = Tally()
         records: list[dict] = []
+        pinned: list[bool] = []
         try:
             for row in rows:
                 tally.rows += 1
-                records += self._records(row, tally)
+                found = self._records(row, tally)
+                records += found
+                pinned += [row.file in self.val_files] * len(found)
         except LuyenError as e:  # data.on_error=fail: the run stops at this record
             return Part(tally, fail=(e.message, e.file, e.line, e.field, e.fix))
         total, loss = self.counter.measure(records, check=False)
@@ -200,7 +205,7 @@ class Scan:
                     total=total, loss=loss, kind=[r["kind"] for r in records], lang=lang,
                     prompt=key_hashes([prompt_text(r) for r in records]).astype(np.int64),
                     label=[r["label"] if r["kind"] == "labelled" else None for r in records],
-                    hashes=hashes, shingles=shingles, pairs=pairs)
+                    hashes=hashes, shingles=shingles, pairs=pairs, pinned=np.array(pinned, dtype=bool))
 
     def _merge(self, part: Part) -> None:
         if part.fail is not None:
@@ -219,6 +224,7 @@ class Scan:
         cols["kind"] += part.kind
         cols["lang"].append(part.lang)
         cols["prompt"].append(part.prompt)
+        cols["pinned"].append(part.pinned)
         ids = self._label_ids
         cols["label"].append(np.array([-1 if lab is None else ids.setdefault(lab, len(ids)) for lab in part.label],
                                       dtype=np.int64) if any(lab is not None for lab in part.label)
@@ -302,7 +308,11 @@ class Scan:
         groups = merge_groups(dup.cluster, self.pairs.prompt_groups(_first_index(c["prompt"])))[keep]
         labels = c["label"][keep] if d.split.stratify and (c["label"][keep] >= 0).all() and keep.any() else None
         fractions = (d.split.train, d.split.val, d.split.test)
+        pinned = c["pinned"][keep]
+        if self.val_files:  # validation is the given files; the rest splits into train and test alone
+            fractions = (d.split.train / (d.split.train + d.split.test), 0.0, d.split.test / (d.split.train + d.split.test))
         split = assign_splits(groups, labels, fractions, self.cfg.seed)
+        split[pinned] = 1
         leak_prompts = _shared_across(c["prompt"][keep], split)
         removed = {"exact_duplicates": int(exact.sum()), "near_duplicates": int(near.sum()),
                    "too_long": int((too_long & ~exact & ~near).sum()), "too_short": int((too_short & ~exact & ~near).sum())}
@@ -315,7 +325,7 @@ class Scan:
         cat = lambda k, dtype: np.concatenate(c[k]) if c[k] else np.zeros(0, dtype)  # noqa: E731
         return {"total": cat("total", np.int32), "loss": cat("loss", np.int32), "prompt": cat("prompt", np.int64),
                 "kind": np.array(c["kind"], dtype=object), "lang": cat("lang", np.int8),
-                "label": cat("label", np.int64)}
+                "label": cat("label", np.int64), "pinned": cat("pinned", bool)}
 
 
 class _ScrubInto:

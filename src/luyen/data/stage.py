@@ -22,7 +22,7 @@ from luyen.manifest import Manifest, RunDir
 
 
 def check(inputs: list[str | Path], cfg: RunConfig, estimate: bool = True) -> dict:
-    files = expand_paths(inputs)
+    files = data_files(inputs, cfg)
     with tempfile.TemporaryDirectory(prefix="luyen-check-") as scratch:
         report, _, _ = _scan(files, cfg, Path(scratch), collect_errors=True, estimate=estimate)
     return report
@@ -30,7 +30,7 @@ def check(inputs: list[str | Path], cfg: RunConfig, estimate: bool = True) -> di
 
 def run(cfg: RunConfig, inputs: list[str | Path], out_dir: Path, overwrite: bool = False,
         estimate: bool = True) -> Manifest:
-    files = expand_paths(inputs)
+    files = data_files(inputs, cfg)
     _refuse_overlap(files, Path(out_dir))
     with RunDir.create(Path(out_dir), stage="data", overwrite=overwrite) as rd, \
             tempfile.TemporaryDirectory(prefix=".scratch-", dir=rd.path) as scratch:
@@ -43,6 +43,12 @@ def run(cfg: RunConfig, inputs: list[str | Path], out_dir: Path, overwrite: bool
         return rd.finish(config=cfg.model_dump(), inputs=files, seed=cfg.seed,
                          metrics={**counts, "kind": next(iter(report["records"]["by_kind"]), None),
                                   "removed": report["cleaning"], "errors": report["errors"]["count"]})
+
+
+def data_files(inputs: list[str | Path], cfg: RunConfig) -> list[Path]:
+    """The inputs, then data.val_files (whose records all go to validation)."""
+    files = expand_paths(inputs)
+    return files + [f for f in expand_paths(cfg.data.val_files) if f not in files] if cfg.data.val_files else files
 
 
 def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: bool):

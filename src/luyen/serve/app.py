@@ -36,11 +36,17 @@ def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
     scheduler = Scheduler(backend, max_batch_size=cfg.max_batch_size, wait_s=cfg.batch_wait_ms / 1000,
                           cache_size=cfg.cache_size, metrics=metrics)
 
+    runner = None
+
     @asynccontextmanager
     async def lifespan(app):
         await asyncio.to_thread(backend.warmup)  # /health answers once the first request would be fast
         scheduler.start()
+        if runner is not None:
+            runner.start()
         yield
+        if runner is not None:
+            await asyncio.to_thread(runner.stop)
         scheduler.stop()
 
     app = FastAPI(title="luyen", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -48,9 +54,14 @@ def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
     _handlers(app)
     page = resources.files("luyen.serve").joinpath("static/chat.html").read_text(encoding="utf-8")
 
+    if cfg.state_dir and hasattr(backend, "add_model"):  # the fine-tuning API: models it trains are served here
+        from luyen.serve.tuning import mount
+        runner = mount(app, backend, cfg, PAGE_CSP)
+
     @app.get("/health")
     async def health():
-        return {"status": "ok", "models": backend.models()}
+        return {"status": "ok", "models": backend.models(),
+                **({"threads": runner.threads()} if runner is not None else {})}
 
     @app.get("/metrics")
     async def prometheus():
@@ -87,12 +98,17 @@ def create_app(backend, cfg: ServeConfig, rag=None) -> FastAPI:
         return await _serve(request, req, [(t, False) for t in req.prompts()], backend, scheduler, metrics, cfg,
                             chat=False)
 
+    if runner is None:
+        not_served(app, ["/train", "/v1/files", "/v1/fine_tuning/jobs"], backend.models()[0],
+                   "served without the fine-tuning API", "chat; start the server with --state-dir DIR (serve.state_dir) to "
+                   "upload files and run fine-tuning jobs")
     not_served(app, ["/v1/classify", "/v1/extract"], backend.models()[0], "a chat model (task causal)",
                "POST /v1/chat/completions and /v1/completions")
-    app.add_middleware(Guard, api_key=cfg.api_key, max_body_bytes=cfg.max_body_bytes, metrics=metrics)
+    app.add_middleware(Guard, api_key=cfg.api_key, max_body_bytes=cfg.max_body_bytes, metrics=metrics,
+                       max_file_bytes=cfg.max_file_bytes if runner is not None else 0)
     if cfg.cors_origins:  # added last = outermost, so preflights never meet the key check
         from fastapi.middleware.cors import CORSMiddleware
-        app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
     return app
 
@@ -123,7 +139,7 @@ def not_served(app: FastAPI, routes: list[str], model: str, what: str, serves: s
         return refuse
 
     for route in routes:
-        method = "GET" if route == "/" else "POST"
+        method = "GET" if route in ("/", "/train") else "POST"
         app.add_api_route(route, answer(route, method), methods=[method], include_in_schema=False)
 
 

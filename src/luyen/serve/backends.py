@@ -12,6 +12,7 @@ model) activates its adapter, or runs with adapters disabled for the base.
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 
 from luyen.config import GenerateConfig
@@ -26,6 +27,11 @@ class TransformersBackend:
         """``engine.model`` is a PeftModel holding ``adapters`` ({served name: adapter name}) when there are any."""
         self.engine, self.base_name = engine, base_name
         self.adapters = dict(adapters or {})
+        self.full: dict[str, object] = {}  # served name -> Engine of a fully fine-tuned model (a job's result)
+        self.removable: set[str] = set()   # models added while serving (fine-tuning jobs), which DELETE may remove
+        self.lock = threading.Lock()       # a batch, or a model being added or removed: one at a time
+        import torch
+        self.threads = torch.get_num_threads()  # the scheduler thread's share; the job runner lowers it while training
         from luyen.models.shape import config_shape
         config = getattr(engine.model, "config", None)
         self.context = int((config_shape(config)["context"] if config is not None else None) or 4096)
@@ -44,7 +50,36 @@ class TransformersBackend:
         return cls(Engine(base, tok), model, served)
 
     def models(self) -> list[str]:
-        return [self.base_name, *self.adapters]
+        return [self.base_name, *self.adapters, *self.full]
+
+    def add_model(self, name: str, path: str) -> None:
+        """Serve a finished `luyen train` run as ``name``: a LoRA run as an adapter over the shared base, a full
+        fine-tune as a model of its own. Safe while requests are being answered."""
+        from luyen.models.trained import model_folder
+        folder = model_folder(path)
+        with self.lock:
+            if (folder / "adapter_config.json").is_file():
+                self.engine.model = attach_adapter(self.engine.model, name, path, self.base_name)
+                self.adapters[name] = name
+            else:
+                from luyen.infer.engine import Engine, inference_dtype
+                from luyen.models.trained import load_trained
+                self.full[name] = Engine(*load_trained(path, dtype=inference_dtype()))
+            self.removable.add(name)
+
+    def remove_model(self, name: str) -> None:
+        with self.lock:
+            if name in self.adapters:
+                peft, adapter = self.engine.model, self.adapters.pop(name)
+                if set(peft.peft_config) == {adapter}:  # the last one: back to the plain base
+                    self.engine.model = peft.unload()
+                else:
+                    peft.delete_adapter(adapter)
+            self.full.pop(name, None)
+            self.removable.discard(name)
+
+    def _engine(self, model: str):
+        return self.full.get(model, self.engine)
 
     def warmup(self) -> None:
         """One small padded batch before the first request: torch's first padded-attention call costs
@@ -54,13 +89,13 @@ class TransformersBackend:
 
     def render(self, model: str, messages: list[dict]) -> str:
         try:
-            return self.engine.render(messages)
+            return self._engine(model).render(messages)
         except Exception as e:  # jinja's TemplateError and the template's own raise_exception
             from luyen.serve.protocol import APIError
             raise APIError(400, f"the chat template refused these messages: {str(e)[:200]}", param="messages") from None
 
     def encode(self, model: str, text: str, templated: bool) -> list[int]:
-        return self.engine.encode(text, templated)
+        return self._engine(model).encode(text, templated)
 
     def decode(self, ids: list[int]) -> str:
         return self.engine.tok.decode(ids, skip_special_tokens=True)
@@ -70,15 +105,20 @@ class TransformersBackend:
         model, temperature, top_p, seed = key[:4]
         cfg = GenerateConfig(max_new_tokens=max(r.max_tokens for r in rows), temperature=temperature,
                              top_p=top_p, seed=seed if seed is not None else random.randrange(2**31))
-        router = RowRouter(rows, self.decode, self.engine.stop_ids)
-        with self._use(model):
-            self.engine.generate_ids([r.prompt_ids for r in rows], cfg, stopping_criteria=[router])
+        import torch
+        if torch.get_num_threads() != self.threads:  # per thread under OpenMP, so set here, on the batch's thread
+            torch.set_num_threads(self.threads)
+        with self.lock:
+            engine = self._engine(model)
+            router = RowRouter(rows, lambda ids: engine.tok.decode(ids, skip_special_tokens=True), engine.stop_ids)
+            with self._use(model):
+                engine.generate_ids([r.prompt_ids for r in rows], cfg, stopping_criteria=[router])
         router.close()
 
     def _use(self, model: str):
         import contextlib
         peft = self.engine.model
-        if not self.adapters:
+        if not self.adapters or model in self.full:
             return contextlib.nullcontext()
         if model in self.adapters:
             peft.set_adapter(self.adapters[model])

@@ -20,7 +20,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from luyen.serve.protocol import error_body
 
 ROUTES = {"/", "/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/classify",
-          "/v1/extract"}
+          "/v1/extract", "/train", "/v1/files"}
+PREFIXES = ("/v1/files/", "/v1/fine_tuning/jobs", "/v1/models/")  # routes with ids: counted under their prefix
+MULTIPART_SLACK = 64 * 1024  # the form's boundaries and headers around an uploaded file
 
 
 class Metrics:
@@ -60,13 +62,16 @@ def key_matches(headers: dict[bytes, bytes], key: str) -> bool:
 
 
 class Guard:
-    def __init__(self, app, *, api_key: str | None, max_body_bytes: int, metrics: Metrics):
+    def __init__(self, app, *, api_key: str | None, max_body_bytes: int, metrics: Metrics, max_file_bytes: int = 0):
         self.app, self.key, self.limit, self.metrics = app, api_key, max_body_bytes, metrics
+        self.file_limit = max_file_bytes + MULTIPART_SLACK if max_file_bytes else max_body_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        route = scope["path"] if scope["path"] in ROUTES else "other"
+        path = scope["path"]
+        route = path if path in ROUTES else next((p.rstrip("/") for p in PREFIXES if path.startswith(p)), "other")
+        limit = self.file_limit if path == "/v1/files" else self.limit
         start, status = time.perf_counter(), [500]
 
         async def send_status(message):
@@ -81,8 +86,8 @@ class Guard:
                 challenge = 'Basic realm="luyen"' if scope["path"] == "/" else "Bearer"
                 await _reply(send_status, 401, "a valid API key is required: send 'Authorization: Bearer KEY'",
                              "authentication_error", "invalid_api_key", [(b"www-authenticate", challenge.encode())])
-            elif not length.isdigit() or int(length) > self.limit:
-                await _reply(send_status, 413, f"request body is over the server's limit of {self.limit} bytes",
+            elif not length.isdigit() or int(length) > limit:
+                await _reply(send_status, 413, f"request body is over the server's limit of {limit} bytes",
                              "invalid_request_error", "body_too_large")
             else:
                 await self.app(scope, receive, send_status)

@@ -67,7 +67,8 @@ class MetricsLogger:
             return
         if self.path.exists():  # drop rows a killed run logged after its last checkpoint
             rows = [r for r in _read_jsonl(self.path) if r["step"] <= start_step] if start_step else []
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            from luyen.manifest import atomic_write  # a kill now leaves the old log whole, never half of it
+            atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1 if start_step else None)
