@@ -172,6 +172,24 @@ def test_dpo_and_full_jobs_are_served_too(client, files, model_dir, tmp_path):
         assert reply.choices[0].message.content == own.chat(ask, GenerateConfig(max_new_tokens=10)).text
 
 
+def test_a_jobs_run_folder_is_a_normal_run(finished, tmp_path):
+    """`luyen eval` and `luyen export` take the job's run folder, and its config.yaml is a `luyen run` config."""
+    job, _ = finished
+    run = Path(job.luyen["run_folder"])
+    config = run.parent.parent / "jobs" / job.id / "config.yaml"
+    luyen = [sys.executable, "-m", "luyen"]
+    done = subprocess.run([*luyen, "export", str(run / "train"), "--out", str(tmp_path / "merged")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "merged" / "manifest.json").is_file()
+    done = subprocess.run([*luyen, "eval", str(config), "--model", str(run / "train"), "--data", str(run / "data"),
+                           "--out", str(tmp_path / "eval"), "eval.limit=2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "eval" / "manifest.json").read_text())["metrics"]["verdict"]
+    done = subprocess.run([*luyen, "run", str(config)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "data skipped, train skipped, eval skipped" in done.stdout, done.stdout + done.stderr
+
+
 def test_files_list_content_and_delete(client, finished, files):
     job, f = finished
     assert f.filename == "qa.jsonl" and f.bytes == files["qa"].stat().st_size and f.purpose == "fine-tune"
@@ -388,6 +406,12 @@ def test_server_sigkilled_mid_training_finishes_the_job_with_uninterrupted_weigh
         assert len(steps) == len(set(steps)) == steps[0] + 1  # every logged step once: 0 (validation) .. last
         assert sum(e.message.startswith("The server restarted") for e in events) == 1
         assert {first.fine_tuned_model, second.fine_tuned_model} <= {m.id for m in client.models.list().data}
+        server.send_signal(signal.SIGINT)  # a server started again serves the models its jobs made before
+        server.wait(timeout=30)
+        server, client = start()
+        assert {first.fine_tuned_model, second.fine_tuned_model} <= {m.id for m in client.models.list().data}
+        ask = [{"role": "user", "content": "xin chào"}]
+        assert client.chat.completions.create(model=first.fine_tuned_model, messages=ask, max_tokens=4).choices
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
