@@ -60,6 +60,15 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 600) -> Non
     raise SystemExit("the server did not become healthy in time")
 
 
+def served_model(name: str, tmp: Path) -> str:
+    """``name``, or for 'tiny' a random 2-layer model built in ``tmp`` (seconds, no download)."""
+    if name != "tiny":
+        return name
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import make_tiny_model
+    return str(make_tiny_model(tmp / "tiny"))
+
+
 def load(port: int, model: str, n: int, concurrency: int, max_tokens: int) -> dict:
     latencies, tokens, errors = [], [], []
     gate = threading.Semaphore(concurrency)
@@ -103,11 +112,7 @@ def main() -> None:
     ap.add_argument("--max-batch-size", type=int, default=32)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model == "tiny":
-            sys.path.insert(0, str(ROOT / "tests"))
-            from conftest import make_tiny_model
-            model = str(make_tiny_model(Path(tmp) / "tiny"))
+        model = served_model(args.model, Path(tmp))
         port = free_port()
         cmd = [sys.executable, "-m", "luyen", "serve", model, "--port", str(port),
                f"serve.max_batch_size={args.max_batch_size}", "serve.cache_size=4096"]
