@@ -97,6 +97,8 @@ def test_a_job_trains_reports_and_is_served_at_once(client, finished, server, mo
     assert [e.created_at for e in events] == sorted((e.created_at for e in events), reverse=True)
     logged = [json.loads(line) for line in (run / "train" / "metrics.jsonl").read_text().splitlines()]
     steps = {e.data["step"]: e.data for e in events if e.type == "metrics"}
+    total = json.loads((run / "train" / "manifest.json").read_text())["metrics"]["steps"]
+    assert any(m.startswith(f"Step {total}/{total}: training loss=") for m in messages)
     assert sorted(steps) == sorted(r["step"] for r in logged if "loss" in r or "val_loss" in r)
     last = logged[-1]
     assert steps[last["step"]]["train_loss"] == last["loss"]
@@ -235,6 +237,8 @@ def test_cancel_pause_and_resume(client, files, model_dir, server):
     assert threads == {"training": 1, "serving": max(1, (os.cpu_count() or 1) - 1)}
     run = Path(client.fine_tuning.jobs.retrieve(job.id).luyen["run_folder"])
     _until(lambda: list((run / "train" / "checkpoints").glob("step-*")), "a checkpoint")
+    # re-estimated from the measured pace (the preflight's compute estimate for this tiny model is ~0 s)
+    _until(lambda: (client.fine_tuning.jobs.retrieve(job.id).estimated_finish or 0) > time.time() + 5, "a re-estimate", 30)
     from openai import ConflictError
     with pytest.raises(ConflictError, match="cancel it first"):  # a file a running job reads stays
         client.files.delete(f.id)

@@ -54,6 +54,7 @@ class Runner:
         self.procs: dict[str, subprocess.Popen] = {}
         self.stopping: dict[str, float] = {}     # job id -> when it was asked to stop
         self.seen: dict[str, tuple] = {}         # job id -> (inode, bytes) of metrics.jsonl already turned into events
+        self.pace: dict[str, tuple] = {}         # job id -> (monotonic time, step) of the first step this process logged
         self.train_threads, self.busy_threads = split_threads(cfg)
         self.idle_threads = getattr(backend, "threads", None)
         self.wake, self.done = threading.Event(), threading.Event()
@@ -155,6 +156,7 @@ class Runner:
                                               start_new_session=True, preexec_fn=_die_with_parent)
         logfile.close()
         self.seen.pop(job_id, None)
+        self.pace.pop(job_id, None)
         now = int(time.time())
         est = (job["extra"].get("preflight") or {}).get("estimate_s")
         fields = {"status": "running"}
@@ -177,8 +179,10 @@ class Runner:
                 data = f.read()
             whole = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next look
             self.seen[job_id] = (inode, start + len(whole))
-            for line in whole.decode("utf-8").splitlines():
-                _metrics_event(store, job_id, json.loads(line))
+            rows = [json.loads(line) for line in whole.decode("utf-8").splitlines()]
+            for row in rows:
+                _metrics_event(store, job_id, row)
+            self._reestimate(job_id, rows)
         for ckpt in sorted((folder / "train" / "checkpoints").glob(f"{PREFIX}*")):
             if (ckpt / "state.json").is_file():
                 step = int(ckpt.name[len(PREFIX):])
@@ -189,6 +193,18 @@ class Runner:
                 metrics_ = json.loads(manifest.read_text(encoding="utf-8")).get("metrics") or {}
                 store.event(job_id, say(metrics_), key=f"stage:{stage}", data={"stage": stage})
 
+    def _reestimate(self, job_id: str, rows: list[dict]) -> None:
+        """estimated_finish from the steps this process has made so far (the preflight estimate until then):
+        now + the remaining steps at the measured rate. Evaluation after training is not in it."""
+        step = max((r["step"] for r in rows if "total_steps" in r), default=None)
+        if step is None:
+            return
+        total = max(r["total_steps"] for r in rows if "total_steps" in r)
+        first = self.pace.setdefault(job_id, (time.monotonic(), step))
+        elapsed, made = time.monotonic() - first[0], step - first[1]
+        if made >= 2 and elapsed > 0:
+            self.store.update(job_id, estimated_finish=int(time.time() + (total - step) * elapsed / made))
+
     def _ended(self, job_id: str, code: int, status: str) -> None:
         self._watch(job_id)
         del self.procs[job_id]
@@ -196,7 +212,11 @@ class Runner:
         if status != "running":  # cancelled or paused: the route said so already
             return
         if code == 0:
-            return self._succeed(self.store.job(job_id))
+            try:
+                return self._succeed(self.store.job(job_id))
+            except (OSError, ValueError, KeyError) as e:  # e.g. a job_config without a train stage: no model
+                log.exception("finishing %s", job_id)
+                return self._fail(job_id, f"the run ended but its result could not be read: {e}", "training_failed", None)
         error_file = self.store.job_folder(job_id) / "error.json"
         if error_file.is_file():
             e = json.loads(error_file.read_text(encoding="utf-8"))
@@ -291,8 +311,10 @@ def _metrics_event(store: Store, job_id: str, row: dict) -> None:
     if loss is None and val is None:
         return
     data = {"step": step, "train_loss": loss, "valid_loss": val, "learning_rate": row.get("lr"), "epoch": row.get("epoch")}
+    total = f"/{row['total_steps']}" if row.get("total_steps") else ""
     parts = ([f"training loss={loss:.4f}"] if loss is not None else []) + ([f"validation loss={val:.4f}"] if val is not None else [])
-    store.event(job_id, f"Step {step}: {', '.join(parts)}", type="metrics", key=f"metrics:{step}", data=data)
+    store.event(job_id, f"Step {step}{total}: {', '.join(parts)}", type="metrics", key=f"metrics:{step}",
+                data={**data, "total_steps": row.get("total_steps")})
 
 
 def _data_done(m: dict) -> str:

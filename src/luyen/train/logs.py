@@ -43,7 +43,7 @@ class RunLog:
         """One optimiser step: the progress bar, and its metrics row when the logging cadence says so."""
         row = {"step": step, "epoch": round(step / self.per_epoch, 4), "loss": round(loss, 6),
                "perplexity": round(math.exp(min(loss, 50)), 4), "lr": lr, "grad_norm": round(grad_norm, 6),
-               "tokens": tokens, "tokens_per_s": round(tokens / seconds, 2), **extra, **(_val(val) if val is not None else {})}
+               "tokens": tokens, "tokens_per_s": round(tokens / seconds, 2), "total_steps": self.total, **extra, **(_val(val) if val is not None else {})}
         self.progress.update(step, loss, tokens / seconds)
         if log_due(step, self.tc, total=self.total, validated=val is not None):
             self.metrics.log(row)
