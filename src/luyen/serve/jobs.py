@@ -360,6 +360,12 @@ def main(folder: str) -> int:
     except KeyboardInterrupt:
         print("interrupted: the job stops here; its checkpoints stay", flush=True)
         return 130
+    except Exception as e:  # a bug or a library's failure: its first line for the job's error, the trace in log.txt
+        first = (str(e).splitlines() or [""])[0][:300]
+        atomic_write(out / "error.json", json.dumps({"message": f"training stopped on an internal error: "
+                                                     f"{type(e).__name__}: {first} (the trace is in log.txt beside "
+                                                     "the job's config.yaml)", "code": "training_failed"}))
+        raise
     return 0
 
 
