@@ -442,3 +442,24 @@ def _job_processes(job_id: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def test_max_running_jobs_trains_that_many_at_once(model_dir, files, tmp_path):
+    """serve.max_running_jobs=2: two jobs train at the same time, a third waits queued until one ends."""
+    from openai import OpenAI
+    backend = TransformersBackend.load(str(model_dir), dtype=torch.float32)
+    cfg = ServeConfig(state_dir=str(tmp_path / "state"), job_threads=1, max_running_jobs=2, job_config=str(files["config"]))
+    with running(create_app(backend, cfg)) as url:
+        client = OpenAI(base_url=url + "/v1", api_key="-", max_retries=0)
+        f = client.files.create(file=open(files["qa"], "rb"), purpose="fine-tune")
+        jobs = [client.fine_tuning.jobs.create(model=str(model_dir), training_file=f.id, hyperparameters={"n_epochs": 40})
+                for _ in range(3)]
+        metrics = [tmp_path / "state" / "runs" / j.id / "train" / "metrics.jsonl" for j in jobs]
+        _until(lambda: _last_step(metrics[0]) > 2 and _last_step(metrics[1]) > 2, "two jobs training at once")
+        assert [client.fine_tuning.jobs.retrieve(j.id).status for j in jobs] == ["running", "running", "queued"]
+        assert not metrics[2].exists()
+        client.fine_tuning.jobs.cancel(jobs[0].id)
+        _until(lambda: _last_step(metrics[2]) > 2, "the queued job to start when a slot frees")
+        for j in jobs[1:]:
+            client.fine_tuning.jobs.cancel(j.id)
+        _until(lambda: _quiet(metrics[1], 1.5) and _quiet(metrics[2], 1.5), "the jobs to stop")
