@@ -1,6 +1,7 @@
 """Generation speed of the embedded model (Gemma-3-270M) through each runtime luyen exports to.
 
     python bench/generate_speed.py [--arms transformers-fp32,onnxruntime-fp32,onnxruntime-int8] [--new-tokens 64]
+    python bench/generate_speed.py --arms transformers-fp32,transformers-bf16,transformers-int8-dynamic,transformers-int8-weight,llama.cpp-q8_0
 
 Every arm greedily continues the same Vietnamese prompts one at a time (batch 1, the interactive
 case), producing exactly ``--new-tokens`` tokens (end-of-text ignored, so every arm does the same
@@ -14,7 +15,11 @@ arm alike instead of whichever happened to run during it. Per arm it reports:
 * ``tokens_per_s``: all new tokens over the whole time (what a user waiting for the answer sees).
 
 Arms are entries of ``ARMS`` (name -> setup function returning a ``generate(prompt, n) -> Timing``
-callable), so another runtime is one function. The ONNX arms export the model once into
+callable), so another runtime is one function. The transformers arms run `generate` with fp32 weights,
+bf16 weights, every Linear quantized dynamically to int8 (torch.ao: int8 weights and activations), or
+int8 weights only (one scale per row; activations in bf16 where the CPU has it, else fp32). Each
+non-fp32 arm reports its agreement with fp32 under ``agreement_with_fp32``, measured as the GGUF
+export check measures q8_0 (teacher-forced top-1 and KL on luyen.export.check's prompts). The ONNX arms export the model once into
 ``--workdir`` with ``luyen.export.onnx.export`` and print that export's own metrics (sizes, greedy
 agreement with transformers, perplexity fp32 vs int8) under ``onnx_export``; the llama.cpp arms do the
 same with ``luyen.export.gguf.export`` (q8_0, q4_k_m) under ``gguf_export``. Prints one JSON object.
@@ -53,13 +58,34 @@ class Context:
     info: dict       # arms add what the JSON should carry besides timings (e.g. export metrics)
 
 
-def transformers_fp32(ctx: Context) -> Callable[[str, int], Timing]:
+def transformers_arm(kind: str):
+    """transformers' generate in fp32, bf16 weights, or fp32 with every Linear (the 262k-row output layer
+    included) quantized dynamically to int8 (torch.ao quantize_dynamic: int8 weights, activations
+    quantized per call)."""
+    def setup(ctx: Context) -> Callable[[str, int], Timing]:
+        return transformers_generate(ctx, kind)
+    return setup
+
+
+def transformers_generate(ctx: Context, kind: str) -> Callable[[str, int], Timing]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.generation.streamers import BaseStreamer
     torch.set_num_threads(ctx.threads)
-    model = AutoModelForCausalLM.from_pretrained(ctx.model_dir, dtype=torch.float32).eval()
+    from luyen.precision import choose
+    activations = torch.bfloat16 if kind == "bf16" or (kind == "int8-weight" and choose().name == "bf16") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(ctx.model_dir, dtype=activations).eval()
+    if kind == "int8-dynamic":
+        import warnings
+        from torch.ao.quantization import quantize_dynamic
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    elif kind == "int8-weight":
+        int8_weights(model, activations)
     tok = AutoTokenizer.from_pretrained(ctx.model_dir)
+    if kind != "fp32":
+        ctx.info.setdefault("agreement_with_fp32", {})[kind] = agreement(ctx, model, tok)
 
     class FirstToken(BaseStreamer):  # generate() calls put() with the prompt, then once per new token
         def __init__(self):
@@ -81,6 +107,63 @@ def transformers_fp32(ctx: Context) -> Callable[[str, int], Timing]:
                                  temperature=None, top_p=None, top_k=None)
         return Timing(streamer.at - start, time.perf_counter() - start, out.shape[1] - ids["input_ids"].shape[1])
     return generate
+
+
+def int8_linear(linear, dtype):
+    """``linear`` with its weight in int8, one scale per output row (symmetric, absmax / 127); activations
+    stay in ``dtype`` and torch's weight-only int8 kernel (_weight_int8pack_mm) multiplies."""
+    import torch
+
+    class Int8WeightLinear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            w = linear.weight.detach().float()
+            scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127
+            self.register_buffer("weight", torch.round(w / scale[:, None]).clamp(-128, 127).to(torch.int8))
+            self.register_buffer("scale", scale.to(dtype))
+            self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach().to(dtype))
+
+        def forward(self, x):
+            y = torch._weight_int8pack_mm(x.reshape(-1, x.shape[-1]).to(dtype), self.weight, self.scale)
+            y = y.reshape(*x.shape[:-1], -1)
+            return (y if self.bias is None else y + self.bias).to(x.dtype)
+    return Int8WeightLinear()
+
+
+def int8_weights(module, dtype) -> None:
+    """Every nn.Linear under ``module`` (the tied 262k-row output layer included) -> int8_linear."""
+    import torch
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.Linear):
+            setattr(module, name, int8_linear(child, dtype))
+        else:
+            int8_weights(child, dtype)
+
+
+def agreement(ctx: Context, model, tok, n: int = 16) -> dict:
+    """The quality cost of ``model`` against fp32 transformers, measured as the GGUF export check does: on
+    luyen.export.check's prompts, fp32 decodes greedily; ``model`` reads the same tokens (teacher forced),
+    and per step we compare its top token with fp32's and the KL divergence of fp32's distribution from it."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+    from luyen.export.check import PROMPTS, greedy
+    reference = AutoModelForCausalLM.from_pretrained(ctx.model_dir, dtype=torch.float32).eval()
+    steps = agreed = 0
+    kls = []
+    for prompt in PROMPTS:
+        ids = tok(prompt)["input_ids"]
+        tokens, ref_logprobs = greedy(reference, ids, n)
+        with torch.no_grad():
+            logits = model(torch.tensor([ids + tokens])).logits[0, len(ids) - 1:len(ids) - 1 + len(tokens)]
+        logprobs = torch.log_softmax(logits.double(), -1).numpy()
+        for ref, got, token in zip(ref_logprobs, logprobs, tokens):
+            steps += 1
+            agreed += int(got.argmax()) == token
+            kls.append(float(np.sum(np.exp(ref) * (ref - got))))
+    del reference
+    return {"prompts": len(PROMPTS), "tokens_per_prompt": n, "steps": steps, "top1_agreed": agreed,
+            "mean_kl": round(float(np.mean(kls)), 6), "max_kl": round(float(np.max(kls)), 6)}
 
 
 def onnx_files(ctx: Context) -> Path:
@@ -146,7 +229,10 @@ def llama_cpp_arm(quant: str):
 
 
 ARMS: dict[str, Callable[[Context], Callable[[str, int], Timing]]] = {
-    "transformers-fp32": transformers_fp32,
+    "transformers-fp32": transformers_arm("fp32"),
+    "transformers-bf16": transformers_arm("bf16"),
+    "transformers-int8-dynamic": transformers_arm("int8-dynamic"),
+    "transformers-int8-weight": transformers_arm("int8-weight"),
     "onnxruntime-fp32": onnxruntime_arm("model.onnx"),
     "onnxruntime-int8": onnxruntime_arm("model_int8.onnx"),
     "llama.cpp-q8_0": llama_cpp_arm("q8_0"),
