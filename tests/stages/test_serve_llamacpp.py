@@ -45,6 +45,8 @@ def test_the_embedded_gguf_served_by_llama_cpp_speaks_vietnamese(gemma_gguf):
     pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) is not installed")
     from openai import OpenAI
     backend = load_backend("llamacpp", str(gemma_gguf), {})
+    turns = {t: backend.llm.tokenize(t.encode(), add_bos=False, special=True) for t in ("<start_of_turn>", "<end_of_turn>")}
+    assert backend.stop_ids == {backend.llm.token_eos(), *turns["<start_of_turn>"], *turns["<end_of_turn>"]}
     with running(create_app(backend, ServeConfig())) as url:
         client = OpenAI(base_url=url + "/v1", api_key="-", max_retries=0)
         assert [m.id for m in client.models.list()] == [str(gemma_gguf)]

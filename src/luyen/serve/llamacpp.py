@@ -26,7 +26,7 @@ class LlamaCppBackend:
         vocab_has_turns = all(len(self._ids(t)) == 1 for t in ("<start_of_turn>", "<end_of_turn>"))
         source = llm.metadata.get("tokenizer.chat_template") or (GEMMA_TEMPLATE if vocab_has_turns else CHATML_EOS_TEMPLATE)
         self.template = _compile(source)
-        self.stop_ids = {llm.token_eos(), *self._end_of_turn()}
+        self.stop_ids = {llm.token_eos(), *self._end_of_turn(), *self._turn_opener()}
 
     @classmethod
     def load(cls, path: str, n_ctx: int = 4096) -> "LlamaCppBackend":
@@ -47,6 +47,19 @@ class LlamaCppBackend:
         marker = text[text.rindex(probe) + len(probe):].strip() if probe in text else ""
         ids = self._ids(marker) if marker else []
         return ids if len(ids) == 1 else []
+
+    def _turn_opener(self) -> list[int]:
+        """The control token a user turn starts with (Gemma's <start_of_turn>), as luyen.data.template's
+        stop_token_ids adds it for transformers: an answer never opens a new turn, so one that does has ended."""
+        probe = "\u2063probe\u2063"
+        try:
+            text = self._render([{"role": "user", "content": probe}], False)
+        except Exception:  # noqa: BLE001  (a template may refuse a lone user turn)
+            return []
+        head = text[:text.find(probe)] if probe in text else ""
+        head = head[len(self.bos):] if self.bos and head.startswith(self.bos) else head
+        ids = self._ids(head) if head else []
+        return [ids[0]] if ids and not self.llm.detokenize([ids[0]]) else []  # a control token has no plain text
 
     def _render(self, messages: list[dict], add_generation_prompt: bool) -> str:
         return self.template.render(messages=messages, bos_token=self.bos, eos_token=self.eos,
