@@ -246,7 +246,7 @@ class ServeConfig(Section):
     max_body_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused with 413.")
     max_prompt_tokens: int = Field(0, ge=0, description="Longer prompts are refused with 400; 0 = the model's context minus max_tokens.")
     max_tokens: int = Field(1024, ge=1, description="The largest max_tokens a request may ask for (400 above it).")
-    default_max_tokens: int = Field(256, ge=1, description="max_tokens of a request that does not set it.")
+    default_max_tokens: int = Field(256, ge=1, description="max_tokens of a request that does not set it, for a model without the answer budget `luyen train` records (p95 answer length x 1.5).")
     cache_size: int = Field(256, ge=0, description="Deterministic answers kept (LRU) to answer identical requests; 0 = off.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a browser; empty = CORS off.")
     state_dir: str | None = Field(None, description="Turns on OpenAI's fine-tuning API and the training page (/train), keeping uploaded files, jobs (each a `luyen run` folder) and their SQLite database here; unset = off.")

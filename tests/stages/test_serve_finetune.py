@@ -129,6 +129,11 @@ def test_a_job_trains_reports_and_is_served_at_once(client, finished, server, mo
     reply = client.chat.completions.create(model=job.fine_tuned_model, messages=ask, max_tokens=12, temperature=0)
     engine = Engine.load(str(run / "train"), dtype=torch.float32)
     assert reply.choices[0].message.content == engine.chat(ask, GenerateConfig(max_new_tokens=12)).text
+    # a request without max_tokens gets the answer budget the job's training recorded, not the server's 256
+    budget = json.loads((run / "train" / "model" / "generation_config.json").read_text())["max_new_tokens"]
+    free = client.chat.completions.create(model=job.fine_tuned_model, messages=ask, temperature=0)
+    assert free.usage.completion_tokens == budget or free.choices[0].finish_reason == "stop"
+    assert free.usage.completion_tokens <= budget < 256
     base = client.chat.completions.create(model=str(model_dir), messages=ask, max_tokens=12, temperature=0)
     assert base.choices[0].message.content != reply.choices[0].message.content
     # the run folder is a normal run: `luyen eval` and `luyen export` read its train/ folder
@@ -463,3 +468,13 @@ def test_max_running_jobs_trains_that_many_at_once(model_dir, files, tmp_path):
         for j in jobs[1:]:
             client.fine_tuning.jobs.cancel(j.id)
         _until(lambda: _quiet(metrics[1], 1.5) and _quiet(metrics[2], 1.5), "the jobs to stop")
+
+
+def test_the_answer_budget_a_run_recorded_is_the_servers_default_max_tokens(tiny_run, tiny_model_dir):
+    """Served as the base or as an adapter, a trained run's recorded budget replaces serve.default_max_tokens;
+    a base model without one keeps the server's default (None here)."""
+    budget = json.loads((tiny_run / "model" / "generation_config.json").read_text())["max_new_tokens"]
+    as_base = TransformersBackend.load(str(tiny_run), dtype=torch.float32)
+    assert as_base.default_tokens(str(tiny_run)) == budget
+    over = TransformersBackend.load(str(tiny_model_dir), adapters={"run": str(tiny_run)}, dtype=torch.float32)
+    assert over.default_tokens("run") == budget and over.default_tokens(str(tiny_model_dir)) is None

@@ -169,7 +169,8 @@ def _check_model(backend, name: str) -> None:
 async def _serve(request: Request, req, prompts, backend, scheduler: Scheduler, metrics: Metrics,
                  cfg: ServeConfig, chat: bool, sources: list[dict] | None = None):
     """Check limits, answer cached rows at once, queue the rest, and stream or collect the events."""
-    max_tokens = req.limit(cfg.default_max_tokens)
+    budget = getattr(backend, "default_tokens", lambda model: None)(req.model)  # what the model learned to need
+    max_tokens = req.limit(min(budget, cfg.max_tokens) if budget else cfg.default_max_tokens)
     if max_tokens > cfg.max_tokens:
         raise p.APIError(400, f"max_tokens is {max_tokens}, over this server's limit of {cfg.max_tokens}",
                          param="max_tokens")

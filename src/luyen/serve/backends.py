@@ -29,6 +29,7 @@ class TransformersBackend:
         self.adapters = dict(adapters or {})
         self.full: dict[str, object] = {}  # served name -> Engine of a fully fine-tuned model (a job's result)
         self.removable: set[str] = set()   # models added while serving (fine-tuning jobs), which DELETE may remove
+        self.budgets: dict[str, int] = {}  # served adapter -> the answer budget its training recorded
         self.lock = threading.Lock()       # a batch, or a model being added or removed: one at a time
         import torch
         self.threads = torch.get_num_threads()  # the scheduler thread's share; the job runner lowers it while training
@@ -47,7 +48,9 @@ class TransformersBackend:
         for name, path in (adapters or {}).items():
             base = attach_adapter(base, name, path, model)
             served[name] = name
-        return cls(Engine(base, tok), model, served)
+        backend = cls(Engine(base, tok), model, served)
+        backend.budgets = {name: b for name, path in (adapters or {}).items() if (b := adapter_budget(path))}
+        return backend
 
     def models(self) -> list[str]:
         return [self.base_name, *self.adapters, *self.full]
@@ -61,6 +64,8 @@ class TransformersBackend:
             if (folder / "adapter_config.json").is_file():
                 self.engine.model = attach_adapter(self.engine.model, name, path, self.base_name)
                 self.adapters[name] = name
+                if budget := adapter_budget(path):
+                    self.budgets[name] = budget
             else:
                 from luyen.infer.engine import Engine, inference_dtype
                 from luyen.models.trained import load_trained
@@ -80,6 +85,14 @@ class TransformersBackend:
 
     def _engine(self, model: str):
         return self.full.get(model, self.engine)
+
+    def default_tokens(self, model: str) -> int | None:
+        """max_tokens for a request that sets none: the answer budget the model's training recorded (the 95th
+        percentile answer length plus half), None when it recorded none (a base model)."""
+        from luyen.infer.engine import model_budget
+        if model in self.adapters:
+            return self.budgets.get(model)
+        return model_budget(self._engine(model).model)
 
     def warmup(self) -> None:
         """One small padded batch before the first request: torch's first padded-attention call costs
@@ -127,6 +140,14 @@ class TransformersBackend:
             peft.set_adapter("default")
             return contextlib.nullcontext()
         return peft.disable_adapter()
+
+
+def adapter_budget(path: str) -> int | None:
+    """max_new_tokens in the generation_config.json `luyen train` saved beside an adapter, if any."""
+    import json
+    from luyen.models.trained import model_folder
+    config = model_folder(path) / "generation_config.json"
+    return json.loads(config.read_text(encoding="utf-8")).get("max_new_tokens") if config.is_file() else None
 
 
 def attach_adapter(model, name: str, path: str, base_name: str):
