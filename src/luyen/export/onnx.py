@@ -120,7 +120,6 @@ def cache_shapes(model) -> list[tuple[int, int]]:
 
 def export_graph(model, path: Path) -> None:
     """torch.onnx.export (dynamo) with batch, sequence and past length dynamic; verified by onnx.checker."""
-    import onnx
     shapes = cache_shapes(model)
     layers = len(shapes) // 2
     # Sample sizes above 1 everywhere: torch.export specialises dimensions of size 0 and 1.
@@ -132,15 +131,23 @@ def export_graph(model, path: Path) -> None:
     dynamic = ({0: batch, 1: seq}, {0: batch, 1: total}, {0: batch, 1: seq}, tuple({0: batch, 2: past} for _ in shapes))
     names = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
     outputs = ["logits"] + [n.replace("past_key_values", "present") for n in names]
+    save_graph(WithPast(model), args, ["input_ids", "attention_mask", "position_ids", *names], outputs, dynamic,
+               path, model)
+
+
+def save_graph(module, args, inputs: list[str], outputs: list[str], dynamic, path: Path, model) -> None:
+    """torch.onnx.export (dynamo, opset 18) of ``module`` on sample ``args`` with ``dynamic`` shapes, saved to
+    ``path`` (weights as external data when ``model``'s pass 2 GB) and verified by onnx.checker. The causal
+    LM's graph (export_graph) and the task heads' graphs (luyen.tasks.onnx) all go through here."""
+    import onnx
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     quiet = logging.getLogger("torch.onnx")
     level, quiet.level = quiet.level, logging.ERROR
     try:  # the exporter's progress lines and its warnings about unused axis names are not the user's
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(WithPast(model).eval(), args, input_names=["input_ids", "attention_mask",
-                                        "position_ids", *names], output_names=outputs, dynamic_shapes=dynamic,
-                                        dynamo=True, opset_version=18, verbose=False)
+            program = torch.onnx.export(module.eval(), args, input_names=inputs, output_names=outputs,
+                                        dynamic_shapes=dynamic, dynamo=True, opset_version=18, verbose=False)
     finally:
         quiet.level = level
     program.save(str(path), external_data=weights > EXTERNAL_DATA_BYTES)

@@ -18,10 +18,8 @@ greedy tokens) and the task's score (accuracy, exact match, ROUGE-L) per precisi
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
-import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,7 +27,7 @@ import numpy as np
 import torch
 
 from luyen.errors import LuyenError
-from luyen.export.onnx import EXTERNAL_DATA_BYTES, file_bytes, quantize_int8, require_onnx
+from luyen.export.onnx import file_bytes, quantize_int8, require_onnx, save_graph
 from luyen.tasks import TASKS, read_spec
 
 GRAPHS = {"classification": ("model.onnx",), "extractive_qa": ("model.onnx",), "seq2seq": ("encoder.onnx", "decoder.onnx")}
@@ -143,33 +141,17 @@ def export_graphs(model, tokenizer, task: str, out_dir: Path) -> list[Path]:
         names = input_names(model, tokenizer)
         args = (ids, mask, torch.zeros(b, s, dtype=torch.long))[:len(names)]
         path = out_dir / GRAPHS[task][0]
-        _export(_Encoder(model, names, OUTPUTS[task]), args, names, list(OUTPUTS[task]),
+        save_graph(_Encoder(model, names, OUTPUTS[task]), args, names, list(OUTPUTS[task]),
                 (tuple({0: batch, 1: seq} for _ in names),), path, model)
         return [path]
     paths = [out_dir / name for name in GRAPHS[task]]
-    _export(_Seq2SeqEncoder(model), (ids, mask), ["input_ids", "attention_mask"], ["last_hidden_state"],
+    save_graph(_Seq2SeqEncoder(model), (ids, mask), ["input_ids", "attention_mask"], ["last_hidden_state"],
             ({0: batch, 1: seq}, {0: batch, 1: seq}), paths[0], model)
     hidden = _Seq2SeqEncoder(model)(ids, mask).detach()
-    _export(_Seq2SeqDecoder(model), (torch.randint(5, 50, (b, t)), hidden, mask),
+    save_graph(_Seq2SeqDecoder(model), (torch.randint(5, 50, (b, t)), hidden, mask),
             ["input_ids", "encoder_hidden_states", "encoder_attention_mask"], ["logits"],
             ({0: batch, 1: dec}, {0: batch, 1: seq}, {0: batch, 1: seq}), paths[1], model)
     return paths
-
-
-def _export(module, args, names, outputs, dynamic, path: Path, model) -> None:
-    import onnx
-    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    quiet = logging.getLogger("torch.onnx")
-    level, quiet.level = quiet.level, logging.ERROR
-    try:  # the exporter's progress lines and warnings are not the user's
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(module.eval(), args, input_names=names, output_names=outputs,
-                                        dynamic_shapes=dynamic, dynamo=True, opset_version=18, verbose=False)
-    finally:
-        quiet.level = level
-    program.save(str(path), external_data=weights > EXTERNAL_DATA_BYTES)
-    onnx.checker.check_model(str(path))
 
 
 # --- onnxruntime ----------------------------------------------------------------------------------------
