@@ -274,6 +274,8 @@ def test_api_keys_cors_and_the_loopback_rule(backend, tiny_model_dir):
             status, headers, text = call(url + route)
             assert status == 401 and json.loads(text)["error"]["type"] == "authentication_error", route
         assert "Basic" in call(url + "/")[1]["www-authenticate"]  # the browser asks, then the page works
+        assert "Basic" in call(url + "/train")[1]["www-authenticate"]  # the training page too
+        assert call(url + "/v1/models")[1]["www-authenticate"] == "Bearer"
         basic = base64.b64encode(b"me:s3cret-key").decode()
         assert call(url + "/", headers={"Authorization": f"Basic {basic}"})[0] == 200
         with pytest.raises(openai.AuthenticationError):

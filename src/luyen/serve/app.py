@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from luyen.config import ServeConfig
 from luyen.serve import protocol as p
-from luyen.serve.guard import Guard, Metrics
+from luyen.serve.guard import PAGES, Guard, Metrics
 from luyen.serve.scheduler import Row, Scheduler
 
 log = logging.getLogger("luyen.serve")
@@ -131,7 +131,7 @@ def _handlers(app: FastAPI) -> None:
 
 def not_served(app: FastAPI, routes: list[str], model: str, what: str, serves: str) -> None:
     """Routes of another kind of model answer 404 in OpenAI's shape, naming this model's kind and its routes
-    (a classifier asked for chat completions, a chat model asked to classify); "/" is the chat page (GET)."""
+    (a classifier asked for chat completions, a chat model asked to classify); PAGES are answered on GET."""
     def answer(route: str, method: str):
         async def refuse():
             raise p.APIError(404, f"{method} {route} is not served here: {model} is {what}; it answers {serves}",
@@ -139,7 +139,7 @@ def not_served(app: FastAPI, routes: list[str], model: str, what: str, serves: s
         return refuse
 
     for route in routes:
-        method = "GET" if route in ("/", "/train") else "POST"
+        method = "GET" if route in PAGES else "POST"
         app.add_api_route(route, answer(route, method), methods=[method], include_in_schema=False)
 
 
@@ -169,7 +169,7 @@ def _check_model(backend, name: str) -> None:
 async def _serve(request: Request, req, prompts, backend, scheduler: Scheduler, metrics: Metrics,
                  cfg: ServeConfig, chat: bool, sources: list[dict] | None = None):
     """Check limits, answer cached rows at once, queue the rest, and stream or collect the events."""
-    budget = getattr(backend, "default_tokens", lambda model: None)(req.model)  # what the model learned to need
+    budget = backend.default_tokens(req.model)  # what the model learned to need
     max_tokens = req.limit(min(budget, cfg.max_tokens) if budget else cfg.default_max_tokens)
     if max_tokens > cfg.max_tokens:
         raise p.APIError(400, f"max_tokens is {max_tokens}, over this server's limit of {cfg.max_tokens}",

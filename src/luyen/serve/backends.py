@@ -110,9 +110,6 @@ class TransformersBackend:
     def encode(self, model: str, text: str, templated: bool) -> list[int]:
         return self._engine(model).encode(text, templated)
 
-    def decode(self, ids: list[int]) -> str:
-        return self.engine.tok.decode(ids, skip_special_tokens=True)
-
     def run(self, key: tuple, rows: list[Row]) -> None:
         """Generate one batch; key = (model, temperature, top_p, seed, ...) as the app groups requests."""
         model, temperature, top_p, seed = key[:4]

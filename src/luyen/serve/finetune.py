@@ -12,14 +12,12 @@ the result and are not done here (reinforcement, integrations) are refused with 
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from luyen.serve.protocol import APIError
 from luyen.serve.store import ACTIVE, Store, new_id
 
-PURPOSES = ("fine-tune", "fine-tune-results")
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")  # what luyen's data loader reads, by extension
 JOB_FIELDS = {"model", "training_file", "validation_file", "suffix", "seed", "metadata", "method", "hyperparameters",
               "integrations", "luyen"}
@@ -152,16 +150,12 @@ def _method(body: dict) -> tuple[str, dict]:
     return kind, {name: given.get(name, "auto") for name in METHODS[kind]}
 
 
-def check_upload(filename: str, purpose: str, size: int, limit: int) -> str:
-    """The stored file's suffix; the client's filename is metadata only, never part of a path."""
-    if purpose not in ("fine-tune",):
+def upload_suffix(filename: str, purpose: str) -> str:
+    """The stored file's suffix (what luyen's loader reads it by); the client's filename is metadata only,
+    never part of a path."""
+    if purpose != "fine-tune":
         raise APIError(400, f"purpose '{purpose}' is not accepted here; upload training data with purpose fine-tune",
                        param="purpose")
-    if size > limit:
-        raise APIError(413, f"the file is {size} bytes, over this server's limit of {limit} (serve.max_file_bytes)",
-                       param="file", code="file_too_large")
-    if size == 0:
-        raise APIError(400, "the file is empty", param="file")
     suffix = Path(filename.replace("\\", "/")).suffix.lower()
     return suffix if suffix in SUFFIXES else ".jsonl"
 
@@ -177,17 +171,19 @@ def store_upload(store: Store, upload, purpose: str, limit: int) -> dict:
     """Copy an uploaded file under the state folder with a generated name, refusing it past ``limit``."""
     filename = clean_name(upload.filename or "upload.jsonl")
     file_id = new_id("file")
-    suffix = check_upload(filename, purpose, 1, limit)
-    dest = store.root / "files" / f"{file_id}{suffix}"
+    dest = store.root / "files" / f"{file_id}{upload_suffix(filename, purpose)}"
     tmp = dest.with_name(f".{dest.name}.part")
     size = 0
     try:
         with tmp.open("wb") as out:
             while chunk := upload.file.read(1 << 20):
                 size += len(chunk)
-                check_upload(filename, purpose, size, limit)
+                if size > limit:
+                    raise APIError(413, f"the file is over this server's limit of {limit} bytes (serve.max_file_bytes)",
+                                   param="file", code="file_too_large")
                 out.write(chunk)
-        check_upload(filename, purpose, size, limit)
+        if size == 0:
+            raise APIError(400, "the file is empty", param="file")
         tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -209,13 +205,10 @@ def delete_file(store: Store, file_id: str) -> dict:
 
 def result_csv(metrics_file: Path) -> str:
     """OpenAI's result file: one row per logged step (step, train_loss, valid_loss, ...); blank when not measured."""
-    cols = ("step", "train_loss", "valid_loss", "learning_rate", "tokens")
-    lines = [",".join(cols)]
-    if metrics_file.is_file():
-        for line in metrics_file.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if "loss" not in row and "val_loss" not in row:
-                continue
+    from luyen.train.logs import read_jsonl
+    lines = ["step,train_loss,valid_loss,learning_rate,tokens"]
+    for row in read_jsonl(metrics_file):
+        if "loss" in row or "val_loss" in row:
             values = (row.get("step"), row.get("loss"), row.get("val_loss"), row.get("lr"), row.get("tokens"))
             lines.append(",".join("" if v is None else str(v) for v in values))
     return "\n".join(lines) + "\n"

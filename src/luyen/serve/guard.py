@@ -21,6 +21,7 @@ from luyen.serve.protocol import error_body
 
 ROUTES = {"/", "/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/classify",
           "/v1/extract", "/train", "/v1/files"}
+PAGES = ("/", "/train")  # what a browser opens: a missing key gets the Basic login prompt
 PREFIXES = ("/v1/files/", "/v1/fine_tuning/jobs", "/v1/models/")  # routes with ids: counted under their prefix
 MULTIPART_SLACK = 64 * 1024  # the form's boundaries and headers around an uploaded file
 
@@ -83,7 +84,7 @@ class Guard:
         length = headers.get(b"content-length", b"0")
         try:
             if self.key and scope["path"] != "/health" and not key_matches(headers, self.key):
-                challenge = 'Basic realm="luyen"' if scope["path"] == "/" else "Bearer"
+                challenge = 'Basic realm="luyen"' if path in PAGES else "Bearer"
                 await _reply(send_status, 401, "a valid API key is required: send 'Authorization: Bearer KEY'",
                              "authentication_error", "invalid_api_key", [(b"www-authenticate", challenge.encode())])
             elif not length.isdigit() or int(length) > limit:

@@ -34,7 +34,7 @@ from luyen.errors import LuyenError
 from luyen.manifest import atomic_write
 from luyen.serve.finetune import fine_tuned_name, result_csv
 from luyen.serve.store import Store
-from luyen.train.checkpoint import PREFIX
+from luyen.train.checkpoint import complete, step_of
 
 log = logging.getLogger("luyen.serve.jobs")
 STAGES = ("data", "train", "eval")  # what a job runs of its config's stages (no export: the adapter is served)
@@ -56,12 +56,9 @@ class Runner:
         self.seen: dict[str, tuple] = {}         # job id -> (inode, bytes) of metrics.jsonl already turned into events
         self.pace: dict[str, tuple] = {}         # job id -> (monotonic time, step) of the first step this process logged
         self.train_threads, self.busy_threads = split_threads(cfg)
-        self.idle_threads = getattr(backend, "threads", None)
+        self.idle_threads = backend.threads
         self.wake, self.done = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._loop, name="luyen-jobs", daemon=True)
-
-    def folder(self, job_id: str) -> Path:
-        return self.store.run_folder(job_id)
 
     def threads(self) -> dict:
         return {"training": self.train_threads if self.procs else 0,
@@ -126,10 +123,10 @@ class Runner:
             cfg = job_config(self.store, job, self.cfg, self.train_threads)
             report = check(cfg.data.files, cfg)
         except LuyenError as e:
-            return self._fail(job_id, _public(e.render(), self.store), "invalid_training_file", "training_file")
+            return self._fail(job_id, public_message(e.render(), self.store), "invalid_training_file", "training_file")
         if not report["usable"]:
             first = (report["errors"]["first"] or report["problems"])[0]
-            return self._fail(job_id, _public(first, self.store), "invalid_training_file", "training_file")
+            return self._fail(job_id, public_message(first, self.store), "invalid_training_file", "training_file")
         folder = self.store.job_folder(job_id)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / "config.yaml", _yaml(cfg))
@@ -168,7 +165,7 @@ class Runner:
 
     def _watch(self, job_id: str) -> None:
         """Events from what the job process wrote since the last look."""
-        folder, store = self.folder(job_id), self.store
+        folder, store = self.store.run_folder(job_id), self.store
         metrics = folder / "train" / "metrics.jsonl"
         if metrics.is_file():
             with metrics.open("rb") as f:
@@ -183,10 +180,8 @@ class Runner:
             for row in rows:
                 _metrics_event(store, job_id, row)
             self._reestimate(job_id, rows)
-        for ckpt in sorted((folder / "train" / "checkpoints").glob(f"{PREFIX}*")):
-            if (ckpt / "state.json").is_file():
-                step = int(ckpt.name[len(PREFIX):])
-                store.event(job_id, f"Checkpoint created at step {step}", key=f"checkpoint:{step}", data={"step": step})
+        for step in map(step_of, complete(folder / "train" / "checkpoints")):
+            store.event(job_id, f"Checkpoint created at step {step}", key=f"checkpoint:{step}", data={"step": step})
         for stage, say in (("data", _data_done), ("train", _train_done), ("eval", _eval_done)):
             manifest = folder / stage / "manifest.json"
             if manifest.is_file() and not store.has_event(job_id, f"stage:{stage}"):
@@ -221,13 +216,13 @@ class Runner:
         if error_file.is_file():
             e = json.loads(error_file.read_text(encoding="utf-8"))
             param = "training_file" if e.get("file") else None
-            self._fail(job_id, _public(e["message"], self.store), e.get("code") or "training_failed", param)
+            self._fail(job_id, public_message(e["message"], self.store), e.get("code") or "training_failed", param)
         else:
             self._fail(job_id, f"the training process ended with exit code {code}; see log.txt in the job's run "
                        "folder", "training_failed", None)
 
     def _succeed(self, job: dict) -> None:
-        job_id, folder, r = job["id"], self.folder(job["id"]), job["request"]
+        job_id, folder, r = job["id"], self.store.run_folder(job["id"]), job["request"]
         train = json.loads((folder / "train" / "manifest.json").read_text(encoding="utf-8")).get("metrics") or {}
         csv = self.store.job_folder(job_id) / "results.csv"
         atomic_write(csv, result_csv(folder / "train" / "metrics.jsonl"))
@@ -249,7 +244,7 @@ class Runner:
 
     def _attach(self, job: dict) -> None:
         try:
-            self.backend.add_model(job["fine_tuned_model"], str(self.folder(job["id"]) / "train"))
+            self.backend.add_model(job["fine_tuned_model"], str(self.store.run_folder(job["id"]) / "train"))
         except (LuyenError, OSError) as e:
             log.error("could not serve %s again: %s", job["fine_tuned_model"], e)
 
@@ -263,8 +258,7 @@ class Runner:
         _signal(proc, signal.SIGINT if time.monotonic() - asked < GRACE_S else signal.SIGKILL)
 
     def _set_serving_threads(self) -> None:
-        if hasattr(self.backend, "threads") and self.idle_threads:
-            self.backend.threads = min(self.busy_threads, self.idle_threads) if self.procs else self.idle_threads
+        self.backend.threads = min(self.busy_threads, self.idle_threads) if self.procs else self.idle_threads
 
 
 def job_config(store: Store, job: dict, serve_cfg, threads: int):
@@ -299,7 +293,7 @@ def _yaml(cfg) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
-def _public(message: str, store: Store) -> str:
+def public_message(message: str, store: Store) -> str:
     """A message with every stored file's path replaced by the name its client uploaded it as."""
     for f in store.files():
         message = message.replace(f["path"], f["filename"])

@@ -82,6 +82,10 @@ class LlamaCppBackend:
         # a rendered chat carries its BOS as text; special=True turns it and the turn markers into their tokens
         return self.llm.tokenize(text.encode("utf-8"), add_bos=not templated, special=True)
 
+    def default_tokens(self, model: str) -> None:
+        """A .gguf records no answer budget: requests without max_tokens get serve.default_max_tokens."""
+        return None
+
     def decode(self, ids: list[int]) -> str:
         return self.llm.detokenize(ids).decode("utf-8", errors="replace")
 

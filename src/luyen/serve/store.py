@@ -95,8 +95,8 @@ class Store:
 
     def jobs_using(self, file_id: str) -> list[str]:
         rows = self._read(f"SELECT id, request FROM jobs WHERE status IN ({','.join('?' * len(ACTIVE))})", ACTIVE)
-        return [r["id"] for r in rows
-                if file_id in (json.loads(r["request"]).get("training_file"), json.loads(r["request"]).get("validation_file"))]
+        reads = {r["id"]: json.loads(r["request"]) for r in rows}
+        return [job for job, req in reads.items() if file_id in (req["training_file"], req.get("validation_file"))]
 
     # jobs
     def add_job(self, request: dict, extra: dict | None = None) -> dict:

@@ -16,10 +16,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from luyen.serve import finetune as ft
-from luyen.serve.jobs import Runner
+from luyen.serve.jobs import Runner, public_message
 from luyen.serve.protocol import APIError
 from luyen.serve.store import ACTIVE, Store
-from luyen.train.checkpoint import PREFIX
+from luyen.train.checkpoint import complete, step_of
+from luyen.train.logs import read_jsonl
 
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -126,7 +127,7 @@ def mount(app: FastAPI, backend, cfg, page_csp: str) -> Runner:
     async def checkpoints(job_id: str, after: str | None = None, limit: str | None = None):
         job = ft.job_or_404(store, job_id)
         n = ft.limit_arg(limit, 10)
-        items = _checkpoints(job, runner.folder(job_id))
+        items = _checkpoints(job, store.run_folder(job_id))
         if after:
             ids = [c["id"] for c in items]
             items = items[ids.index(after) + 1:] if after in ids else []
@@ -135,7 +136,7 @@ def mount(app: FastAPI, backend, cfg, page_csp: str) -> Runner:
     @app.get("/v1/fine_tuning/jobs/{job_id}/report")
     async def report(job_id: str):
         ft.job_or_404(store, job_id)
-        html = runner.folder(job_id) / "eval" / "report.html"
+        html = store.run_folder(job_id) / "eval" / "report.html"
         if not html.is_file():
             raise APIError(404, f"job {job_id} has no evaluation report (yet)", param="fine_tuning_job_id",
                            code="report_not_found")
@@ -180,33 +181,26 @@ def _preflight(f: dict, base: str, cfg, store: Store) -> dict:
     from luyen.config import load_config
     from luyen.data.stage import check
     from luyen.errors import LuyenError
-    from luyen.serve.jobs import _public
     try:
         run_cfg = load_config(cfg.job_config, values={"model.name": base})
         report = check([f["path"]], run_cfg)
     except LuyenError as e:
-        return {"object": "preflight", "file": f["id"], "usable": False, "problems": [_public(e.render(), store)]}
-    report["errors"]["first"] = [_public(line, store) for line in report["errors"]["first"]]
+        return {"object": "preflight", "file": f["id"], "usable": False, "problems": [public_message(e.render(), store)]}
+    report["errors"]["first"] = [public_message(line, store) for line in report["errors"]["first"]]
     report["records"]["per_file"] = {f["filename"]: v for v in report["records"]["per_file"].values()}
     return {"object": "preflight", "file": f["id"], "filename": f["filename"], **report}
 
 
 def _checkpoints(job: dict, folder: Path) -> list[dict]:
     """The job's saved checkpoints, newest first, with the metrics logged at their step."""
-    import json
     rows = {}
-    metrics = folder / "train" / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            rows.setdefault(row.get("step"), {}).update(row)
+    for row in read_jsonl(folder / "train" / "metrics.jsonl"):
+        rows.setdefault(row.get("step"), {}).update(row)
+    name = ft.fine_tuned_name(job["request"]["model"], job["request"].get("suffix"), job["id"])
     out = []
-    for ckpt in sorted((folder / "train" / "checkpoints").glob(f"{PREFIX}*"), reverse=True):
-        if not (ckpt / "state.json").is_file():
-            continue
-        step = int(ckpt.name[len(PREFIX):])
+    for ckpt in reversed(complete(folder / "train" / "checkpoints")):
+        step = step_of(ckpt)
         m = rows.get(step, {})
-        name = ft.fine_tuned_name(job["request"]["model"], job["request"].get("suffix"), job["id"])
         out.append({"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{job['id'].split('-', 1)[1]}-{step}",
                     "created_at": int(ckpt.stat().st_mtime), "fine_tuned_model_checkpoint": f"{name}:ckpt-step-{step}",
                     "fine_tuning_job_id": job["id"], "step_number": step,

@@ -148,15 +148,23 @@ def step_path(root: Path, step: int) -> Path:
     return Path(root) / f"{PREFIX}{step:06d}"
 
 
+def complete(root: Path) -> list[Path]:
+    """The checkpoints under ``root`` that were written whole (state.json is written last), oldest first."""
+    return sorted(p for p in Path(root).glob(f"{PREFIX}*") if (p / "state.json").is_file())
+
+
+def step_of(ckpt: Path) -> int:
+    return int(ckpt.name[len(PREFIX):])
+
+
 def latest(root: Path) -> Path | None:
-    done = sorted(p for p in Path(root).glob(f"{PREFIX}*") if (p / "state.json").is_file())
+    done = complete(root)
     return done[-1] if done else None
 
 
 def latest_good(root: Path, bound: float) -> Path | None:
     """The newest complete checkpoint whose weights are all finite and within `bound`."""
-    done = sorted((p for p in Path(root).glob(f"{PREFIX}*") if (p / "state.json").is_file()), reverse=True)
-    for p in done:
+    for p in reversed(complete(root)):
         try:
             if max_abs(load_file(str(p / "trainable.safetensors")).values()) <= bound:
                 return p

@@ -66,7 +66,7 @@ class MetricsLogger:
         if not enabled:
             return
         if self.path.exists():  # drop rows a killed run logged after its last checkpoint
-            rows = [r for r in _read_jsonl(self.path) if r["step"] <= start_step] if start_step else []
+            rows = [r for r in read_jsonl(self.path) if r["step"] <= start_step] if start_step else []
             from luyen.manifest import atomic_write  # a kill now leaves the old log whole, never half of it
             atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         try:
@@ -97,7 +97,10 @@ class MetricsLogger:
                 plot_curves(self.path, self.path.parent / "curves.png")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a metrics file, up to a last line still being written (or cut by a kill); none if absent."""
+    if not path.is_file():
+        return []
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
@@ -116,7 +119,7 @@ def plot_curves(metrics: Path, png: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    rows = _read_jsonl(metrics)
+    rows = read_jsonl(metrics)
     if not rows:
         return
     rewards = any("rewards_chosen" in r for r in rows)  # a preference objective: its rewards instead of perplexity
