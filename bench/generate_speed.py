@@ -61,7 +61,8 @@ class Context:
 def transformers_arm(kind: str):
     """transformers' generate in fp32, bf16 weights, or fp32 with every Linear (the 262k-row output layer
     included) quantized dynamically to int8 (torch.ao quantize_dynamic: int8 weights, activations
-    quantized per call)."""
+    quantized per call), or fp32 with every Linear's weight packed once for oneDNN (luyen.infer.packed,
+    what luyen's Engine does on a CPU without native bf16)."""
     def setup(ctx: Context) -> Callable[[str, int], Timing]:
         return transformers_generate(ctx, kind)
     return setup
@@ -83,6 +84,9 @@ def transformers_generate(ctx: Context, kind: str) -> Callable[[str, int], Timin
             model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     elif kind == "int8-weight":
         int8_weights(model, activations)
+    elif kind == "fp32-packed":  # what luyen's Engine runs on a CPU without native bf16
+        from luyen.infer.packed import pack
+        ctx.info["fp32-packed"] = pack(model)
     tok = AutoTokenizer.from_pretrained(ctx.model_dir)
     if kind != "fp32":
         ctx.info.setdefault("agreement_with_fp32", {})[kind] = agreement(ctx, model, tok)
@@ -230,6 +234,7 @@ def llama_cpp_arm(quant: str):
 
 ARMS: dict[str, Callable[[Context], Callable[[str, int], Timing]]] = {
     "transformers-fp32": transformers_arm("fp32"),
+    "transformers-fp32-packed": transformers_arm("fp32-packed"),
     "transformers-bf16": transformers_arm("bf16"),
     "transformers-int8-dynamic": transformers_arm("int8-dynamic"),
     "transformers-int8-weight": transformers_arm("int8-weight"),

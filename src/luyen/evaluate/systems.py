@@ -96,10 +96,10 @@ def load_engines(model: str | Path, baselines: list[str], cfg: RunConfig, consol
     from luyen.models.trained import load_trained, model_folder
     from luyen.precision import choose
     chosen = choose()
-    console.print(f"eval: precision {chosen.describe()}", highlight=False)
     dtype = chosen.dtype
     tuned_model, tok = load_trained(model, dtype=dtype)
     engine = Engine(tuned_model, tok)
+    console.print(f"eval: precision {chosen.describe()}; matmuls: {engine.kernels}", highlight=False)
     budget_from = ("set" if cfg.generate.max_new_tokens else
                    "the model's: its training answers' 95th percentile + 50%" if model_budget(tuned_model) else "default")
     adapter = hasattr(tuned_model, "disable_adapter")

@@ -30,6 +30,8 @@ def merge_adapter(model, source: str = ""):
         raise LuyenError(f"a {config.peft_type.value.lower()} adapter adds virtual tokens, not weights, so there is "
                          "nothing to fold into the base model", file=source,
                          fix="serve it with its base (`luyen serve`), or train with train.method=lora to export")
+    from luyen.infer.packed import unpack
+    unpack(model)  # peft merges through .data, which a packed copy cannot notice
     return model.merge_and_unload()
 
 

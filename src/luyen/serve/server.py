@@ -93,6 +93,9 @@ def serve(model: str, cfg: ServeConfig | None = None, rag: RagConfig | None = No
         from luyen.precision import choose
         print(f"serve: precision {choose().describe()}", file=sys.stderr, flush=True)
     app = build_app(model, cfg, rag)
+    engine = getattr(app.state.backend, "engine", None)
+    if engine is not None:
+        print(f"serve: matmuls: {engine.kernels}", file=sys.stderr, flush=True)
     head = getattr(app.state.backend, "predictor", None)
     if head is not None:
         weights = next(head.model.parameters())

@@ -1,0 +1,81 @@
+"""Prepacked fp32 matmuls (luyen.infer.packed) against their reference, F.linear."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from luyen.infer import packed
+from luyen.infer.engine import Engine
+
+pytestmark = pytest.mark.skipif(packed.supported() is not None, reason="this torch build cannot prepack for oneDNN")
+
+
+def _model(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+
+
+def _reference(model, ids):
+    packed.unpack(model)
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def test_packed_model_matches_f_linear_and_leaves_the_state_dict_alone(tiny_model_dir):
+    model = _model(tiny_model_dir)
+    keys = set(model.state_dict())
+    ids = torch.tensor([[5, 9, 17, 33, 2, 8], [1, 4, 4, 60, 7, 3]])
+    summary = packed.pack(model)
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    assert summary.startswith("oneDNN prepacked") and f"{len(linears)} linears" in summary
+    assert all(hasattr(m, packed._ATTR) for m in linears)  # the output layer included
+    calls = []
+    real = torch.ops.mkldnn._linear_pointwise
+    with torch.no_grad():
+        torch.ops.mkldnn._linear_pointwise = lambda *a: calls.append(1) or real(*a)
+        try:
+            got = model(ids).logits
+        finally:
+            torch.ops.mkldnn._linear_pointwise = real
+    assert len(calls) == len(linears)  # every matmul went through the packed path
+    assert set(model.state_dict()) == keys
+    want = _reference(model, ids)
+    assert not any(hasattr(m, packed._ATTR) for m in linears)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_packed_layer_falls_back_when_it_must(tiny_model_dir):
+    layer = torch.nn.Linear(16, 8)
+    layer.requires_grad_(False)
+    packed.pack(layer)
+    x = torch.randn(3, 16)
+    torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    with torch.no_grad():  # a tracked in-place change: the packed copy is stale, F.linear answers
+        layer.weight.mul_(2)
+    torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    fresh = torch.nn.Linear(16, 8)
+    packed.pack(fresh)  # trainable and packed: with gradients on, F.linear answers and gradients flow
+    fresh(x).sum().backward()
+    torch.testing.assert_close(fresh.weight.grad, x.sum(0).expand(8, 16))
+    empty = layer(torch.randn(0, 16))
+    assert empty.shape == (0, 8)
+
+
+def test_engine_packs_fp32_and_greedy_text_is_unchanged(tiny_model_dir):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = ["Học máy", "Hà Nội là thủ đô của Việt Nam và", "The quick brown fox"]
+    engine = Engine(_model(tiny_model_dir), tok)
+    assert engine.kernels.startswith("oneDNN prepacked")
+    fast = [c.text for c in engine.generate(prompts, max_new_tokens=24)]
+    packed.unpack(engine.model)
+    plain = [c.text for c in engine.generate(prompts, max_new_tokens=24)]
+    assert fast == plain
+    bf16 = Engine(_model(tiny_model_dir).to(torch.bfloat16), tok)
+    assert bf16.kernels == "torch default"
+
+
+def test_pack_refuses_a_copy_that_would_not_fit(tiny_model_dir):
+    model = _model(tiny_model_dir)
+    assert "would not fit" in packed.pack(model, budget_bytes=1)
+    assert not any(hasattr(m, packed._ATTR) for m in model.modules())
