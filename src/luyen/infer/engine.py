@@ -5,7 +5,9 @@
     engine.generate(["Thủ đô của Việt Nam là"], GenerateConfig(max_new_tokens=20))
 
 Prompts are batched with left padding and generated together with one KV cache per batch
-(transformers' `generate`). Chats are rendered with the chat template the model was trained with
+(transformers' `generate`); rows that finish leave the batch every RETIRE_EVERY steps instead of being
+computed to the end. On a CPU without native bf16, every Linear's weight is laid out once for oneDNN
+(luyen.infer.packed; `engine.kernels` says what was chosen). Chats are rendered with the chat template the model was trained with
 (saved beside it by `luyen train`), and generation stops at the template's end-of-turn token, at EOS,
 at `max_new_tokens` or at a stop string, which is cut from the text; `finish_reason` says which.
 """
@@ -43,6 +45,7 @@ def _settings(cfg: GenerateConfig | None, settings: dict) -> GenerateConfig:
 
 
 DEFAULT_MAX_NEW_TOKENS = 256  # for a model that does not say how long its answers run
+RETIRE_EVERY = 8  # decoding steps between checks for finished rows in a batch (Engine._retiring)
 
 
 def answer_budget(lengths: list[int]) -> dict:
@@ -88,6 +91,9 @@ class Engine:
         # casting every frozen weight at every decoding step costs more than it saves.
         from luyen.precision import autocast_for
         self.autocast_dtype = autocast_for(next(model.parameters()).dtype)
+        # fp32 on the CPU: every frozen Linear's weight laid out once for oneDNN (luyen.infer.packed)
+        from luyen.infer.packed import pack
+        self.kernels = pack(model) if self.device.type == "cpu" and self.autocast_dtype is None else "torch default"
         self.defaults = model_defaults(model)
         from luyen.train.head import contiguous_input  # the output layer's one home (train/head.py)
         contiguous_input(model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None)
@@ -190,19 +196,17 @@ class Engine:
         finally:
             tok.padding_side = side
         enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        kw = self._generate_kwargs(cfg, enc["input_ids"].shape[1])
+        width = enc["input_ids"].shape[1]
+        kw = self._generate_kwargs(cfg, width)
         if cfg.stop:
             kw.update(stop_strings=cfg.stop, tokenizer=tok)
         start = time.perf_counter()
-        with self.autocast():
-            out = self.model.generate(**enc, **kw)
+        new = self._retiring(enc["input_ids"], enc["attention_mask"], cfg, kw)
         seconds = time.perf_counter() - start
-        width = enc["input_ids"].shape[1]
         results = []
-        for row, mask in zip(out, enc["attention_mask"]):
-            new = row[width:].tolist()
-            ended = next((j for j, t in enumerate(new) if t in self.stop_ids), None)
-            tokens = new[:ended] if ended is not None else [t for t in new if t != self.pad_id]
+        for tokens, mask in zip(new, enc["attention_mask"]):
+            ended = next((j for j, t in enumerate(tokens) if t in self.stop_ids), None)
+            tokens = tokens[:ended] if ended is not None else [t for t in tokens if t != self.pad_id]
             text = tok.decode(tokens, skip_special_tokens=True)
             cut = min((text.find(s) for s in cfg.stop if s and s in text), default=-1)
             stopped = ended is not None or cut >= 0
@@ -211,3 +215,40 @@ class Engine:
             results.append(Completion(text=text, prompt_tokens=int(mask.sum()), completion_tokens=len(tokens),
                                       finish_reason="stop" if stopped else "length", seconds=seconds))
         return results
+
+    def _finished(self, tokens: list[int], stop: list[str]) -> bool:
+        return any(t in self.stop_ids for t in tokens) or (
+            bool(stop) and any(s and s in self.tok.decode(tokens, skip_special_tokens=True) for s in stop))
+
+    def _retiring(self, ids: torch.Tensor, mask: torch.Tensor, cfg: GenerateConfig, kw: dict) -> list[list[int]]:
+        """Each row's new tokens. transformers' `generate` computes a finished row until the whole batch
+        ends; here it runs RETIRE_EVERY steps at a time, and rows that finished (an end token or a stop
+        string) leave the batch and its KV cache before the next stretch, which continues from the cache.
+        The rows left compute exactly what one `generate` call would (tests compare the two); with
+        sampling, fewer rows draw from the seeded generator, so samples differ from one call's (still
+        reproducible per seed)."""
+        rows, new = list(range(ids.shape[0])), [[] for _ in range(ids.shape[0])]
+        cache, left, name = None, cfg.max_new_tokens, "cache"
+        while rows and left > 0:
+            step = left if len(rows) == 1 else min(left, RETIRE_EVERY)
+            extra = {name: cache} if cache is not None else {}
+            with self.autocast():
+                out = self.model.generate(input_ids=ids, attention_mask=mask, **{**kw, "max_new_tokens": step},
+                                          return_dict_in_generate=True, **extra)
+            produced = out.sequences[:, ids.shape[1]:]
+            for r, row in enumerate(rows):
+                new[row] += produced[r].tolist()
+            left -= produced.shape[1]
+            keep = [r for r, row in enumerate(rows) if not self._finished(new[row], cfg.stop)]
+            if not keep or left <= 0:
+                break
+            cache = getattr(out, "cache", None)
+            if cache is None:
+                cache, name = out.past_key_values, "past_key_values"
+            mask = torch.cat([mask, torch.ones_like(produced)], 1)
+            ids = out.sequences
+            if len(keep) < len(rows):
+                index = torch.tensor(keep, device=ids.device)
+                cache.batch_select_indices(index)
+                ids, mask, rows = ids[index], mask[index], [rows[r] for r in keep]
+        return new

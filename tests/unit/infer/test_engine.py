@@ -118,3 +118,43 @@ def test_repetition_penalty_counts_the_answers_tokens_not_the_prompts(engine):
     penalised = engine.generate_ids([prompt], harsh)[0].tolist()
     assert penalised[0] == plain[0]  # the prompt's tokens are not penalised
     assert penalised != plain        # the answer's own repeats are
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3_text", "gpt2", "bloom"])
+def test_rows_that_finish_leave_the_batch_and_the_others_answer_as_in_one_generate_call(tmp_path, arch):
+    """The oracle is transformers' generate run once over the whole batch (every row computed to the
+    end); the engine retires finished rows every few steps and continues the rest from the KV cache."""
+    from conftest import make_tiny_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    folder = make_tiny_model(tmp_path / arch, arch=arch)
+    tok = AutoTokenizer.from_pretrained(folder)
+    engine = Engine(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32), tok)
+    prompts = PROMPTS + ["Khách hàng cần đổi vé máy bay", "hành lý xách tay tối đa bao nhiêu kg"]
+    cfg = engine.settings(GenerateConfig(max_new_tokens=40, batch_size=8, repetition_penalty=1.3))
+
+    def oracle():
+        tok.padding_side = "left"
+        enc = tok(prompts, return_tensors="pt", padding=True)
+        tok.padding_side = "right"
+        kw = engine._generate_kwargs(cfg, enc["input_ids"].shape[1])
+        with torch.no_grad():
+            out = engine.model.generate(**enc, **kw)[:, enc["input_ids"].shape[1]:].tolist()
+        return [r[:next((j for j, t in enumerate(r) if t in engine.stop_ids), len(r))] for r in out]
+
+    free = oracle()
+    # a stop token the first answer reaches early and the second never does, so rows end at different steps
+    stop = next(t for t in free[0][2:] if t not in free[1])
+    engine.stop_ids = [stop]
+    want = oracle()
+    assert len(want[0]) < 20 and len(want[1]) == 40, "the rows no longer end apart: the test lost its case"
+    sizes, real = [], engine.model.generate
+    engine.model.generate = lambda **kw: sizes.append(kw["input_ids"].shape[0]) or real(**kw)
+    widths = []  # tokens per row each forward reads: only the first (the prompts) reads more than one
+    engine.model.register_forward_pre_hook(lambda _, args, kw: widths.append(kw["input_ids"].shape[1]),
+                                           with_kwargs=True)
+    got = engine.generate(prompts, cfg)
+    assert len(sizes) > 1 and widths[0] > 1 and set(widths[1:]) == {1}  # later stretches continue the cache
+    assert [c.text for c in got] == [tok.decode(w, skip_special_tokens=True) for w in want]
+    assert [c.completion_tokens for c in got] == [len(w) for w in want]
+    assert [c.finish_reason for c in got] == ["stop" if len(w) < 40 else "length" for w in want]
+    assert sizes[0] == len(prompts) and min(sizes) < len(prompts)  # finished rows left the batch
