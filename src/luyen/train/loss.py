@@ -176,7 +176,7 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch
     if hidden.shape[0] == 0:
         zero = hidden.sum() * 0.0 + (weight.sum() * 0.0 if weight.requires_grad else 0.0)
         return zero + (values.sum() * 0.0 if values is not None and values.requires_grad else 0.0)
-    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap, index, values, False)
+    return _apply(hidden, weight, bias, targets, chunk, softcap, index, values, False)
 
 
 def linear_token_losses(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -187,7 +187,19 @@ def linear_token_losses(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
     index, values = rows if rows is not None else (None, None)
     if hidden.shape[0] == 0:
         return hidden.sum(-1) * 0.0
-    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap, index, values, True)
+    return _apply(hidden, weight, bias, targets, chunk, softcap, index, values, True)
+
+
+def _apply(hidden, weight, bias, targets, chunk, softcap, index, values, per_row):
+    """`_LinearCrossEntropy` with no gradient work when gradients are off. An autograd Function sees
+    which inputs require gradients even under `torch.no_grad()`, so scoring with a model whose weights
+    require them (evaluation's answer perplexities) zeroed and accumulated a 262k x 640 weight gradient
+    per call: 3.7 s of 16.5 s for 16 examples on a 2-core AVX2 EPYC, plus the gradient passes."""
+    if not torch.is_grad_enabled():
+        hidden, weight = hidden.detach(), weight.detach()
+        bias = None if bias is None else bias.detach()
+        values = None if values is None else values.detach()
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, softcap, index, values, per_row)
 
 
 def reference_cross_entropy(hidden, weight, bias, targets, softcap=None, rows=None, reduction="sum"):
