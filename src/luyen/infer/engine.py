@@ -91,7 +91,7 @@ class Engine:
         # casting every frozen weight at every decoding step costs more than it saves.
         from luyen.precision import autocast_for
         self.autocast_dtype = autocast_for(next(model.parameters()).dtype)
-        # fp32 on the CPU: every frozen Linear's weight laid out once for oneDNN (luyen.infer.packed)
+        # fp32 on the CPU: every Linear's weight laid out once for oneDNN (luyen.infer.packed)
         from luyen.infer.packed import pack
         self.kernels = pack(model) if self.device.type == "cpu" and self.autocast_dtype is None else "torch default"
         self.defaults = model_defaults(model)
@@ -229,8 +229,12 @@ class Engine:
         reproducible per seed)."""
         rows, new = list(range(ids.shape[0])), [[] for _ in range(ids.shape[0])]
         cache, left, name = None, cfg.max_new_tokens, "cache"
+        # peft's prompt-learning adapters prepend virtual tokens at every generate call: continuing
+        # from a cache answered differently (tested), so those run as one call
+        peft = getattr(self.model, "peft_config", None) or {}
+        stretch = RETIRE_EVERY if not any(c.is_prompt_learning for c in peft.values()) else left
         while rows and left > 0:
-            step = left if len(rows) == 1 else min(left, RETIRE_EVERY)
+            step = left if len(rows) == 1 else min(left, stretch)
             extra = {name: cache} if cache is not None else {}
             with self.autocast():
                 out = self.model.generate(input_ids=ids, attention_mask=mask, **{**kw, "max_new_tokens": step},

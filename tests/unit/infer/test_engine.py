@@ -158,3 +158,32 @@ def test_rows_that_finish_leave_the_batch_and_the_others_answer_as_in_one_genera
     assert [c.completion_tokens for c in got] == [len(w) for w in want]
     assert [c.finish_reason for c in got] == ["stop" if len(w) < 40 else "length" for w in want]
     assert sizes[0] == len(prompts) and min(sizes) < len(prompts)  # finished rows left the batch
+
+
+@pytest.mark.parametrize("kind", ["prompt", "ptuning", "lora"])
+def test_adapters_retire_rows_only_where_a_cache_can_be_continued(tiny_model_dir, kind):
+    """peft's prompt-learning adapters prepend their virtual tokens at every generate call, so continuing
+    from a cache answered differently: their batches run as one call. A LoRA batch retires rows. Both
+    answer as transformers' single call does."""
+    import luyen.infer.engine as engine_module
+    from peft import LoraConfig, PromptEncoderConfig, PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    torch.manual_seed(0)
+    conf = {"prompt": PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"),
+            "ptuning": PromptEncoderConfig(num_virtual_tokens=4, task_type="CAUSAL_LM", encoder_hidden_size=16),
+            "lora": LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")}[kind]
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    engine = Engine(get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), conf), tok)
+    prompts = PROMPTS + ["vé máy bay"]
+    free = engine.generate_ids([tok(p)["input_ids"] for p in prompts], engine.settings(max_new_tokens=30)).tolist()
+    engine.stop_ids = [next(t for t in free[0][2:] if t not in free[1])]  # rows end apart
+    calls, real = [], engine.model.generate
+    engine.model.generate = lambda **kw: calls.append(1) or real(**kw)
+    got = [c.text for c in engine.generate(prompts, max_new_tokens=30)]
+    assert len(calls) == 1 if kind != "lora" else len(calls) > 1
+    engine.model.generate = real
+    engine_module.RETIRE_EVERY, saved = 10**9, engine_module.RETIRE_EVERY
+    try:
+        assert got == [c.text for c in engine.generate(prompts, max_new_tokens=30)]
+    finally:
+        engine_module.RETIRE_EVERY = saved
