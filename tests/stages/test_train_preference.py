@@ -112,7 +112,10 @@ def test_dpo_gradient_accumulation_is_exact(tmp_path, tiny_model_dir, pref_data)
     assert len(la) == 3 and all(x == pytest.approx(y, abs=2e-6) for x, y in zip(la, lb))  # logged to 6 decimals
     wa = load_file(str(a / "model" / "adapter_model.safetensors"))
     wb = load_file(str(b / "model" / "adapter_model.safetensors"))
-    assert all(torch.allclose(wa[k], wb[k], atol=1e-6, rtol=1e-4) for k in wa)
+    # Adam divides each step by the root of its own squared gradients, so fp32 rounding in a gradient near
+    # zero (batches of 8 and of 2 add in other orders) moves a weight by up to ~2e-5 of lr 5e-3 (seen on an
+    # AVX2 EPYC); a dropped or misweighted micro-batch moves it by a good part of lr
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-4, rtol=1e-3) for k in wa)
     assert any(float(wa[k].abs().max()) > 0 for k in wa if "lora_B" in k)
 
 
