@@ -1,13 +1,10 @@
 """Prepacked fp32 matmuls (luyen.infer.packed) against their reference, F.linear."""
 from __future__ import annotations
 
-import pytest
 import torch
 
 from luyen.infer import packed
 from luyen.infer.engine import Engine
-
-pytestmark = pytest.mark.skipif(packed.supported() is not None, reason="this torch build cannot prepack for oneDNN")
 
 
 def _model(tiny_model_dir):
