@@ -2,6 +2,14 @@
 
     python bench/serve_load.py                        # a tiny random model, 100 requests, all at once
     python bench/serve_load.py --model gemma3-270m --requests 32 --max-tokens 16
+    python bench/serve_load.py --model gemma3-270m --requests 48 --concurrency 16 --max-tokens 96 --vary --single 3
+
+--vary gives request i a max_tokens between a quarter of --max-tokens and all of it (spread evenly,
+the same every run), so answers end at different steps as real ones do; --concurrency N is N clients
+that each send their next request when the last is answered. --single K first sends K requests one at
+a time: the single-stream anchor (its tokens/s), and the concurrent run reports its aggregate tokens/s
+as a ratio to it. With continuous batching a request that arrives while a batch runs joins it at the
+next step; without it, it waited for the whole batch to end.
 
 The server runs in its own process (`python -m luyen serve`), the clients are threads here speaking
 plain HTTP. Every prompt is distinct, so nothing comes from the answer cache in the first pass; a
@@ -69,13 +77,17 @@ def served_model(name: str, tmp: Path) -> str:
     return str(make_tiny_model(tmp / "tiny"))
 
 
-def load(port: int, model: str, n: int, concurrency: int, max_tokens: int) -> dict:
+def load(port: int, model: str, n: int, concurrency: int, max_tokens: int, vary: bool = False, tag: str = "") -> dict:
     latencies, tokens, errors = [], [], []
     gate = threading.Semaphore(concurrency)
 
+    def limit(i: int) -> int:
+        low = max(1, max_tokens // 4)
+        return low + (i * 37) % (max_tokens - low + 1) if vary else max_tokens
+
     def one(i: int):
-        body = {"model": model, "max_tokens": max_tokens, "temperature": 0,
-                "messages": [{"role": "user", "content": f"Câu hỏi số {i}: học máy là gì?"}]}
+        body = {"model": model, "max_tokens": limit(i), "temperature": 0,
+                "messages": [{"role": "user", "content": f"Câu hỏi số {i}{tag}: học máy là gì?"}]}
         with gate:
             start = time.perf_counter()
             try:
@@ -110,6 +122,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--max-tokens", type=int, default=8)
     ap.add_argument("--max-batch-size", type=int, default=32)
+    ap.add_argument("--vary", action="store_true", help="spread max_tokens over [max_tokens/4, max_tokens]")
+    ap.add_argument("--single", type=int, default=0, help="first K requests one at a time: the single-stream anchor")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = served_model(args.model, Path(tmp))
@@ -123,18 +137,22 @@ def main() -> None:
             startup = time.perf_counter() - t0
             request(port, "POST", "/v1/chat/completions", {"model": model, "max_tokens": 2, "temperature": 0,
                                                            "messages": [{"role": "user", "content": "warm up"}]})
+            single = (load(port, model, args.single, 1, args.max_tokens, tag=" (single)") if args.single else None)
             batches = metric(port, "luyen_batches_total")
-            fresh = load(port, model, args.requests, args.concurrency, args.max_tokens)
+            fresh = load(port, model, args.requests, args.concurrency, args.max_tokens, args.vary)
             fresh["batches"] = int(metric(port, "luyen_batches_total") - batches)
             fresh["mean_batch_rows"] = round(args.requests / max(fresh["batches"], 1), 1)
-            cached = load(port, model, args.requests, args.concurrency, args.max_tokens)
+            if single:
+                fresh["vs_single_stream"] = round(fresh["generated_tokens_per_s"] / single["generated_tokens_per_s"], 2)
+            cached = load(port, model, args.requests, args.concurrency, args.max_tokens, args.vary)
             cached["cache_hits"] = int(metric(port, "luyen_cache_hits_total"))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     from luyen.precision import machine
     print(json.dumps({"bench": "serve_load", "machine": machine(), "model": args.model, "max_tokens": args.max_tokens,
-                      "concurrency": args.concurrency, "max_batch_size": args.max_batch_size,
+                      "concurrency": args.concurrency, "max_batch_size": args.max_batch_size, "vary": args.vary,
+                      "single_stream": single,
                       "server_startup_s": round(startup, 1), "fresh": fresh, "repeated (cache)": cached}, indent=2))
     if fresh["errors"] or cached["errors"]:
         sys.exit(1)

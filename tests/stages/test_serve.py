@@ -204,6 +204,43 @@ def test_concurrent_requests_are_batched_and_repeats_come_from_the_cache(server,
     assert json.loads(again)["choices"] == first["choices"] and json.loads(again)["usage"] == first["usage"]
 
 
+def test_a_request_that_arrives_mid_batch_joins_it_and_leaves_first(server, engine, tiny_model_dir):
+    """Continuous batching: B arrives while A's long answer is streaming; B joins A's batch at the next
+    step (no second batch) and is answered before A ends, with the answer it gets alone."""
+    url, _ = server
+    host, port = url.removeprefix("http://").split(":")
+    long_chat = max(([{"role": "user", "content": f"kể chuyện số {i}"}] for i in range(6)),
+                    key=lambda m: engine.chat(m, max_new_tokens=200).completion_tokens)
+    assert engine.chat(long_chat, max_new_tokens=200).completion_tokens >= 150, "the test lost its long answer"
+    short = [{"role": "user", "content": "vé máy bay"}]
+    want = engine.chat(short, max_new_tokens=3).text
+    batches = metric(url, "luyen_batches_total")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("POST", "/v1/chat/completions", json.dumps({
+        "model": str(tiny_model_dir), "max_tokens": 200, "temperature": 0, "stream": True, "messages": long_chat}),
+        {"Content-Type": "application/json"})
+    resp, done, seen = conn.getresponse(), {}, 0
+    while seen < 5:  # A's batch is decoding: five pieces of its answer have arrived
+        line = resp.readline()
+        assert line, "A ended before B was sent"
+        seen += b'"content": "' in line and b'"content": ""' not in line
+
+    def ask():
+        done["b"] = call(url + "/v1/chat/completions", "POST", {"model": str(tiny_model_dir), "max_tokens": 3,
+                                                               "temperature": 0, "messages": short})
+        done["b_at"] = time.monotonic()
+    helper = threading.Thread(target=ask)
+    helper.start()
+    body = resp.read()
+    a_at = time.monotonic()
+    helper.join()
+    conn.close()
+    assert body.rstrip().endswith(b"data: [DONE]")
+    assert done["b"][0] == 200 and json.loads(done["b"][2])["choices"][0]["message"]["content"] == want
+    assert done["b_at"] < a_at, "B waited for A's batch to end"
+    assert metric(url, "luyen_batches_total") == batches + 1, "B ran in a batch of its own"
+
+
 def test_a_client_that_disconnects_mid_stream_frees_its_row(server, tiny_model_dir):
     url, _ = server
     host, port = url.removeprefix("http://").split(":")

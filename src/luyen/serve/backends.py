@@ -110,20 +110,66 @@ class TransformersBackend:
     def encode(self, model: str, text: str, templated: bool) -> list[int]:
         return self._engine(model).encode(text, templated)
 
-    def run(self, key: tuple, rows: list[Row]) -> None:
-        """Generate one batch; key = (model, temperature, top_p, seed, ...) as the app groups requests."""
-        model, temperature, top_p, seed = key[:4]
-        cfg = GenerateConfig(max_new_tokens=max(r.max_tokens for r in rows), temperature=temperature,
-                             top_p=top_p, seed=seed if seed is not None else random.randrange(2**31))
+    def run(self, key: tuple, rows: list[Row], join=None) -> None:
+        """Generate for ``rows`` (key = (model, temperature, top_p, seed, ...) as the app groups requests) and
+        for the rows ``join(rows in flight)`` hands over while they run: continuous batching (luyen.infer.live),
+        where a model's cache allows it, else one `generate` call for ``rows``."""
         import torch
         if torch.get_num_threads() != self.threads:  # per thread under OpenMP, so set here, on the batch's thread
             torch.set_num_threads(self.threads)
+        from luyen.infer.live import LiveBatch
+        model = key[0]
         with self.lock:
             engine = self._engine(model)
+            with self._use(model):
+                live = join is not None and LiveBatch.fits(engine.model)
+        if live:
+            self._live(key, rows, join, engine)
+            return
+        model, temperature, top_p, seed = key[:4]
+        cfg = GenerateConfig(max_new_tokens=max(r.max_tokens for r in rows), temperature=temperature,
+                             top_p=top_p, seed=seed if seed is not None else random.randrange(2**31))
+        with self.lock:
             router = RowRouter(rows, lambda ids: engine.tok.decode(ids, skip_special_tokens=True), engine.stop_ids)
             with self._use(model):
                 engine.generate_ids([r.prompt_ids for r in rows], cfg, stopping_criteria=[router])
         router.close()
+
+    def _live(self, key: tuple, rows: list[Row], join, engine) -> None:
+        """Continuous batching: each step, rows that ended leave and rows that arrived join (after their
+        prefill); the repetition penalty is the model's own, as in one `generate` call."""
+        from luyen.infer.live import LiveBatch, Sampler
+        model, temperature, top_p, seed = key[:4]
+        penalty = engine.settings(GenerateConfig()).repetition_penalty
+        live, waiting, stop_ids = LiveBatch(engine.model), list(rows), set(engine.stop_ids)
+
+        def decode(ids):
+            return engine.tok.decode(ids, skip_special_tokens=True)
+
+        def route(owners, tokens):
+            return [not row.push(t, decode, stop_ids) for row, t in zip(owners, tokens)]
+        while True:
+            waiting += join(len(live) + len(waiting))
+            waiting = [r for r in waiting if not r.cancelled]
+            if not live and not waiting:
+                return
+            with self.lock:
+                if model not in self.models():  # removed while answering (DELETE of a job's model)
+                    for row in [*live.owners, *waiting]:
+                        row.finish = "error"
+                        row.deliver(("error", row.index, f"model '{model}' was removed while answering"))
+                    return
+                with self._use(model):
+                    if len(live):
+                        owners = list(live.owners)
+                        live.keep(route(owners, live.step()))
+                    if waiting:
+                        samplers = [Sampler(temperature=temperature, top_p=top_p, repetition_penalty=penalty,
+                                            seed=seed + r.index if seed is not None else random.randrange(2**31))
+                                    for r in waiting]
+                        first = live.admit(waiting, [r.prompt_ids for r in waiting], samplers, engine.pad_id)
+                        waiting, joined = [], waiting
+                        live.keep([True] * (len(live) - len(joined)) + route(joined, first))
 
     def _use(self, model: str):
         import contextlib

@@ -101,9 +101,15 @@ class LlamaCppBackend:
         self.llm.reset()
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
 
-    def run(self, key: tuple, rows: list[Row]) -> None:
+    def run(self, key: tuple, rows: list[Row], join=None) -> None:
+        """One row at a time (llama-cpp-python decodes one sequence); rows of this group that arrive
+        meanwhile (``join``) follow, as in the transformers backend's continuous batch."""
         _, temperature, top_p, seed = key[:4]
-        for row in rows:
+        rows = list(rows)
+        while rows:
+            row = rows.pop(0)
+            if join is not None:
+                rows += join(len(rows) + 1)
             if row.cancelled:
                 continue
             self.llm.set_seed(seed if seed is not None else random.randrange(2**31))

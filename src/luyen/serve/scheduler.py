@@ -1,11 +1,15 @@
-"""Batching: requests that arrive together (within `batch_wait_ms`, or while a batch runs) share one
-`generate` call; each row streams on its own and ends on its own.
+"""Batching: requests that arrive together (within `batch_wait_ms`) start one batch, and requests that
+arrive while it runs join it at its next step (continuous batching, luyen.infer.live); each row streams
+on its own and leaves the batch when it ends.
 
     scheduler = Scheduler(backend, max_batch_size=16, wait_s=0.005, cache_size=256, metrics=metrics)
     scheduler.submit([Row(key, prompt_ids, max_tokens=64, stop=["\\n\\n"], deliver=callback)])
 
-Rows are grouped by what `generate` takes once per batch: the model (base or LoRA adapter) and the
-sampling parameters. Per-row work happens in `RowRouter`, a stopping criterion: transformers calls it
+Rows are grouped by what a batch takes once: the model (base or LoRA adapter) and the sampling
+parameters. A running batch admits new rows of its own group while no other group's request waits
+longer (the oldest waiting request's group runs next, so none starves); a backend that cannot join
+rows (llama.cpp, peft's prompt-learning adapters) takes them after the rows it has. Where a batch runs
+as one `generate` call, per-row work happens in `RowRouter`, a stopping criterion: transformers calls it
 once per decoding step with the batch's tokens, before its streamer, so it can route each row's new
 token to its request, apply that row's stop strings and max_tokens, drop rows whose client went away,
 and tell `generate` which rows are finished in the same step (a finished row costs no further
@@ -155,6 +159,11 @@ class Scheduler:
             except queue.Empty:
                 break
             deadline = min(time.monotonic() + self.wait_s, start + 10 * self.wait_s)
+        self._drain()
+        return bool(self.pending)
+
+    def _drain(self) -> None:
+        """Everything in the inbox into pending; rows whose client went away are dropped (and counted)."""
         while True:
             try:
                 self.pending.append(self.inbox.get_nowait())
@@ -163,7 +172,6 @@ class Scheduler:
         dropped = [r for r in self.pending if r.cancelled]
         self.metrics.cancelled.inc(len(dropped))
         self.pending = [r for r in self.pending if not r.cancelled]
-        return bool(self.pending)
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
@@ -175,11 +183,27 @@ class Scheduler:
             self.pending = [r for r in self.pending if id(r) not in chosen]
             self._run(key, batch)
 
+    def _joiner(self, key: tuple, rows: list[Row]):
+        """``join(in_flight)``: the waiting rows of ``key``'s group that fit beside ``in_flight`` rows (added
+        to ``rows``), none while an older request of another group waits."""
+        def join(in_flight: int) -> list[Row]:
+            self._drain()
+            room = self.max_batch - in_flight
+            if room <= 0 or not self.pending or self.pending[0].key != key:
+                return []
+            take = [r for r in self.pending if r.key == key][:room]
+            chosen = set(map(id, take))
+            self.pending = [r for r in self.pending if id(r) not in chosen]
+            rows.extend(take)
+            return take
+        return join
+
     def _run(self, key: tuple, rows: list[Row]) -> None:
         self.metrics.batches.inc()
         self.metrics.batch_rows.observe(len(rows))
+        rows = list(rows)
         try:
-            self.backend.run(key, rows)
+            self.backend.run(key, list(rows), join=self._joiner(key, rows))
         except Exception:  # the server stays up; the clients get a 500 without details
             log.exception("generation failed for a batch of %d", len(rows))
             for row in rows:
