@@ -94,6 +94,8 @@ class Engine:
         # fp32 on the CPU: every Linear's weight laid out once for oneDNN (luyen.infer.packed)
         from luyen.infer.packed import pack
         self.kernels = pack(model) if self.device.type == "cpu" and self.autocast_dtype is None else "torch default"
+        from luyen.train.lora import fast_trainable_tokens
+        fast_trainable_tokens(model)  # an adapter's trained token rows without a copy of the whole table per step
         self.defaults = model_defaults(model)
         from luyen.train.head import contiguous_input  # the output layer's one home (train/head.py)
         contiguous_input(model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None)

@@ -41,3 +41,23 @@ def test_looked_up_rows_equal_peft_values_and_gradients(request, arch_fixture):
     assert not torch.allclose(got[0][0], base)
     with ours.disable_adapter():  # adapter off: the frozen table, as peft gives it
         assert torch.allclose(ours.get_input_embeddings()(x), base)
+
+
+def test_a_tied_output_layer_gives_peft_logits_with_its_weights_packed(tiny_gemma_tokenizer_dir):
+    """Gemma ties its output layer to the embedding, so peft wraps both; the engine's output layer reads
+    the packed frozen weights plus the trained ids' columns (luyen.train.lora._columns)."""
+    from transformers import AutoTokenizer
+    from luyen.infer.engine import Engine
+    ids = [9, 4, 30]
+    ours, theirs = _wrapped(tiny_gemma_tokenizer_dir, ids), _wrapped(tiny_gemma_tokenizer_dir, ids)
+    engine = Engine(ours, AutoTokenizer.from_pretrained(tiny_gemma_tokenizer_dir))  # switches and packs
+    assert "prepacked" in engine.kernels
+    x = torch.tensor([[4, 5, 9, 9, 30, 2], [1, 30, 7, 4, 0, 0]])
+    with torch.no_grad():
+        got, want = ours(input_ids=x).logits, theirs(input_ids=x).logits
+        assert torch.allclose(got, want, atol=1e-5)
+        with theirs.disable_adapter():
+            plain = theirs(input_ids=x).logits
+    assert not torch.allclose(want[..., ids], plain[..., ids], atol=1e-3)  # the trained columns matter
+    head = ours.get_output_embeddings()
+    assert head.token_adapter.forward_adapters.__func__.__name__ == "_columns"
