@@ -4,7 +4,10 @@
     python bench/data_throughput.py --records 200000 --word-hashes
 
 Prints one JSON object: seconds and records/s for each command and the peak memory of each (each
-runs in a fresh process, so the figures do not include generating the data). Target: each under
+runs in a fresh process, so the figures do not include generating the data): `prepare` on its own
+(its own scan), then `check`, then `prepare` again, which writes from the scan `check` kept
+(luyen.data.scans), and whether the two prepares wrote the same split files and the same report
+(less its training-time estimate, which measures the machine's matmul peak afresh in every run). Target: check + prepare under
 60 s with peak RSS under 2 GB on a 2-core CPU.
 
 Memory: the data stage forks worker processes for large inputs, so `peak_rss_mb` is the peak of the
@@ -26,6 +29,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import os
 import random
 import subprocess
 import sys
@@ -61,12 +65,13 @@ def make_records(path: Path, n: int, seed: int = 0) -> None:
             prev = (q, a)
 
 
-def timed(code: str) -> dict:
+def timed(code: str, env: dict | None = None) -> dict:
     """Run code in a fresh interpreter; return wall seconds and peak memory (see the docstring)."""
     code += ("\nimport resource,sys;sys.stderr.write('RSS=%d,%d' % (resource.getrusage(resource.RUSAGE_SELF)"
              ".ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
     peak, peak_pss, done = [0], [0], threading.Event()
 
     def sample() -> None:
@@ -151,6 +156,13 @@ def compare_word_hashes(path: Path, n: int, rounds: int = 2) -> dict:
     return {"records_per_s": out}
 
 
+def _without_estimate(folder: Path) -> dict:
+    """report.json less its training-time estimate, which measures this machine's matmul peak each run."""
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    report.pop("estimate", None)
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
@@ -168,10 +180,17 @@ def main() -> None:
                  f"cfg = load_config(None, ['model.name={args.model}', 'data.max_length=512'])\n")
         result = {"records": args.records, "input_mb": round(data.stat().st_size / 1e6, 1), "model": args.model}
         result["import_and_load"] = timed(setup + "import luyen.models.resolve as r; r.load_tokenizer(cfg.model.name)")
+        out = Path(tmp)
+        result["prepare_alone"] = timed(setup + f"stage.run(cfg, [{str(data)!r}], __import__('pathlib').Path({str(out / 'alone')!r}))",
+                                        env={"LUYEN_SCAN_CACHE": "0"})  # its own scan, as without a check
         result["check"] = timed(setup + f"stage.check([{str(data)!r}], cfg)")
-        result["prepare"] = timed(setup + f"stage.run(cfg, [{str(data)!r}], __import__('pathlib').Path({tmp!r}) / 'out')")
-        for key in ("check", "prepare"):
+        result["prepare"] = timed(setup + f"stage.run(cfg, [{str(data)!r}], __import__('pathlib').Path({str(out / 'out')!r}))")
+        for key in ("prepare_alone", "check", "prepare"):
             result[key]["records_per_s"] = round(args.records / result[key]["seconds"])
+        result["check_then_prepare_s"] = round(result["check"]["seconds"] + result["prepare"]["seconds"], 1)
+        result["prepare_after_check_identical"] = all(
+            (out / "alone" / name).read_bytes() == (out / "out" / name).read_bytes()
+            for name in ("train.jsonl", "val.jsonl", "test.jsonl")) and _without_estimate(out / "alone") == _without_estimate(out / "out")
         report = json.loads((Path(tmp) / "out" / "report.json").read_text())
         result["removed"] = report["cleaning"]
         result["scrub"] = report["scrub"]["found"]

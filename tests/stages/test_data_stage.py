@@ -229,3 +229,41 @@ def test_parallel_workers_fail_on_the_first_bad_record(tiny_tokenizer_dir, tmp_p
             stage.run(cfg_for(tiny_tokenizer_dir), inputs, tmp_path / f"o{min_bytes}", estimate=False)
         errors.append(e.value.render())
     assert errors[0] == errors[1] and "a.jsonl:6:" in errors[0]
+
+
+def test_prepare_after_check_writes_the_same_bytes_from_its_scan(tiny_tokenizer_dir, tmp_path, monkeypatch):
+    """`data check` keeps its scan (luyen.data.scans); `data prepare` of the same files and configuration
+    writes from it, byte for byte what its own scan writes, and scans again when anything changed."""
+    from luyen.data import scans
+    from luyen.errors import LuyenError
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(scans, "MIN_BYTES", 0)
+    inputs = _messy_inputs(tmp_path)
+    cfg = cfg_for(tiny_tokenizer_dir, "data.on_error=skip")
+    stage.run(cfg, inputs, tmp_path / "fresh")  # nothing kept yet: its own scan
+    calls, real = [], stage._scan
+    monkeypatch.setattr(stage, "_scan", lambda *a, **k: calls.append(1) or real(*a, **k))
+    stage.check(inputs, cfg)
+    assert len(calls) == 1
+    stage.run(cfg, inputs, tmp_path / "after_check")
+    assert len(calls) == 1, "prepare scanned again"
+    assert _outputs(tmp_path / "after_check") == _outputs(tmp_path / "fresh")
+    # anything else scans again: another seed, or one more record in an input
+    stage.run(cfg_for(tiny_tokenizer_dir, "data.on_error=skip", "seed=7"), inputs, tmp_path / "seed7")
+    assert len(calls) == 2
+    with open(inputs[0], "a", encoding="utf-8") as f:
+        f.write(json.dumps({"question": "một câu hỏi mới?", "answer": "một câu trả lời mới."}, ensure_ascii=False) + "\n")
+    stage.run(cfg, inputs, tmp_path / "changed")
+    assert len(calls) == 3 and _outputs(tmp_path / "changed") != _outputs(tmp_path / "fresh")
+    # under on_error=fail a scan with errors is not kept: prepare stops at the first bad record itself
+    strict = cfg_for(tiny_tokenizer_dir)
+    assert stage.check(inputs, strict)["errors"]["count"] > 0
+    with pytest.raises(LuyenError, match="a.jsonl:6:"):
+        stage.run(strict, inputs, tmp_path / "strict")
+    stage.check(inputs, cfg_for(tiny_tokenizer_dir, "data.on_error=skip", "seed=8"))
+    stage.check(inputs, cfg_for(tiny_tokenizer_dir, "data.on_error=skip", "seed=9"))
+    assert len([p for p in scans.root().iterdir() if not p.name.startswith(".")]) == scans.KEEP
+    monkeypatch.setenv("LUYEN_SCAN_CACHE", "0")  # the user's off switch: seed 9 was just checked, yet it scans
+    before = len(calls)
+    stage.run(cfg_for(tiny_tokenizer_dir, "data.on_error=skip", "seed=9"), inputs, tmp_path / "off")
+    assert len(calls) == before + 1

@@ -13,7 +13,7 @@ import orjson
 
 from luyen.config import RunConfig
 from luyen.data.load import expand_paths
-from luyen.data.pipeline import Outcome, Scan
+from luyen.data.pipeline import Scan
 from luyen.data.report import build_report
 from luyen.data.split import SPLITS
 from luyen.data.template import resolve_chat_template
@@ -22,9 +22,13 @@ from luyen.manifest import Manifest, RunDir
 
 
 def check(inputs: list[str | Path], cfg: RunConfig, estimate: bool = True) -> dict:
+    """The report; a large input's scan is kept for a `prepare` of the same files (luyen.data.scans)."""
+    from luyen.data import scans
     files = data_files(inputs, cfg)
     with tempfile.TemporaryDirectory(prefix="luyen-check-") as scratch:
-        report, _, _ = _scan(files, cfg, Path(scratch), collect_errors=True, estimate=estimate)
+        report, outcome, scan = _scan(files, cfg, Path(scratch), collect_errors=True, estimate=estimate)
+        scans.keep(scans.scan_key(files, cfg, lambda: _tokenizer_folder(cfg), estimate), report, outcome,
+                   scan.scratch_path, cfg.data.on_error)
     return report
 
 
@@ -32,12 +36,18 @@ def run(cfg: RunConfig, inputs: list[str | Path], out_dir: Path, overwrite: bool
         estimate: bool = True) -> Manifest:
     files = data_files(inputs, cfg)
     _refuse_overlap(files, Path(out_dir))
+    from luyen.data import scans
+    kept = scans.find(scans.scan_key(files, cfg, lambda: _tokenizer_folder(cfg), estimate))
     with RunDir.create(Path(out_dir), stage="data", overwrite=overwrite) as rd, \
             tempfile.TemporaryDirectory(prefix=".scratch-", dir=rd.path) as scratch:
-        report, outcome, scan = _scan(files, cfg, Path(scratch), collect_errors=False, estimate=estimate)
+        if kept:  # `data check` scanned these very files with this configuration
+            report, keep, split, candidates = kept
+        else:
+            report, outcome, scan = _scan(files, cfg, Path(scratch), collect_errors=False, estimate=estimate)
+            keep, split, candidates = outcome.keep, outcome.split, scan.scratch_path
         if not report["usable"]:
             raise LuyenError(report["problems"][0], file=str(inputs[0]) if len(inputs) == 1 else None)
-        _write_splits(rd, scan.scratch_path, outcome)
+        _write_splits(rd, candidates, keep, split)
         rd.write_json("report.json", report)
         counts = {s: report["split"][s] for s in SPLITS}
         return rd.finish(config=cfg.model_dump(), inputs=files, seed=cfg.seed,
@@ -51,11 +61,15 @@ def data_files(inputs: list[str | Path], cfg: RunConfig) -> list[Path]:
     return files + [f for f in expand_paths(cfg.data.val_files) if f not in files] if cfg.data.val_files else files
 
 
+def _tokenizer_folder(cfg: RunConfig) -> Path:
+    """The folder whose tokenizer measures the data (a finished LoRA run: the tokenizer saved beside its adapter)."""
+    from luyen.models.trained import source_folder
+    return source_folder(_measured_with(cfg), cache_dir=cfg.model.cache_dir, trust_remote_code=cfg.model.trust_remote_code)
+
+
 def _scan(files, cfg: RunConfig, scratch: Path, collect_errors: bool, estimate: bool):
     from luyen.models.resolve import load_tokenizer
-    from luyen.models.trained import source_folder
-    # a finished LoRA run (DPO after SFT) measures with the tokenizer saved beside its adapter
-    folder = source_folder(_measured_with(cfg), cache_dir=cfg.model.cache_dir, trust_remote_code=cfg.model.trust_remote_code)
+    folder = _tokenizer_folder(cfg)
     tokenizer = load_tokenizer(str(folder), trust_remote_code=cfg.model.trust_remote_code)
     if tokenizer.eos_token is None and tokenizer.sep_token is not None:
         tokenizer.eos_token = tokenizer.sep_token  # an encoder (BERT): its [SEP] ends a text, so lengths can be measured
@@ -104,7 +118,7 @@ def _estimate(folder: Path, cfg: RunConfig, report: dict) -> dict | None:
     return {**est, "epochs": round(epochs, 3)}
 
 
-def _write_splits(rd: RunDir, scratch: Path, out: Outcome) -> None:
+def _write_splits(rd: RunDir, scratch: Path, keep, split) -> None:
     paths = [rd.file(f"{name}.jsonl") for name in SPLITS]
     temps = [p.with_name(f".{p.name}.tmp") for p in paths]
     handles = [open(t, "wb") for t in temps]
@@ -112,8 +126,8 @@ def _write_splits(rd: RunDir, scratch: Path, out: Outcome) -> None:
         kept = 0
         with open(scratch, "rb") as f:
             for i, line in enumerate(f):
-                if out.keep[i]:
-                    handles[out.split[kept]].write(line)
+                if keep[i]:
+                    handles[split[kept]].write(line)
                     kept += 1
     finally:
         for h in handles:
