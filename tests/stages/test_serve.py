@@ -446,3 +446,26 @@ def test_build_app_grounds_every_chat_in_the_rag_config_index_with_its_template(
             raw = OpenAI(base_url=url + "/v1", api_key="-", max_retries=0).chat.completions.create(
                 model=model, messages=RAG_QUESTION, max_tokens=2, temperature=0)
         assert raw.usage.prompt_tokens == tokens and (raw.model_extra or {}).get("sources") == sources
+
+
+def test_a_prompt_tuning_adapter_is_answered_by_one_generate_call(tiny_model_dir):
+    """peft prepends a prompt-learning adapter's virtual tokens at every forward, so no running batch can
+    take its rows: the backend answers them with one `generate` call, as the engine does."""
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from luyen.infer.engine import Engine
+    from luyen.serve.scheduler import Row
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+                           PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"))
+    engine = Engine(model, AutoTokenizer.from_pretrained(tiny_model_dir))
+    backend = TransformersBackend(engine, "prompted")
+    prompts = [engine.encode(engine.render([{"role": "user", "content": q}])) for q in ("vé máy bay", "học máy là gì")]
+    want = engine.generate_ids(prompts, engine.settings(GenerateConfig(max_new_tokens=12)))
+    key, asked = ("prompted", 0.0, 1.0, None, None), []
+    rows = [Row(key, p, 12, [], lambda event: None) for p in prompts]
+    backend.run(key, rows, join=lambda in_flight: asked.append(in_flight) or [])
+    assert not asked  # no rows join a generate call
+    for row, w in zip(rows, want.tolist()):
+        w = w[:next((j for j, t in enumerate(w) if t in engine.stop_ids), len(w))]
+        assert row.ids == w

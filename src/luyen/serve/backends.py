@@ -31,6 +31,7 @@ class TransformersBackend:
         self.removable: set[str] = set()   # models added while serving (fine-tuning jobs), which DELETE may remove
         self.budgets: dict[str, int] = {}  # served adapter -> the answer budget its training recorded
         self.lock = threading.Lock()       # a batch, or a model being added or removed: one at a time
+        self.fits: dict[tuple, bool] = {}  # (model object, served name) -> continuous batching possible
         import torch
         self.threads = torch.get_num_threads()  # the scheduler thread's share; the job runner lowers it while training
         from luyen.models.shape import config_shape
@@ -71,6 +72,7 @@ class TransformersBackend:
                 from luyen.models.trained import load_trained
                 self.full[name] = Engine(*load_trained(path, dtype=inference_dtype()))
             self.removable.add(name)
+            self.fits.clear()
 
     def remove_model(self, name: str) -> None:
         with self.lock:
@@ -82,6 +84,7 @@ class TransformersBackend:
                     peft.delete_adapter(adapter)
             self.full.pop(name, None)
             self.removable.discard(name)
+            self.fits.clear()
 
     def _engine(self, model: str):
         return self.full.get(model, self.engine)
@@ -121,8 +124,10 @@ class TransformersBackend:
         model = key[0]
         with self.lock:
             engine = self._engine(model)
-            with self._use(model):
-                live = join is not None and LiveBatch.fits(engine.model)
+            if (id(engine.model), model) not in self.fits:  # a one-token forward: once per model served
+                with self._use(model):
+                    self.fits[(id(engine.model), model)] = LiveBatch.fits(engine.model)
+            live = join is not None and self.fits[(id(engine.model), model)]
         if live:
             self._live(key, rows, join, engine)
             return
