@@ -469,3 +469,18 @@ def test_a_prompt_tuning_adapter_is_answered_by_one_generate_call(tiny_model_dir
     for row, w in zip(rows, want.tolist()):
         w = w[:next((j for j, t in enumerate(w) if t in engine.stop_ids), len(w))]
         assert row.ids == w
+
+
+def test_a_bf16_model_decodes_its_running_batch_under_the_engines_autocast(tiny_model_dir, adapter_dir):
+    """Where the engine generates under bf16 autocast (bf16 weights, fp32 adapter weights), the running
+    batch's prefill and steps do too, as its `generate` calls did."""
+    from luyen.serve.scheduler import Row
+    backend = TransformersBackend.load(str(tiny_model_dir), adapters={"tuned": str(adapter_dir)}, dtype=torch.bfloat16)
+    assert backend.engine.autocast_dtype == torch.bfloat16
+    seen = []
+    backend.engine.model.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    key = ("tuned", 0.0, 1.0, None, None)
+    ids = backend.encode("tuned", backend.render("tuned", HI), True)
+    row = Row(key, ids, 6, [], lambda event: None)
+    backend.run(key, [row], join=lambda in_flight: [])
+    assert row.finish and len(seen) >= 2 and all(seen)

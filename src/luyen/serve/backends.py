@@ -125,7 +125,7 @@ class TransformersBackend:
         with self.lock:
             engine = self._engine(model)
             if (id(engine.model), model) not in self.fits:  # a one-token forward: once per model served
-                with self._use(model):
+                with self._use(model), engine.autocast():
                     self.fits[(id(engine.model), model)] = LiveBatch.fits(engine.model)
             live = join is not None and self.fits[(id(engine.model), model)]
         if live:
@@ -164,7 +164,7 @@ class TransformersBackend:
                         row.finish = "error"
                         row.deliver(("error", row.index, f"model '{model}' was removed while answering"))
                     return
-                with self._use(model):
+                with self._use(model), engine.autocast():  # bf16 weights with fp32 adapters, as generate runs them
                     if len(live):
                         owners = list(live.owners)
                         live.keep(route(owners, live.step()))
