@@ -73,7 +73,7 @@ def _requests(tokenizer, items: list[dict], render) -> list[tuple[list[int], lis
     return pairs
 
 
-def loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 8) -> list[float]:
+def loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 32) -> list[float]:
     """Summed log-probability of each continuation given its context (evaluate.likelihood's scorer)."""
     from luyen.evaluate.likelihood import example_nll
     from luyen.train.batches import shifted
@@ -90,8 +90,10 @@ def loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], pad_id: int,
 
 
 def choice_scores(model, tokenizer, items: list[dict], *, render: Callable[[list[dict]], str] | None = None,
-                  batch: int = 8) -> list[list[float]]:
-    """acc_norm scores: per item, per choice, summed log-probability / the choice's length in characters."""
+                  batch: int = 32) -> list[list[float]]:
+    """acc_norm scores: per item, per choice, summed log-probability / the choice's length in characters.
+    32 sequences a batch (sorted by length, so they pad little): 36.8 s for the 168 items on Gemma-3-270M
+    against 47.8 s at 8, the same choice picked for every item (2-core AVX2 EPYC, fp32)."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad_id is None:
         pad_id = 0  # padded positions are masked and never scored; any valid id will do
@@ -110,7 +112,7 @@ def choice_scores(model, tokenizer, items: list[dict], *, render: Callable[[list
 
 
 def score_items(model, tokenizer, items: list[dict], *, render: Callable[[list[dict]], str] | None = None,
-                batch: int = 8) -> list[float]:
+                batch: int = 32) -> list[float]:
     """1.0 where the best acc_norm choice is the item's answer, else 0.0 (ties go to the first choice)."""
     out = []
     for item, s in zip(items, choice_scores(model, tokenizer, items, render=render, batch=batch)):
