@@ -64,14 +64,15 @@ def scan_key(files: list[Path], cfg, folder, estimate: bool) -> str | None:
 
 
 def keep(key: str | None, report: dict, outcome, candidates: Path, on_error: str) -> None:
-    """Keep a finished scan under ``key`` (written to a temporary folder, then renamed into place)."""
+    """Keep a finished scan under ``key`` (written to a temporary folder, then renamed into place). The
+    ``candidates`` file is moved, not copied: it is the scan's scratch file, which its caller discards."""
     if key is None or (on_error == "fail" and report["errors"]["count"]):
         return
     base = root()
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
     try:
-        shutil.copyfile(candidates, tmp / "candidates.jsonl")
+        shutil.move(candidates, tmp / "candidates.jsonl")
         np.savez(tmp / "outcome.npz", keep=outcome.keep, split=outcome.split)
         (tmp / "report.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
         shutil.rmtree(base / key, ignore_errors=True)
