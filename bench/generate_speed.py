@@ -2,6 +2,7 @@
 
     python bench/generate_speed.py [--arms transformers-fp32,onnxruntime-fp32,onnxruntime-int8] [--new-tokens 64]
     python bench/generate_speed.py --arms transformers-fp32,transformers-bf16,transformers-int8-dynamic,transformers-int8-weight,llama.cpp-q8_0
+    python bench/generate_speed.py --arms luyen-auto,luyen-llama.cpp-q8_0,luyen-transformers,llama.cpp-f16,llama.cpp-q8_0
 
 Every arm greedily continues the same Vietnamese prompts one at a time (batch 1, the interactive
 case), producing exactly ``--new-tokens`` tokens (end-of-text ignored, so every arm does the same
@@ -14,7 +15,8 @@ arm alike instead of whichever happened to run during it. Per arm it reports:
   steady decoding rate;
 * ``tokens_per_s``: all new tokens over the whole time (what a user waiting for the answer sees).
 
-Arms are entries of ``ARMS`` (name -> setup function returning a ``generate(prompt, n) -> Timing``
+The ``luyen-*`` arms are luyen's own engine as `luyen generate` runs it (``generate.runtime``: auto,
+llama.cpp-q8_0 or transformers). Arms are entries of ``ARMS`` (name -> setup function returning a ``generate(prompt, n) -> Timing``
 callable), so another runtime is one function. The transformers arms run `generate` with fp32 weights,
 bf16 weights, every Linear quantized dynamically to int8 (torch.ao: int8 weights and activations), or
 int8 weights only (one scale per row; activations in bf16 where the CPU has it, else fp32). Each
@@ -22,7 +24,7 @@ non-fp32 arm reports its agreement with fp32 under ``agreement_with_fp32``, meas
 export check measures q8_0 (teacher-forced top-1 and KL on luyen.export.check's prompts). The ONNX arms export the model once into
 ``--workdir`` with ``luyen.export.onnx.export`` and print that export's own metrics (sizes, greedy
 agreement with transformers, perplexity fp32 vs int8) under ``onnx_export``; the llama.cpp arms do the
-same with ``luyen.export.gguf.export`` (q8_0, q4_k_m) under ``gguf_export``. Prints one JSON object.
+same with ``luyen.export.gguf.export`` (f16, q8_0, q4_k_m) under ``gguf_export``. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -198,13 +200,13 @@ def onnxruntime_arm(file_name: str):
 
 
 def gguf_files(ctx: Context) -> Path:
-    """The embedded model exported once to q8_0 and q4_k_m GGUF in the workdir; the export's metrics go in the JSON."""
+    """The embedded model exported once to f16, q8_0 and q4_k_m GGUF in the workdir; the export's metrics go in the JSON."""
     from luyen.export.gguf import export
     out = ctx.workdir / "gguf"
     metrics_file = out / "export-metrics.json"
-    if not (out / "model-q4_k_m.gguf").is_file() or not metrics_file.is_file():
+    if not (out / "model-f16.gguf").is_file() or not metrics_file.is_file():
         from luyen.manifest import atomic_write
-        metrics = export(ctx.model_dir, out, ["q8_0", "q4_k_m"], None)
+        metrics = export(ctx.model_dir, out, ["f16", "q8_0", "q4_k_m"], None)
         atomic_write(metrics_file, json.dumps(metrics, indent=2))
     ctx.info["gguf_export"] = json.loads(metrics_file.read_text(encoding="utf-8"))
     return out
@@ -232,7 +234,29 @@ def llama_cpp_arm(quant: str):
     return setup
 
 
+def engine_arm(runtime: str):
+    """luyen's own engine (``Engine.load(runtime=...)``, what `luyen generate` and `luyen chat` run) through
+    its whole path: tokenizer, llama.cpp or transformers, luyen's decoding, decode and stop checks. Its
+    end tokens are cleared so it runs to n tokens as the other arms do; the first token's time is a
+    separate one-token request. The llama.cpp file is built into luyen's cache on first use."""
+    def setup(ctx: Context) -> Callable[[str, int], Timing]:
+        from luyen.infer.engine import Engine
+        engine = Engine.load(str(ctx.model_dir), runtime=runtime)
+        engine.stop_ids = []  # end-of-text ignored, as every arm ignores it
+        ctx.info.setdefault("engine_runtime", {})[runtime] = engine.runtime
+
+        def generate(prompt: str, n: int) -> Timing:
+            first = engine.generate(prompt, max_new_tokens=1)
+            done = engine.generate(prompt, max_new_tokens=n)
+            return Timing(first.seconds, done.seconds, done.completion_tokens)
+        return generate
+    return setup
+
+
 ARMS: dict[str, Callable[[Context], Callable[[str, int], Timing]]] = {
+    "luyen-auto": engine_arm("auto"),
+    "luyen-llama.cpp-q8_0": engine_arm("llama.cpp-q8_0"),
+    "luyen-transformers": engine_arm("transformers"),
     "transformers-fp32": transformers_arm("fp32"),
     "transformers-fp32-packed": transformers_arm("fp32-packed"),
     "transformers-bf16": transformers_arm("bf16"),
@@ -240,6 +264,7 @@ ARMS: dict[str, Callable[[Context], Callable[[str, int], Timing]]] = {
     "transformers-int8-weight": transformers_arm("int8-weight"),
     "onnxruntime-fp32": onnxruntime_arm("model.onnx"),
     "onnxruntime-int8": onnxruntime_arm("model_int8.onnx"),
+    "llama.cpp-f16": llama_cpp_arm("f16"),
     "llama.cpp-q8_0": llama_cpp_arm("q8_0"),
     "llama.cpp-q4_k_m": llama_cpp_arm("q4_k_m"),
 }
@@ -285,6 +310,10 @@ def main() -> None:
             if best is None or m["tokens_per_s"] > best["tokens_per_s"]:
                 result["arms"][name] = {**m, "setup_s": setup[name]}
     result["rounds"] = args.rounds
+    anchor = result["arms"].get("llama.cpp-q8_0")
+    if anchor:  # the issue's anchor, measured in this same run
+        result["tokens_per_s_vs_llama_cpp_q8_0"] = {n: round(a["tokens_per_s"] / anchor["tokens_per_s"], 2)
+                                                    for n, a in result["arms"].items()}
     result.update(ctx.info)
     from luyen.precision import machine
     result["machine"] = machine()

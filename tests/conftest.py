@@ -1,6 +1,8 @@
 """Shared fixtures: tiny tokenizers and models built locally, never downloaded."""
 from __future__ import annotations
 
+import io
+import json
 import os
 from pathlib import Path
 
@@ -234,3 +236,50 @@ def tiny_head_runs(tmp_path_factory, tiny_head_models, tiny_head_data) -> dict:
         run(cfg, tiny_head_data[task], root / task)
         out[task] = root / task
     return out
+
+
+SPM_SENTENCES = sorted(set(CORPUS))
+
+
+def make_spm_model(path: Path, arch: str, hidden: int = 256, steps: int = 40) -> Path:
+    """A tiny model with a sentencepiece tokenizer (tokenizer.model, which llama.cpp's converter reads
+    for any vocabulary) that has memorised CORPUS, so its greedy continuations win by wide margins and
+    quantisation noise cannot honestly flip them."""
+    import sentencepiece as spm
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    gemma = arch.startswith("gemma")
+    path.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(SPM_SENTENCES * 5), model_writer=buf, vocab_size=600, model_type="bpe", byte_fallback=True,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+        unk_piece="<unk>", user_defined_symbols=["<start_of_turn>", "<end_of_turn>"] if gemma else [],
+        add_dummy_prefix=not gemma, minloglevel=2)
+    (path / "tokenizer.model").write_bytes(buf.getvalue())
+    (path / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "GemmaTokenizer" if gemma else "LlamaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>",
+        "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": True}))
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.save_pretrained(path)
+    tok.padding_side = "right"  # positions as at inference
+    config = AutoConfig.for_model(arch, vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                                  head_dim=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                  max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+                                  eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+                                  # llama.cpp scales Gemma-3 attention by 1/sqrt(head_dim), as every real Gemma-3 does
+                                  **({"query_pre_attn_scalar": 64} if gemma else {}))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    batch = tok(SPM_SENTENCES, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    # the floor is the first word after <bos>, one of 8: ln(8) / 11 predictions = 0.19
+    assert loss.item() < 0.3, f"the tiny model did not memorise its corpus (loss {loss.item():.3f})"
+    model.save_pretrained(path)
+    return path

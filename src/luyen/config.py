@@ -206,6 +206,9 @@ class GenerateConfig(Section):
     stop: list[str] = Field(default_factory=list, description="Strings that end the answer (not included in it).")
     seed: int | None = Field(None, description="Seed for sampling; None = the run seed.")
     batch_size: int = Field(8, ge=1, description="Prompts generated together (one KV cache per batch).")
+    runtime: Literal["auto", "transformers", "llama.cpp-f16", "llama.cpp-q8_0"] = Field("auto", description="`luyen generate`/`chat`: "
+        "what runs the model. auto = llama.cpp f16 on a CPU with the gguf extra (a GGUF built once per model, checked against "
+        "transformers), else transformers; q8_0 is faster, rounds more. Evaluation and the server use transformers.")
     system: str | None = Field(None, description="System message that opens every chat (`luyen chat`, `luyen generate`).")
     chat: bool | None = Field(None, description="Wrap prompts in the chat template; unset = when the model has a template of its own.")
     prompt: str | None = Field(None, description="`luyen generate`: one prompt to answer (or continue), printed to stdout.")
@@ -349,8 +352,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
 
 
 def _set_dotted(raw: dict, key: str, value: Any) -> None:
-    node = raw
-    *parents, last = key.split(".")
+    node, (*parents, last) = raw, key.split(".")
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
@@ -362,8 +364,7 @@ def _check_key(model: type[BaseModel], parts: list[str], where: str) -> None:
     for i, part in enumerate(parts):
         fields = model.model_fields
         if part not in fields:
-            prefix = ".".join(parts[:i])
-            _unknown(part, list(fields), prefix, where)
+            _unknown(part, list(fields), ".".join(parts[:i]), where)
         ann = fields[part].annotation
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return  # a leaf (or a dict like data.columns): pydantic checks the value

@@ -42,6 +42,7 @@ Seed = Annotated[Optional[int], typer.Option("--seed", help=_help("seed"))]
 Stop = Annotated[Optional[List[str]], typer.Option("--stop", help=_help("stop") + " Repeat for several.")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help=_help("batch_size"))]
 System = Annotated[Optional[str], typer.Option("--system", "-s", help=_help("system"))]
+Runtime = Annotated[Optional[str], typer.Option("--runtime", help=_help("runtime"))]
 Rag = Annotated[Optional[str], typer.Option("--rag", help="rag.index: a retrieval index (`luyen rag index DOCS --out INDEX`); "
                                             "answer over its best passages and list the ones cited.")]
 
@@ -50,11 +51,14 @@ def _flags(**given) -> dict:
     return {f"generate.{name}": value for name, value in given.items()}
 
 
-def load_engine(model: str):
+def load_engine(model: str, runtime: str = "auto"):
+    """The engine over ``model``; says what runs it (generate.runtime: llama.cpp or transformers, and why)."""
     from luyen.infer.engine import Engine
     quiet()
-    with err.status(f"loading {model}"):
-        return Engine.load(model)
+    with err.status(f"loading {model}") as status:
+        engine = Engine.load(model, runtime=runtime, say=lambda line: status.update(line))
+    err.print(f"runtime: {engine.runtime}", style="dim", markup=False)
+    return engine
 
 
 def open_index(path: str | None):
@@ -77,6 +81,7 @@ def generate(
     system: System = None, rag: Rag = None, temperature: Temperature = None,
     top_p: TopP = None, top_k: TopK = None, max_new_tokens: MaxNew = None, repetition_penalty: RepPenalty = None,
     no_repeat_ngram_size: NoRepeat = None, seed: Seed = None, stop: Stop = None, batch_size: BatchSize = None,
+    runtime: Runtime = None,
 ):
     """Generate from one prompt (--prompt) or a JSONL file of prompts and chats (--input/--out), batched."""
     from luyen.infer.requests import (answer, answer_one, chat_templated, check_options, read_requests,
@@ -84,7 +89,7 @@ def generate(
     from luyen.infer.session import show_sources
     flags = _flags(prompt=prompt, input=input, system=system, temperature=temperature, top_p=top_p, top_k=top_k,
                    max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
-                   no_repeat_ngram_size=no_repeat_ngram_size, seed=seed, stop=stop, batch_size=batch_size)
+                   no_repeat_ngram_size=no_repeat_ngram_size, seed=seed, stop=stop, batch_size=batch_size, runtime=runtime)
     cfg, _ = settings(words, {**flags, "generate.chat": chat, "rag.index": rag, "out": out, "model.name": model},
                       rest="model.name")
     name, g = cfg.model.name, cfg.generate
@@ -93,7 +98,7 @@ def generate(
     check_options(g, cfg.out, cfg.rag.index)
     requests = read_requests(Path(g.input)) if g.input is not None else None
     index = open_index(cfg.rag.index)
-    engine = load_engine(name)
+    engine = load_engine(name, g.runtime)
     templated = chat_templated(engine, g, index)
     if requests is None:
         done, hits = answer_one(engine, g, templated, index, cfg.rag.template)
@@ -114,16 +119,17 @@ def chat(
     words: Words = None, model: Model = None,
     system: System = None, rag: Rag = None, temperature: Temperature = None,
     top_p: TopP = None, top_k: TopK = None, max_new_tokens: MaxNew = None, repetition_penalty: RepPenalty = None,
-    no_repeat_ngram_size: NoRepeat = None, seed: Seed = None, stop: Stop = None,
+    no_repeat_ngram_size: NoRepeat = None, seed: Seed = None, stop: Stop = None, runtime: Runtime = None,
 ):
     """Chat in the terminal with history and the model's chat template: /reset forgets, /exit or Ctrl-D quits."""
     from luyen.infer.session import Session
     flags = _flags(system=system, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
-                   repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size, seed=seed, stop=stop)
+                   repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size, seed=seed, stop=stop,
+                   runtime=runtime)
     cfg, _ = settings(words, {**flags, "rag.index": rag, "model.name": model}, rest="model.name")
     name = cfg.model.name
     index = open_index(cfg.rag.index)
-    engine = load_engine(name)
+    engine = load_engine(name, cfg.generate.runtime)
     if index is not None:
         with err.status("loading the retrieval encoder"):
             index.search("warm-up")  # loads the sentence encoder now, not in the middle of the first answer

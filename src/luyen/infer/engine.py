@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from luyen.config import GenerateConfig
+from luyen.errors import LuyenError
 
 
 @dataclass
@@ -33,7 +34,6 @@ class Completion:
 def _settings(cfg: GenerateConfig | None, settings: dict) -> GenerateConfig:
     """`cfg` (default settings) with keyword overrides, validated; an unknown name is a one-line error."""
     from pydantic import ValidationError
-    from luyen.errors import LuyenError
     base = (cfg or GenerateConfig()).model_dump()
     try:
         return GenerateConfig(**{**base, **settings})
@@ -97,6 +97,7 @@ class Engine:
         from luyen.train.lora import fast_trainable_tokens
         fast_trainable_tokens(model)  # an adapter's trained token rows without a copy of the whole table per step
         self.defaults = model_defaults(model)
+        self.runner, self.runtime = None, "transformers"  # Engine.load may put llama.cpp (luyen.infer.gguf) under it
         from luyen.train.head import contiguous_input  # the output layer's one home (train/head.py)
         contiguous_input(model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None)
 
@@ -117,11 +118,26 @@ class Engine:
 
     @classmethod
     def load(cls, name: str, *, base: str | None = None, dtype=None, trust_remote_code: bool = False,
-             precision: str = "auto") -> "Engine":
+             precision: str = "auto", runtime: str = "transformers", say=None) -> "Engine":
+        """``runtime`` (generate.runtime): transformers, llama.cpp-f16, llama.cpp-q8_0 or auto (llama.cpp f16
+        on a CPU with the gguf extra); `engine.runtime` says what was chosen and why."""
+        from luyen.infer import gguf
         from luyen.models.trained import load_trained
         model, tok = load_trained(name, base=base, dtype=dtype or inference_dtype(precision),
                                   trust_remote_code=trust_remote_code)
-        return cls(model, tok)
+        runner, why = None, "transformers"
+        chosen = gguf.choose(runtime, next(model.parameters()).device)
+        if chosen is not None:
+            try:
+                runner, why = gguf.prepare(name, model, tok, chosen, base=base, trust_remote_code=trust_remote_code,
+                                           say=say)
+            except LuyenError as e:
+                if runtime != "auto":
+                    raise
+                why = f"transformers (llama.cpp: {e.message})"
+        engine = cls(model, tok)
+        engine.runner, engine.runtime = runner, why
+        return engine
 
     def render(self, messages: list[dict]) -> str:
         from luyen.data.template import render
@@ -143,6 +159,8 @@ class Engine:
         return out[0] if single else out
 
     def _run(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
+        if self.runner is not None:  # llama.cpp: one sequence at a time, each at its full speed
+            return [self._one(text, cfg, templated) for text in texts]
         results = []
         for i in range(0, len(texts), cfg.batch_size):
             results += self._batch(texts[i:i + cfg.batch_size], cfg, templated)
@@ -205,18 +223,28 @@ class Engine:
         start = time.perf_counter()
         new = self._retiring(enc["input_ids"], enc["attention_mask"], cfg, kw)
         seconds = time.perf_counter() - start
-        results = []
-        for tokens, mask in zip(new, enc["attention_mask"]):
-            ended = next((j for j, t in enumerate(tokens) if t in self.stop_ids), None)
-            tokens = tokens[:ended] if ended is not None else [t for t in tokens if t != self.pad_id]
-            text = tok.decode(tokens, skip_special_tokens=True)
-            cut = min((text.find(s) for s in cfg.stop if s and s in text), default=-1)
-            stopped = ended is not None or cut >= 0
-            if cut >= 0:
-                text = text[:cut]
-            results.append(Completion(text=text, prompt_tokens=int(mask.sum()), completion_tokens=len(tokens),
-                                      finish_reason="stop" if stopped else "length", seconds=seconds))
-        return results
+        return [self._completion(tokens, int(mask.sum()), cfg, seconds) for tokens, mask in zip(new, enc["attention_mask"])]
+
+    def _one(self, text: str, cfg: GenerateConfig, templated: bool) -> Completion:
+        """One prompt through llama.cpp (self.runner); through transformers when it would not fit its context."""
+        ids = self.encode(text, templated)
+        if not self.runner.fits(len(ids) + cfg.max_new_tokens):
+            return self._batch([text], cfg, templated)[0]
+        start = time.perf_counter()
+        new = self.runner.run(ids, cfg, lambda tokens: self._finished(tokens, cfg.stop))
+        return self._completion(new, len(ids), cfg, time.perf_counter() - start)
+
+    def _completion(self, tokens: list[int], prompt_tokens: int, cfg: GenerateConfig, seconds: float) -> Completion:
+        """A row's new tokens -> its Completion: cut at the first end token or stop string (neither kept)."""
+        ended = next((j for j, t in enumerate(tokens) if t in self.stop_ids), None)
+        tokens = tokens[:ended] if ended is not None else [t for t in tokens if t != self.pad_id]
+        text = self.tok.decode(tokens, skip_special_tokens=True)
+        cut = min((text.find(s) for s in cfg.stop if s and s in text), default=-1)
+        stopped = ended is not None or cut >= 0
+        if cut >= 0:
+            text = text[:cut]
+        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(tokens),
+                          finish_reason="stop" if stopped else "length", seconds=seconds)
 
     def _finished(self, tokens: list[int], stop: list[str]) -> bool:
         return any(t in self.stop_ids for t in tokens) or (

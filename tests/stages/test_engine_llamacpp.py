@@ -1,0 +1,167 @@
+"""generate.runtime: the engine over llama.cpp (luyen.infer.gguf) answers as the engine over transformers
+does, on a tiny model that memorised its corpus (wide margins, so f16 rounding cannot honestly flip a token)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+from conftest import SPM_SENTENCES, make_spm_model
+from luyen.config import GenerateConfig
+from luyen.errors import LuyenError
+from luyen.infer import gguf
+from luyen.infer.engine import Engine
+
+pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) is not installed")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A fresh luyen cache for the GGUFs, sharing the real one's llama.cpp converter (fetched once from PyPI)."""
+    from luyen.models.embedded import cache_root
+    real = cache_root() / "llama.cpp"
+    real.mkdir(parents=True, exist_ok=True)
+    root = tmp_path_factory.mktemp("xdg")
+    (root / "luyen").mkdir()
+    (root / "luyen" / "llama.cpp").symlink_to(real)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(root))
+        yield root / "luyen"
+
+
+@pytest.fixture(scope="module")
+def spm_model(tmp_path_factory):
+    return make_spm_model(tmp_path_factory.mktemp("spm") / "model", "gemma3_text")
+
+
+@pytest.fixture(scope="module")
+def engines(cache, spm_model):
+    fast = Engine.load(str(spm_model), dtype=torch.float32, runtime="llama.cpp-f16")
+    slow = Engine.load(str(spm_model), dtype=torch.float32, runtime="transformers")
+    return fast, slow
+
+
+def prompts(engine) -> list[str]:
+    """The first two words of each memorised sentence: the model knows how each goes on."""
+    return [" ".join(s.split()[:2]) for s in SPM_SENTENCES]
+
+
+def test_llama_cpp_runs_the_model_and_says_so(engines, cache):
+    fast, slow = engines
+    assert fast.runner is not None and slow.runner is None and slow.runtime == "transformers"
+    assert fast.runtime.startswith("llama.cpp f16 (") and "promise kept" in fast.runtime
+    [home] = list((cache / "gguf").iterdir())
+    info = json.loads((home / "gguf.json").read_text())
+    assert info["quant"] == "f16" and info["agreement"]["kept"] and (home / info["file"]).is_file()
+    assert not (home / "merged").exists()  # the folded safetensors were only the converter's input
+
+
+@pytest.mark.parametrize("settings", [
+    {},  # greedy
+    {"repetition_penalty": 1.5, "no_repeat_ngram_size": 2},
+    {"temperature": 0.7, "top_k": 5, "top_p": 0.9, "seed": 3},
+    {"temperature": 4.0, "seed": 3},  # flat enough that the draws, not the argmax, decide: the same seeded draws
+], ids=["greedy", "penalties", "sampling", "hot-sampling"])
+def test_llama_cpp_answers_as_transformers_does(engines, settings):
+    fast, slow = engines
+    cfg = GenerateConfig(max_new_tokens=10, **settings)
+    got, want = fast.generate(prompts(fast), cfg), slow.generate(prompts(slow), cfg.model_copy(update={"batch_size": 1}))
+    assert [c.text for c in got] == [c.text for c in want]
+    assert [c.finish_reason for c in got] == [c.finish_reason for c in want]
+    assert [c.completion_tokens for c in got] == [c.completion_tokens for c in want]
+    assert len(set(c.text for c in got)) > 1 and all(c.text for c in got)
+
+
+def test_settings_change_llama_cpps_answers_as_they_change_transformers(engines):
+    fast, _ = engines
+    plain = [c.text for c in fast.generate(prompts(fast), max_new_tokens=10)]
+    penalised = [c.text for c in fast.generate(prompts(fast), max_new_tokens=10, no_repeat_ngram_size=1,
+                                               repetition_penalty=3.0)]
+    assert plain != penalised  # the processors run on the llama.cpp path, not only on transformers'
+    hot = [[c.text for c in fast.generate(prompts(fast), max_new_tokens=10, temperature=4.0, seed=s)] for s in (3, 4)]
+    assert hot[0] != hot[1]  # the seed decides the draws
+
+
+def test_the_repetition_penalty_counts_the_answers_tokens_only():
+    """As the transformers path (Engine._generate_kwargs): prompt tokens are not penalised, answer tokens are,
+    and the processors run in transformers' order."""
+    procs = gguf.processors(GenerateConfig(repetition_penalty=2.0, no_repeat_ngram_size=3, temperature=0.5, top_k=4,
+                                           top_p=0.9), prompt_len=3)
+    assert [type(p).__name__ for p in procs] == ["NoRepeatNGramLogitsProcessor", "RepetitionPenaltyLogitsProcessor",
+                                                 "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper"]
+    [penalty] = gguf.processors(GenerateConfig(repetition_penalty=2.0), prompt_len=3)
+    scores = torch.zeros(1, 10)
+    scores[0, 5] = scores[0, 8] = 1.0
+    out = penalty(torch.tensor([[5, 6, 7, 8]]), scores.clone())  # 5 is the prompt's, 8 the answer's
+    assert out[0, 5] == 1.0 and out[0, 8] == 0.5
+
+
+def test_a_stop_string_is_cut_and_ends_the_answer(engines):
+    fast, slow = engines
+    text = slow.generate(prompts(slow)[0], max_new_tokens=10).text
+    stop = text.split()[1]
+    got = fast.generate(prompts(fast)[0], max_new_tokens=10, stop=[stop])
+    assert stop not in got.text and got.finish_reason == "stop" and got.text == text[:text.index(stop)]
+
+
+def test_a_prompt_longer_than_llama_cpps_context_goes_through_transformers(engines):
+    fast, slow = engines
+    n_ctx = fast.runner.n_ctx
+    fast.runner.n_ctx = 4
+    try:
+        got = fast.generate(prompts(fast)[:2], max_new_tokens=6)
+    finally:
+        fast.runner.n_ctx = n_ctx
+    assert [c.text for c in got] == [c.text for c in slow.generate(prompts(slow)[:2], max_new_tokens=6)]
+
+
+def test_the_gguf_is_built_once_per_weights(engines, cache, spm_model, monkeypatch):
+    fast, _ = engines
+    built = []
+    real_build = gguf.build
+    monkeypatch.setattr(gguf, "build", lambda *a, **k: (built.append(a[0]), real_build(*a, **k)))
+    again = Engine.load(str(spm_model), dtype=torch.float32, runtime="llama.cpp-f16")
+    assert built == [] and again.runner.path == fast.runner.path  # the same weights: the cached file
+    model = again.model
+    with torch.no_grad():
+        model.get_input_embeddings().weight[5, 0] += 1.0  # other weights, another key
+    assert gguf.model_key(model, again.tok) != gguf.model_key(fast.model, fast.tok)
+
+
+def test_auto_without_llama_cpp_stays_on_transformers_and_explicit_names_the_install(monkeypatch, spm_model, cache):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
+    assert gguf.choose("auto", "cpu") is None
+    with pytest.raises(LuyenError, match=r"pip install 'luyen\[gguf\]'"):
+        gguf.choose("llama.cpp-q8_0", "cpu")
+    engine = Engine.load(str(spm_model), dtype=torch.float32, runtime="auto")
+    assert engine.runner is None and engine.runtime == "transformers"
+
+
+def test_auto_on_a_gpu_stays_on_transformers():
+    assert gguf.choose("auto", "cuda") is None and gguf.choose("transformers", "cpu") is None
+    assert gguf.choose("auto", "cpu") == "llama.cpp-f16"
+
+
+def test_a_model_llama_cpp_cannot_take_is_recorded_and_served_by_transformers(cache, tiny_gemma_tokenizer_dir, monkeypatch):
+    engine = Engine.load(str(tiny_gemma_tokenizer_dir), dtype=torch.float32, runtime="auto")
+    assert engine.runner is None and engine.runtime.startswith("transformers (llama.cpp cannot run it: ")
+    assert engine.chat([{"role": "user", "content": "Xin chào"}], max_new_tokens=4).prompt_tokens > 0
+    built = []
+    monkeypatch.setattr(gguf, "build", lambda *a, **k: built.append(a))
+    again = Engine.load(str(tiny_gemma_tokenizer_dir), dtype=torch.float32, runtime="auto")
+    assert built == [] and again.runtime == engine.runtime  # the refusal is remembered, not retried per load
+
+
+def test_the_cli_says_which_runtime_it_chose(cache, spm_model, engines):
+    from typer.testing import CliRunner
+
+    from luyen.cli import app
+    _, slow = engines
+    prompt = prompts(slow)[1]
+    res = CliRunner().invoke(app, ["generate", "--model", str(spm_model), "--prompt", prompt, "-n", "8", "--no-chat",
+                                   "--runtime", "llama.cpp-f16"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout == slow.generate(prompt, max_new_tokens=8).text + "\n"
+    assert "runtime: llama.cpp f16 (" in " ".join(res.stderr.split())
