@@ -206,7 +206,7 @@ class GenerateConfig(Section):
     stop: list[str] = Field(default_factory=list, description="Strings that end the answer (not included in it).")
     seed: int | None = Field(None, description="Seed for sampling; None = the run seed.")
     batch_size: int = Field(8, ge=1, description="Prompts generated together (one KV cache per batch).")
-    runtime: Literal["auto", "transformers", "llama.cpp-f16", "llama.cpp-q8_0"] = Field("auto", description="`luyen generate`/`chat`: "
+    runtime: Literal["auto", "transformers", "llama.cpp-f16", "llama.cpp-f16_q8emb", "llama.cpp-q8_0"] = Field("auto", description="`luyen generate`/`chat`: "
         "what runs the model. auto = llama.cpp f16 on a CPU with the gguf extra (a GGUF built once per model, checked against "
         "transformers), else transformers; q8_0 is faster, rounds more. Evaluation and the server use transformers.")
     system: str | None = Field(None, description="System message that opens every chat (`luyen chat`, `luyen generate`).")
@@ -286,7 +286,7 @@ Format = Literal["merged", "gguf", "onnx"]
 
 class ExportConfig(Section):
     format: Format = Field("merged", description="merged (safetensors, for vLLM/TGI), gguf (llama.cpp, Ollama) or onnx.")
-    quant: list[str] = Field(default_factory=list, description="gguf: f16, q8_0, q4_k_m (default q8_0); onnx: int8.")
+    quant: list[str] = Field(default_factory=list, description="gguf: f16, f16_q8emb (f16, token table q8_0), q8_0, q4_k_m (default q8_0); onnx: int8.")
 
 
 Stage = Literal["data", "rag", "train", "eval", "export"]

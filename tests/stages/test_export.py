@@ -117,7 +117,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, tiny_model_dir):
 
 # --- GGUF -------------------------------------------------------------------------------------------
 
-QUANT_FILE_TYPES = {"f16": 1, "q8_0": 7, "q4_k_m": 15}  # llama_ftype, as general.file_type records it
+QUANT_FILE_TYPES = {"f16": 1, "f16_q8emb": 1, "q8_0": 7, "q4_k_m": 15}  # llama_ftype, as general.file_type records it
 
 
 @pytest.fixture(scope="module", params=["llama", "gemma3_text"])
@@ -125,7 +125,7 @@ def gguf_export(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"gguf_{request.param}")
     model_dir = make_spm_model(root / "model", request.param)
     out = root / "gguf"
-    manifest = run(cfg(model_dir), model_dir, out, fmt="gguf", quant=["f16", "q8_0", "q4_k_m"])
+    manifest = run(cfg(model_dir), model_dir, out, fmt="gguf", quant=["f16", "f16_q8emb", "q8_0", "q4_k_m"])
     return request.param, model_dir, out, manifest
 
 
@@ -148,6 +148,11 @@ def test_gguf_files_load_in_llama_cpp_and_decode_greedily_like_transformers(gguf
         fields = GGUFReader(path).fields
         assert fields["general.architecture"].contents() == ("gemma3" if arch.startswith("gemma") else "llama")
         assert fields["general.file_type"].contents() == file_type
+        types = {t.name: t.tensor_type.name for t in GGUFReader(path).tensors}
+        if quant == "f16_q8emb":  # the token table (and an untied output layer) in q8_0, every other matrix f16
+            tables = {n for n in types if n.startswith(("token_embd.", "output."))}
+            assert {types[n] for n in tables} == {"Q8_0"} and "token_embd.weight" in tables
+            assert {t for n, t in types.items() if n not in tables and n.endswith("_q.weight")} == {"F16"}
         llm = gguf.load(path)
         try:
             assert llm.tokenize(SENTENCES[1].encode(), add_bos=True) == tok(SENTENCES[1])["input_ids"]
@@ -166,13 +171,14 @@ def test_gguf_files_load_in_llama_cpp_and_decode_greedily_like_transformers(gguf
 def test_gguf_manifest_lists_the_files_and_the_agreement_check(gguf_export):
     _, _, out, manifest = gguf_export
     assert json.loads((out / "manifest.json").read_text()) == manifest and manifest["stage"] == "export"
-    names = {"model-f16.gguf", "model-q8_0.gguf", "model-q4_k_m.gguf", "Modelfile", "Modelfile.q8_0", "Modelfile.q4_k_m"}
+    names = {"model-f16.gguf", "model-f16_q8emb.gguf", "model-q8_0.gguf", "model-q4_k_m.gguf", "Modelfile",
+             "Modelfile.f16_q8emb", "Modelfile.q8_0", "Modelfile.q4_k_m"}
     assert set(manifest["outputs"]) == names and {p.name for p in out.iterdir()} == names | {"manifest.json"}
     m = manifest["metrics"]
-    assert m["format"] == "gguf" and m["quant"] == ["f16", "q8_0", "q4_k_m"]
-    sizes = [manifest["outputs"][f"model-{q}.gguf"]["bytes"] for q in ("f16", "q8_0", "q4_k_m")]
+    assert m["format"] == "gguf" and m["quant"] == ["f16", "f16_q8emb", "q8_0", "q4_k_m"]
+    sizes = [manifest["outputs"][f"model-{q}.gguf"]["bytes"] for q in ("f16", "f16_q8emb", "q8_0", "q4_k_m")]
     assert sizes == sorted(sizes, reverse=True)  # each quantisation is smaller
-    for quant in ("f16", "q8_0", "q4_k_m"):
+    for quant in ("f16", "f16_q8emb", "q8_0", "q4_k_m"):
         a = m["agreement"][quant]
         assert a["steps"] == a["prompts"] * a["tokens_per_prompt"] == 6 * 16 and a["same_tokenization"] is True
         assert 0 <= a["decisive_agreed"] <= a["decisive"] <= a["steps"] and a["mean_kl"] <= a["max_kl"]

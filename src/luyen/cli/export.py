@@ -18,7 +18,7 @@ def export_command(
     words: List[str] = typer.Argument(None, help="[MODEL] [CONFIG.yaml] [key=value ...]: MODEL is a `luyen train` run folder or any model."),
     model: common.model_option("the run or model to export.") = None,
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="export.format: merged (safetensors), gguf (llama.cpp, Ollama) or onnx."),
-    quant: Optional[str] = typer.Option(None, "--quant", "-q", help="export.quant, comma-separated. gguf: f16, q8_0, q4_k_m "
+    quant: Optional[str] = typer.Option(None, "--quant", "-q", help="export.quant, comma-separated. gguf: f16, f16_q8emb, q8_0, q4_k_m "
                                         "(default q8_0); onnx: int8."),
     out: common.out_option("the output folder.") = None,
     overwrite: common.overwrite_option() = False,

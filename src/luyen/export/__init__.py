@@ -5,7 +5,7 @@
 
 * merged: a LoRA adapter folded into its base; safetensors, tokenizer with its chat template,
   generation config (vLLM, TGI, transformers load it as is);
-* gguf: llama.cpp's own converter and quantizer (f16, q8_0, q4_k_m) plus an Ollama Modelfile;
+* gguf: llama.cpp's own converter and quantizer (f16, f16_q8emb, q8_0, q4_k_m) plus an Ollama Modelfile;
 * onnx: see luyen.export.onnx.
 """
 from __future__ import annotations

@@ -33,7 +33,7 @@ import torch
 from luyen.config import GenerateConfig
 from luyen.errors import LuyenError
 
-QUANT = {"llama.cpp-f16": "f16", "llama.cpp-q8_0": "q8_0"}
+QUANT = {"llama.cpp-f16": "f16", "llama.cpp-f16_q8emb": "f16_q8emb", "llama.cpp-q8_0": "q8_0"}
 CHECKED = "gguf.json"
 MAX_CONTEXT = 8192  # llama.cpp's KV cache is allocated for the whole context up front
 
