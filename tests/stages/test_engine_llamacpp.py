@@ -165,3 +165,21 @@ def test_the_cli_says_which_runtime_it_chose(cache, spm_model, engines):
     assert res.exit_code == 0, res.output
     assert res.stdout == slow.generate(prompt, max_new_tokens=8).text + "\n"
     assert "runtime: llama.cpp f16 (" in " ".join(res.stderr.split())
+
+
+def test_a_script_holding_the_engine_exits_cleanly(cache, spm_model, engines):
+    """A user's script keeps the engine in a global until the interpreter ends: llama.cpp's model must be
+    closed while its module is still whole (left to Llama.__del__ at shutdown, the script ended with
+    "Exception ignored ... TypeError: 'NoneType' object is not callable" on stderr)."""
+    import os
+    import subprocess
+    _, slow = engines
+    prompt = prompts(slow)[2]
+    script = ("import torch; from luyen.infer.engine import Engine\n"
+              f"engine = Engine.load({str(spm_model)!r}, dtype=torch.float32, runtime='llama.cpp-f16')\n"
+              f"print(engine.generate({prompt!r}, max_new_tokens=6).text)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "XDG_CACHE_HOME": str(cache.parent), "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == slow.generate(prompt, max_new_tokens=6).text + "\n"
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr[-2000:]

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import time
+import weakref
 from pathlib import Path
 
 import torch
@@ -164,6 +165,9 @@ class LlamaRunner:
         self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=os.cpu_count() or 1,
                                    logits_all=False, verbose=False)
         self.vocab = self.llm.n_vocab()
+        # closed when the runner goes, or at exit while llama_cpp's module is still whole: left to Llama.__del__
+        # at interpreter shutdown, it printed "Exception ignored ... TypeError" under every `luyen chat`
+        self._close = weakref.finalize(self, self.llm.close)
 
     def fits(self, tokens: int) -> bool:
         return tokens <= self.n_ctx
@@ -197,4 +201,4 @@ class LlamaRunner:
         return new
 
     def close(self) -> None:
-        self.llm.close()
+        self._close()
