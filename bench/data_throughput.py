@@ -8,7 +8,8 @@ runs in a fresh process, so the figures do not include generating the data): `pr
 (its own scan), then `check`, then `prepare` again, which writes from the scan `check` kept
 (luyen.data.scans), and whether the two prepares wrote the same split files and the same report
 (less its training-time estimate, which measures the machine's matmul peak afresh in every run). Target: check + prepare under
-60 s with peak RSS under 2 GB on a 2-core CPU.
+60 s with peak RSS under 2 GB on a 2-core CPU; ``vs_target`` gives both as ratios (seconds scaled to ``--records``), and
+``check_then_prepare_vs_prepare_alone`` the two commands against one prepare from the same run.
 
 Memory: the data stage forks worker processes for large inputs, so `peak_rss_mb` is the peak of the
 *sum* of the resident set sizes of the command's process and all its descendants, sampled every
@@ -188,6 +189,13 @@ def main() -> None:
         for key in ("prepare_alone", "check", "prepare"):
             result[key]["records_per_s"] = round(args.records / result[key]["seconds"])
         result["check_then_prepare_s"] = round(result["check"]["seconds"] + result["prepare"]["seconds"], 1)
+        # anchors from this same run: the two commands against one prepare that scans for itself, and against
+        # the targets (60 s for 1M records, scaled to --records; 2 GB peak)
+        result["check_then_prepare_vs_prepare_alone"] = round(
+            result["check_then_prepare_s"] / result["prepare_alone"]["seconds"], 2)
+        peak = max(result[k]["peak_rss_mb"] for k in ("check", "prepare"))
+        result["vs_target"] = {"seconds": round(result["check_then_prepare_s"] / (60 * args.records / 1_000_000), 2),
+                               "peak_rss": round(peak / 2048, 2)}
         result["prepare_after_check_identical"] = all(
             (out / "alone" / name).read_bytes() == (out / "out" / name).read_bytes()
             for name in ("train.jsonl", "val.jsonl", "test.jsonl")) and _without_estimate(out / "alone") == _without_estimate(out / "out")

@@ -31,6 +31,9 @@ class LlamaCppBackend:
     @classmethod
     def load(cls, path: str, n_ctx: int = 4096) -> "LlamaCppBackend":
         from llama_cpp import Llama
+
+        from luyen.export.gguf import silence_llama_cpp
+        silence_llama_cpp()  # its loader prints notes ("llama_kv_cache_iswa: using full-size SWA cache") even with verbose=False
         llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count(), verbose=False)
         return cls(llm, str(path))
 
