@@ -183,3 +183,15 @@ def test_a_script_holding_the_engine_exits_cleanly(cache, spm_model, engines):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == slow.generate(prompt, max_new_tokens=6).text + "\n"
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_cache_it_cannot_write_is_a_clear_error_or_a_fallback(tmp_path, monkeypatch, spm_model, cache):
+    root = tmp_path / "xdg"
+    (root / "luyen").mkdir(parents=True)
+    (root / "luyen" / "llama.cpp").symlink_to(cache / "llama.cpp")  # the converter, as in `cache`
+    (root / "luyen" / "gguf").write_text("a file where the GGUF folder should go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root))
+    with pytest.raises(LuyenError, match=r"cannot write the llama.cpp copy under .*gguf.*XDG_CACHE_HOME"):
+        Engine.load(str(spm_model), dtype=torch.float32, runtime="llama.cpp-f16")
+    engine = Engine.load(str(spm_model), dtype=torch.float32, runtime="auto")
+    assert engine.runner is None and engine.runtime.startswith("transformers (llama.cpp: cannot write the llama.cpp copy")

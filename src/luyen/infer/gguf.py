@@ -87,7 +87,12 @@ def prepare(name: str, model, tokenizer, runtime: str, *, base: str | None = Non
     if not (home / CHECKED).is_file():
         (say or (lambda _: None))(f"preparing a llama.cpp copy of {name} once ({quant} GGUF, about a minute for "
                                   "a 270M model; generate.runtime=transformers skips it)")
-        build(name, home, quant, base=base, trust_remote_code=trust_remote_code)
+        try:
+            build(name, home, quant, base=base, trust_remote_code=trust_remote_code)
+        except OSError as e:  # a read-only or full cache: say where, never a traceback
+            raise LuyenError(f"cannot write the llama.cpp copy under {home.parent} ({e.strerror or e})",
+                             field="generate.runtime", fix="free disk space or set XDG_CACHE_HOME to a writable "
+                             "folder, or use generate.runtime=transformers") from None
     info = json.loads((home / CHECKED).read_text(encoding="utf-8"))
     if info.get("refused"):
         return None, f"transformers ({info['refused']})"
