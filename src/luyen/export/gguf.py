@@ -100,8 +100,9 @@ def check_quants(quant: list[str] | None) -> list[str]:
     return quant
 
 
-def require_llama_cpp() -> None:
-    """llama_cpp (the runtime and quantizer) and the converter's libraries, or a one-line install hint."""
+def require_llama_cpp(what: str = "GGUF export", field: str | None = None, otherwise: str = "") -> None:
+    """llama_cpp (the runtime and quantizer) and the converter's libraries, or a one-line install hint
+    saying ``what`` needs them (and ``otherwise``, what to do instead)."""
     missing = []
     for module in ("llama_cpp", "sentencepiece", "gguf"):
         try:
@@ -109,8 +110,8 @@ def require_llama_cpp() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise LuyenError(f"GGUF export needs {', '.join(missing)} (llama.cpp's converter and runtime)",
-                         fix=f"{INSTALL_HINT} (builds llama-cpp-python from source once, about 5 minutes)")
+        raise LuyenError(f"{what} needs {', '.join(missing)} (llama.cpp's converter and runtime)", field=field,
+                         fix=f"{INSTALL_HINT} (builds llama-cpp-python from source once, about 5 minutes){otherwise}")
 
 
 def converter_dir(say=print, cache: Path | None = None) -> Path:
@@ -187,6 +188,19 @@ def silence_llama_cpp() -> None:
     if _SILENT is None:
         _SILENT = llama_cpp.llama_log_callback(lambda level, text, data: None)
         llama_cpp.llama_log_set(_SILENT, None)
+
+
+def fresh_context(llm) -> None:
+    """Empty ``llm``'s KV cache, so the next request is evaluated whole. llama-cpp-python otherwise reuses
+    the cached prefix of the previous request and evaluates only the rest of the prompt, so the same greedy
+    request gave two different answers depending on what came before it ("Xin chào! mendatanguser ..."
+    after a fresh start, "... You can see the model in" after the same request): the rest of the prompt
+    is evaluated in another batch shape (one token instead of the whole prompt), which llama.cpp computes
+    with other kernels and other rounding, and a near-tie went the other way. Evaluating a chat prompt
+    again costs milliseconds."""
+    import llama_cpp
+    llm.reset()
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
 
 
 def load(path: Path, n_ctx: int = 128):

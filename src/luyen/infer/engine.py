@@ -59,6 +59,15 @@ def answer_budget(lengths: list[int]) -> dict:
             "max_new_tokens": max(32, 8 * math.ceil(1.5 * p95 / 8))}
 
 
+def answer_penalty(cfg: GenerateConfig, prompt_width: int) -> list:
+    """The repetition penalty as a logits processor over the answer's own tokens (the first ``prompt_width``
+    columns are the prompt's); [] at 1.0. Both the transformers path and luyen.infer.gguf apply it."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+    if cfg.repetition_penalty in (None, 1.0):
+        return []
+    return [RepetitionPenaltyLogitsProcessor(float(cfg.repetition_penalty), prompt_ignore_length=prompt_width)]
+
+
 def model_budget(model) -> int | None:
     """max_new_tokens from the model's generation config (luyen writes it at training), or None."""
     gen = getattr(model, "generation_config", None)
@@ -119,8 +128,8 @@ class Engine:
     @classmethod
     def load(cls, name: str, *, base: str | None = None, dtype=None, trust_remote_code: bool = False,
              precision: str = "auto", runtime: str = "transformers", say=None) -> "Engine":
-        """``runtime`` (generate.runtime): transformers, llama.cpp-f16, llama.cpp-q8_0 or auto (llama.cpp f16
-        on a CPU with the gguf extra); `engine.runtime` says what was chosen and why."""
+        """``runtime`` (generate.runtime): transformers, llama.cpp-f16, llama.cpp-f16_q8emb, llama.cpp-q8_0 or
+        auto (llama.cpp f16 on a CPU with the gguf extra); `engine.runtime` says what was chosen and why."""
         from luyen.infer import gguf
         from luyen.models.trained import load_trained
         model, tok = load_trained(name, base=base, dtype=dtype or inference_dtype(precision),
@@ -175,13 +184,11 @@ class Engine:
         columns. The repetition penalty counts the answer's own tokens only, as OpenAI's penalties do:
         transformers' default also penalises every prompt token, which pushed a base model given five
         retrieved Vietnamese passages into other languages (right language 5% at penalty 1.2)."""
-        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+        from transformers import LogitsProcessorList
         cfg = self.settings(cfg)  # the server's configs arrive with the model's own settings unset
         sample = cfg.temperature > 0
-        penalty = ([RepetitionPenaltyLogitsProcessor(float(cfg.repetition_penalty), prompt_ignore_length=prompt_width)]
-                   if cfg.repetition_penalty != 1.0 else [])
         kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=sample, eos_token_id=self.stop_ids,
-                  pad_token_id=self.pad_id, logits_processor=LogitsProcessorList(penalty),
+                  pad_token_id=self.pad_id, logits_processor=LogitsProcessorList(answer_penalty(cfg, prompt_width)),
                   repetition_penalty=1.0,  # not also transformers' own, from the model's generation_config
                   no_repeat_ngram_size=cfg.no_repeat_ngram_size or None)
         if sample:

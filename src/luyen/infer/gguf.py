@@ -18,7 +18,7 @@ Only the forward pass is llama.cpp's: prompts are tokenised and answers decoded 
 tokenizer, and each step's logits go through the processors the transformers path applies (the
 repetition penalty over the answer's own tokens, no-repeat n-grams, then temperature, top-k, top-p and
 a draw from torch's generator seeded as the engine seeds it), so every setting means the same on both
-paths. Every request starts from an empty KV cache, as `luyen.serve.llamacpp` explains why.
+paths. Every request starts from an empty KV cache (``luyen.export.gguf.fresh_context`` says why).
 """
 from __future__ import annotations
 
@@ -43,24 +43,17 @@ def choose(runtime: str, device) -> str | None:
     """The llama.cpp runtime ``runtime`` asks for, or None for transformers. ``auto`` takes llama.cpp f16
     (the same top token as transformers fp32 on 96/96 export-check steps of Gemma-3-270M, mean KL 5e-6)
     on a CPU where the gguf extra is installed; on a GPU transformers is faster."""
+    from luyen.export.gguf import require_llama_cpp
     if runtime == "transformers" or (runtime == "auto" and torch.device(device).type != "cpu"):
         return None
-    missing = [m for m in ("llama_cpp", "gguf", "sentencepiece") if not _importable(m)]
-    if missing and runtime == "auto":
-        return None
-    if missing:
-        from luyen.export.gguf import INSTALL_HINT
-        raise LuyenError(f"generate.runtime={runtime} needs {', '.join(missing)}", field="generate.runtime",
-                         fix=f"{INSTALL_HINT}, or use generate.runtime=transformers")
-    return "llama.cpp-f16" if runtime == "auto" else runtime
-
-
-def _importable(module: str) -> bool:
     try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
+        require_llama_cpp(f"generate.runtime={runtime}", field="generate.runtime",
+                          otherwise=", or use generate.runtime=transformers")
+    except LuyenError:
+        if runtime == "auto":
+            return None
+        raise
+    return "llama.cpp-f16" if runtime == "auto" else runtime
 
 
 def model_key(model, tokenizer) -> str:
@@ -97,13 +90,9 @@ def prepare(name: str, model, tokenizer, runtime: str, *, base: str | None = Non
     if info.get("refused"):
         return None, f"transformers ({info['refused']})"
     from luyen.export.gguf import describe_agreement
-    runner = LlamaRunner(home / info["file"], min(MAX_CONTEXT, context_of(model) or MAX_CONTEXT))
-    return runner, f"llama.cpp {quant} ({home / info['file']}; {describe_agreement(quant, info['agreement'])})"
-
-
-def context_of(model) -> int | None:
     from luyen.models.shape import config_shape
-    return config_shape(model.config)["context"]
+    runner = LlamaRunner(home / info["file"], min(MAX_CONTEXT, config_shape(model.config)["context"] or MAX_CONTEXT))
+    return runner, f"llama.cpp {quant} ({home / info['file']}; {describe_agreement(quant, info['agreement'])})"
 
 
 def build(name: str, home: Path, quant: str, *, base: str | None = None, trust_remote_code: bool = False) -> None:
@@ -144,13 +133,14 @@ def build(name: str, home: Path, quant: str, *, base: str | None = None, trust_r
 def processors(cfg: GenerateConfig, prompt_len: int):
     """The logits processors transformers' `generate` applies for the engine's settings, in its order
     (its own processors, then the engine's repetition penalty, then the sampling warpers)."""
-    from transformers import (LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
-                              TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+    from transformers import (LogitsProcessorList, NoRepeatNGramLogitsProcessor, TemperatureLogitsWarper,
+                              TopKLogitsWarper, TopPLogitsWarper)
+
+    from luyen.infer.engine import answer_penalty
     out = LogitsProcessorList()
     if cfg.no_repeat_ngram_size:
         out.append(NoRepeatNGramLogitsProcessor(cfg.no_repeat_ngram_size))
-    if cfg.repetition_penalty not in (None, 1.0):
-        out.append(RepetitionPenaltyLogitsProcessor(float(cfg.repetition_penalty), prompt_ignore_length=prompt_len))
+    out.extend(answer_penalty(cfg, prompt_len))
     if cfg.temperature > 0:
         out.append(TemperatureLogitsWarper(cfg.temperature))
         if cfg.top_k:
@@ -184,9 +174,8 @@ class LlamaRunner:
 
     def run(self, ids: list[int], cfg: GenerateConfig, finished) -> list[int]:
         """The new tokens after ``ids`` (at most cfg.max_new_tokens; ``finished(new)`` ends earlier)."""
-        import llama_cpp
-        self.llm.reset()
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
+        from luyen.export.gguf import fresh_context
+        fresh_context(self.llm)  # every request evaluated whole, as the server's llama.cpp backend does
         procs, sample = processors(cfg, len(ids)), cfg.temperature > 0
         if sample:
             torch.manual_seed(cfg.seed if cfg.seed is not None else 0)  # as Engine._generate_kwargs seeds

@@ -92,21 +92,10 @@ class LlamaCppBackend:
     def decode(self, ids: list[int]) -> str:
         return self.llm.detokenize(ids).decode("utf-8", errors="replace")
 
-    def _forget(self) -> None:
-        """Start every request from an empty KV cache. llama-cpp-python otherwise reuses the cached
-        prefix of the previous request and evaluates only the rest of the prompt, so the same greedy
-        request gave two different answers depending on what came before it ("Xin chào! mendatanguser
-        ..." after a fresh start, "... You can see the model in" after the same request): the rest of
-        the prompt is evaluated in another batch shape (one token instead of the whole prompt), which
-        llama.cpp computes with other kernels and other rounding, and a near-tie went the other way.
-        Evaluating a chat prompt again costs milliseconds."""
-        import llama_cpp
-        self.llm.reset()
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
-
     def run(self, key: tuple, rows: list[Row], join=None) -> None:
         """One row at a time (llama-cpp-python decodes one sequence); rows of this group that arrive
         meanwhile (``join``) follow, as in the transformers backend's continuous batch."""
+        from luyen.export.gguf import fresh_context
         _, temperature, top_p, seed = key[:4]
         rows = list(rows)
         while rows:
@@ -116,7 +105,7 @@ class LlamaCppBackend:
             if row.cancelled:
                 continue
             self.llm.set_seed(seed if seed is not None else random.randrange(2**31))
-            self._forget()
+            fresh_context(self.llm)  # every request from an empty KV cache (why: luyen.export.gguf.fresh_context)
             for token in self.llm.generate(row.prompt_ids, reset=True, temp=temperature, top_p=top_p, top_k=0, min_p=0.0,
                                            repeat_penalty=1.0):
                 if row.push(token, self.decode, self.stop_ids):
