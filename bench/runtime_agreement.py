@@ -1,7 +1,8 @@
 """Does generate.runtime change what the user gets? Every test question of a run, answered greedily by
-each runtime, one chat at a time (as `luyen chat` asks), compared with the transformers engine.
+each runtime, one chat at a time (as `luyen chat` asks) or, with --batch-size N, all in one call that
+decodes N at a time (as `luyen generate --input` and evaluation ask), compared with the first runtime.
 
-    python bench/runtime_agreement.py [--run runs/demo/train] [--data runs/demo/data] [--runtimes transformers,llama.cpp-f16,llama.cpp-q8_0]
+    python bench/runtime_agreement.py [--run runs/demo/train] [--data runs/demo/data] [--runtimes transformers,llama.cpp-f16,llama.cpp-q8_0] [--batch-size 1]
 
 The model's own settings apply (its answer budget and repetition penalty, from generation_config.json).
 Per runtime: seconds and tokens/s over all questions (with the speed ratio against transformers from the
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/demo/data"))
     parser.add_argument("--runtimes", default="transformers,llama.cpp-f16,llama.cpp-q8_0")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=1, help="1: one chat per call; N: one call, N rows at a time")
     args = parser.parse_args()
     from luyen.evaluate.metrics import rouge_l_per_example
     from luyen.evaluate.verdict import paired_bootstrap
@@ -40,13 +42,14 @@ def main() -> None:
     rows = [json.loads(line) for line in open(args.data / "test.jsonl", encoding="utf-8")][:args.limit]
     chats = [r["messages"][:-1] for r in rows]
     references = [r["messages"][-1]["content"] for r in rows]
-    out: dict = {"run": args.run, "questions": len(chats), "runtimes": {}}
+    out: dict = {"run": args.run, "questions": len(chats), "batch_size": args.batch_size, "runtimes": {}}
     reference = None
     for runtime in [r.strip() for r in args.runtimes.split(",") if r.strip()]:
         engine = Engine.load(args.run, runtime=runtime)
         engine.chat(chats[0], max_new_tokens=2)  # warm-up
         start = time.perf_counter()
-        answers = [engine.chat(c) for c in chats]
+        answers = ([engine.chat(c) for c in chats] if args.batch_size == 1 else
+                   engine.chat(chats, batch_size=args.batch_size))
         seconds = time.perf_counter() - start
         ids = [engine.tok(a.text, add_special_tokens=False)["input_ids"] for a in answers]
         scores = rouge_l_per_example([a.text for a in answers], references)

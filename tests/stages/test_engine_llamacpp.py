@@ -85,17 +85,51 @@ def test_settings_change_llama_cpps_answers_as_they_change_transformers(engines)
 
 
 def test_the_repetition_penalty_counts_the_answers_tokens_only():
-    """As the transformers path (Engine._generate_kwargs): prompt tokens are not penalised, answer tokens are,
-    and the processors run in transformers' order."""
-    procs = gguf.processors(GenerateConfig(repetition_penalty=2.0, no_repeat_ngram_size=3, temperature=0.5, top_k=4,
-                                           top_p=0.9), prompt_len=3)
-    assert [type(p).__name__ for p in procs] == ["NoRepeatNGramLogitsProcessor", "RepetitionPenaltyLogitsProcessor",
-                                                 "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper"]
-    [penalty] = gguf.processors(GenerateConfig(repetition_penalty=2.0), prompt_len=3)
-    scores = torch.zeros(1, 10)
-    scores[0, 5] = scores[0, 8] = 1.0
-    out = penalty(torch.tensor([[5, 6, 7, 8]]), scores.clone())  # 5 is the prompt's, 8 the answer's
-    assert out[0, 5] == 1.0 and out[0, 8] == 0.5
+    """As the transformers path (Engine._generate_kwargs): the llama.cpp rows' Sampler penalises the answer's
+    tokens, not the prompt's. Token 8 (the answer's) leads token 5 (the prompt's) before the penalty."""
+    from luyen.infer.live import Sampler
+    scores = torch.zeros(10)
+    scores[5], scores[8] = 1.0, 1.2
+    assert Sampler(repetition_penalty=2.0).pick(scores.clone(), prompt=[5, 6, 7], answer=[8]) == 5  # 8 -> 0.6
+    assert Sampler().pick(scores.clone(), prompt=[5, 6, 7], answer=[8]) == 8
+
+
+@pytest.fixture
+def decodes(engines, monkeypatch):
+    """The rows in each llama_decode call of a step or an admission (how many decoded together)."""
+    calls = []
+    real = gguf.LlamaBatch._decode
+    monkeypatch.setattr(gguf.LlamaBatch, "_decode", lambda self, entries: (calls.append(sum(e[3] for e in entries)),
+                                                                            real(self, entries))[1])
+    return calls
+
+
+def test_rows_decode_together_and_a_finished_rows_place_is_taken(engines, decodes):
+    """Eight prompts, three rows at a time: each row's answer is what it gives alone, the rows shared their
+    steps, and a row that ended freed its sequence's KV cells for the next prompt (a stale cache would
+    change the answers of the prompts that reuse a sequence)."""
+    fast, slow = engines
+    many = prompts(fast) * 2
+    want = [c.text for c in slow.generate(many, max_new_tokens=12, batch_size=1)]
+    assert [c.text for c in fast.generate(many, max_new_tokens=12, batch_size=3)] == want
+    assert max(decodes) == 3 and len(decodes) < sum(1 + 12 for _ in many) / 2
+    decodes.clear()
+    assert [c.text for c in fast.generate(many, max_new_tokens=12, batch_size=1)] == want
+    assert max(decodes) == 1
+
+
+def test_rows_wait_for_kv_cells_when_the_context_is_full(engines, decodes):
+    fast, slow = engines
+    many = prompts(fast)
+    want = [c.text for c in slow.generate(many, max_new_tokens=8, batch_size=1)]
+    longest = max(len(fast.encode(p, templated=False)) for p in many) + 8
+    cells = fast.runner.cells
+    fast.runner.cells = longest + 1  # room for one row at a time
+    try:
+        got = [c.text for c in fast.generate(many, max_new_tokens=8, batch_size=8)]
+    finally:
+        fast.runner.cells = cells
+    assert got == want and max(decodes) == 1
 
 
 def test_a_stop_string_is_cut_and_ends_the_answer(engines):
@@ -195,3 +229,71 @@ def test_a_cache_it_cannot_write_is_a_clear_error_or_a_fallback(tmp_path, monkey
         Engine.load(str(spm_model), dtype=torch.float32, runtime="llama.cpp-f16")
     engine = Engine.load(str(spm_model), dtype=torch.float32, runtime="auto")
     assert engine.runner is None and engine.runtime.startswith("transformers (llama.cpp: cannot write the llama.cpp copy")
+
+
+def test_the_servers_llama_cpp_backend_lets_late_requests_join_the_running_batch(engines, decodes):
+    """`luyen serve --backend llamacpp`: rows that arrive while a batch runs join it at its next step (the
+    scheduler's join), and every row answers as it does alone."""
+    from luyen.serve.llamacpp import LlamaCppBackend
+    from luyen.serve.scheduler import Row
+    fast, _ = engines
+    backend = LlamaCppBackend.load(str(fast.runner.path), n_ctx=256)
+    ids = [backend.encode(backend.name, p, templated=False) for p in prompts(fast)]
+
+    def row(i):
+        return Row(key=(backend.name, 0.0, 1.0, None), prompt_ids=ids[i], max_tokens=8, stop=[], deliver=lambda e: None)
+    alone = []
+    for i in range(len(ids)):
+        one = row(i)
+        backend.run(one.key, [one])
+        alone.append(one.ids)
+    decodes.clear()
+    first, late, handed = [row(i) for i in range(3)], [row(i) for i in range(3, len(ids))], []
+
+    def join(in_flight):
+        if decodes and not handed:  # after the first rows' prefill: the rest arrive mid-batch
+            handed.append(in_flight)
+            return late
+        return []
+    backend.run(first[0].key, list(first), join)
+    assert handed == [3] and [r.ids for r in first + late] == alone and len({tuple(a) for a in alone}) > 1
+    assert max(decodes) == len(ids) and all(r.finish in ("stop", "length") for r in first + late)
+
+
+@pytest.fixture(scope="module")
+def spm_run(cache, spm_model, tiny_data_dir, tmp_path_factory):
+    """A LoRA `luyen train` run over the sentencepiece model (one llama.cpp can convert)."""
+    from luyen.config import load_config
+    from luyen.train.stage import run
+    out = tmp_path_factory.mktemp("spm_run") / "train"
+    run(load_config(None, [f"model.name={spm_model}", "data.max_length=256", "train.max_steps=12", "train.lr=1e-2"]),
+        tiny_data_dir, out)
+    return out
+
+
+def test_eval_answers_through_llama_cpp_with_a_gguf_of_each_model(cache, spm_model, spm_run, tiny_data_dir, tmp_path):
+    """eval.runtime=llama.cpp-f16: the base systems answer from the base's GGUF and the fine-tuned one from the
+    adapter folded into it (the same files `luyen chat` uses), in the same batches as through Engine; the
+    report says so, and perplexities stay transformers' (equal to a transformers-runtime evaluation's)."""
+    from luyen.config import load_config
+    from luyen.evaluate.stage import run
+    settings = ["generate.max_new_tokens=8", "eval.general=false"]
+    run(load_config(None, [*settings, "eval.runtime=llama.cpp-f16"]), spm_run, tiny_data_dir, tmp_path / "fast", limit=6,
+        baselines=["zero-shot"])
+    run(load_config(None, settings), spm_run, tiny_data_dir, tmp_path / "slow", limit=6, baselines=["zero-shot"])
+    fast, slow = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("fast", "slow"))
+    assert "answers by llama.cpp f16 (a GGUF of each model" in fast["generation"]
+    assert slow["generation"].endswith("answers by transformers")
+    for name in ("base zero-shot", "fine-tuned"):
+        assert fast["systems"][name]["answer_perplexity"] == slow["systems"][name]["answer_perplexity"]
+    from luyen.evaluate.systems import TestSet
+    from luyen.models.trained import load_trained
+    samples = [json.loads(x) for x in (tmp_path / "fast" / "samples.jsonl").read_text().splitlines()]
+    chats = [p for p, _ in TestSet.read(tiny_data_dir, 6, 0).examples]
+    tuned = Engine.load(str(spm_run), runtime="llama.cpp-f16")
+    base = Engine(load_trained(str(spm_model))[0], tuned.tok, tuned.template)  # as eval prompts the base
+    base.runner, _ = gguf.runner_for(str(spm_model), base.model, base.tok, "llama.cpp-f16")
+    want_tuned = [c.text.strip() for c in tuned.chat(chats, max_new_tokens=8)]
+    want_base = [c.text.strip() for c in base.chat(chats, max_new_tokens=8)]
+    assert [s["fine-tuned"] for s in samples] == want_tuned and [s["base zero-shot"] for s in samples] == want_base
+    assert want_tuned != want_base  # the adapter changed the answers: which GGUF answered is visible

@@ -190,19 +190,6 @@ def silence_llama_cpp() -> None:
         llama_cpp.llama_log_set(_SILENT, None)
 
 
-def fresh_context(llm) -> None:
-    """Empty ``llm``'s KV cache, so the next request is evaluated whole. llama-cpp-python otherwise reuses
-    the cached prefix of the previous request and evaluates only the rest of the prompt, so the same greedy
-    request gave two different answers depending on what came before it ("Xin chào! mendatanguser ..."
-    after a fresh start, "... You can see the model in" after the same request): the rest of the prompt
-    is evaluated in another batch shape (one token instead of the whole prompt), which llama.cpp computes
-    with other kernels and other rounding, and a near-tie went the other way. Evaluating a chat prompt
-    again costs milliseconds."""
-    import llama_cpp
-    llm.reset()
-    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
-
-
 def load(path: Path, n_ctx: int = 128):
     """A llama_cpp.Llama on ``path`` that keeps every position's logits (for checks), all cores, quiet."""
     import llama_cpp

@@ -61,7 +61,7 @@ def answer_budget(lengths: list[int]) -> dict:
 
 def answer_penalty(cfg: GenerateConfig, prompt_width: int) -> list:
     """The repetition penalty as a logits processor over the answer's own tokens (the first ``prompt_width``
-    columns are the prompt's); [] at 1.0. Both the transformers path and luyen.infer.gguf apply it."""
+    columns are the prompt's); [] at 1.0. luyen.infer.live's Sampler (the llama.cpp path's) applies the same."""
     from transformers import RepetitionPenaltyLogitsProcessor
     if cfg.repetition_penalty in (None, 1.0):
         return []
@@ -134,16 +134,7 @@ class Engine:
         from luyen.models.trained import load_trained
         model, tok = load_trained(name, base=base, dtype=dtype or inference_dtype(precision),
                                   trust_remote_code=trust_remote_code)
-        runner, why = None, "transformers"
-        chosen = gguf.choose(runtime, next(model.parameters()).device)
-        if chosen is not None:
-            try:
-                runner, why = gguf.prepare(name, model, tok, chosen, base=base, trust_remote_code=trust_remote_code,
-                                           say=say)
-            except LuyenError as e:
-                if runtime != "auto":
-                    raise
-                why = f"transformers (llama.cpp: {e.message})"
+        runner, why = gguf.runner_for(name, model, tok, runtime, base=base, trust_remote_code=trust_remote_code, say=say)
         engine = cls(model, tok)
         engine.runner, engine.runtime = runner, why
         return engine
@@ -168,8 +159,8 @@ class Engine:
         return out[0] if single else out
 
     def _run(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
-        if self.runner is not None:  # llama.cpp: one sequence at a time, each at its full speed
-            return [self._one(text, cfg, templated) for text in texts]
+        if self.runner is not None:
+            return self._llama(texts, cfg, templated)
         results = []
         for i in range(0, len(texts), cfg.batch_size):
             results += self._batch(texts[i:i + cfg.batch_size], cfg, templated)
@@ -232,14 +223,18 @@ class Engine:
         seconds = time.perf_counter() - start
         return [self._completion(tokens, int(mask.sum()), cfg, seconds) for tokens, mask in zip(new, enc["attention_mask"])]
 
-    def _one(self, text: str, cfg: GenerateConfig, templated: bool) -> Completion:
-        """One prompt through llama.cpp (self.runner); through transformers when it would not fit its context."""
-        ids = self.encode(text, templated)
-        if not self.runner.fits(len(ids) + cfg.max_new_tokens):
-            return self._batch([text], cfg, templated)[0]
-        start = time.perf_counter()
-        new = self.runner.run(ids, cfg, lambda tokens: self._finished(tokens, cfg.stop))
-        return self._completion(new, len(ids), cfg, time.perf_counter() - start)
+    def _llama(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
+        """The prompts through llama.cpp (self.runner), cfg.batch_size rows decoding together, a finished
+        row's place taken by the next prompt; a prompt that would not fit its context goes through transformers."""
+        ids = [self.encode(text, templated) for text in texts]
+        out: list = [None] * len(texts)
+        fit = [i for i, p in enumerate(ids) if self.runner.fits(len(p) + cfg.max_new_tokens)]
+        done = self.runner.run([ids[i] for i in fit], cfg, lambda tokens: self._finished(tokens, cfg.stop))
+        for i, (new, seconds) in zip(fit, done):
+            out[i] = self._completion(new, len(ids[i]), cfg, seconds)
+        for i in sorted(set(range(len(texts))) - set(fit)):
+            out[i] = self._batch([texts[i]], cfg, templated)[0]
+        return out
 
     def _completion(self, tokens: list[int], prompt_tokens: int, cfg: GenerateConfig, seconds: float) -> Completion:
         """A row's new tokens -> its Completion: cut at the first end token or stop string (neither kept)."""

@@ -1,7 +1,7 @@
-"""llama.cpp under the engine: one sequence at a time at llama.cpp's speed, with luyen's decoding rules.
+"""llama.cpp under the engine: rows decoded together at llama.cpp's speed, with luyen's decoding rules.
 
     runner, note = prepare(name, model, tokenizer, "llama.cpp-f16")   # builds the GGUF once, then reuses it
-    tokens = runner.run(prompt_ids, cfg, finished=lambda new: ...)      # the new token ids
+    done = runner.run(prompts_ids, cfg, finished=lambda new: ...)       # [(new token ids, seconds)]
 
 Why: on a CPU without native bf16 the transformers engine reads 1.07 GB of fp32 weights for every
 token of Gemma-3-270M, which caps one stream at ~27 tokens/s on the 2-core AVX2 EPYC (16 measured);
@@ -14,11 +14,14 @@ is checked against transformers fp32 the way the GGUF export is (``agreement``).
 retrained adapter gets a new file and the same model never converts twice; ``gguf.json`` beside it
 records the check, or why this model cannot run in llama.cpp (then the engine keeps transformers).
 
+Several prompts decode together (``LlamaBatch``, continuous batching: one llama.cpp sequence per row in
+one context, one llama_decode per step, a finished row's place taken by the next prompt): the weights
+are read once per step for every row, which is what makes a batch faster than its rows one by one.
 Only the forward pass is llama.cpp's: prompts are tokenised and answers decoded by the model's own
-tokenizer, and each step's logits go through the processors the transformers path applies (the
-repetition penalty over the answer's own tokens, no-repeat n-grams, then temperature, top-k, top-p and
-a draw from torch's generator seeded as the engine seeds it), so every setting means the same on both
-paths. Every request starts from an empty KV cache (``luyen.export.gguf.fresh_context`` says why).
+tokenizer, and each row's logits go through luyen.infer.live's Sampler, the rules the transformers
+path applies (the repetition penalty over the answer's own tokens, no-repeat n-grams, then
+temperature, top-k, top-p and a draw from the row's own generator), so every setting means the same
+on both paths. Every prompt is evaluated whole (LlamaBatch says why).
 """
 from __future__ import annotations
 
@@ -54,6 +57,22 @@ def choose(runtime: str, device) -> str | None:
             return None
         raise
     return "llama.cpp-f16" if runtime == "auto" else runtime
+
+
+def runner_for(name: str, model, tokenizer, runtime: str, *, base: str | None = None, trust_remote_code: bool = False,
+               say=None) -> tuple["LlamaRunner | None", str]:
+    """(runner, what runs the model and why) for ``runtime`` (generate.runtime's choices): (None,
+    "transformers ...") where it stays on transformers. ``auto`` falls back to transformers, saying why,
+    where llama.cpp cannot be used; a runtime asked for by name is a one-line error instead."""
+    chosen = choose(runtime, next(model.parameters()).device)
+    if chosen is None:
+        return None, "transformers"
+    try:
+        return prepare(name, model, tokenizer, chosen, base=base, trust_remote_code=trust_remote_code, say=say)
+    except LuyenError as e:
+        if runtime != "auto":
+            raise
+        return None, f"transformers (llama.cpp: {e.message})"
 
 
 def model_key(model, tokenizer) -> str:
@@ -130,69 +149,187 @@ def build(name: str, home: Path, quant: str, *, base: str | None = None, trust_r
         atomic_write(tmp / CHECKED, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
 
 
-def processors(cfg: GenerateConfig, prompt_len: int):
-    """The logits processors transformers' `generate` applies for the engine's settings, in its order
-    (its own processors, then the engine's repetition penalty, then the sampling warpers)."""
-    from transformers import (LogitsProcessorList, NoRepeatNGramLogitsProcessor, TemperatureLogitsWarper,
-                              TopKLogitsWarper, TopPLogitsWarper)
-
-    from luyen.infer.engine import answer_penalty
-    out = LogitsProcessorList()
-    if cfg.no_repeat_ngram_size:
-        out.append(NoRepeatNGramLogitsProcessor(cfg.no_repeat_ngram_size))
-    out.extend(answer_penalty(cfg, prompt_len))
-    if cfg.temperature > 0:
-        out.append(TemperatureLogitsWarper(cfg.temperature))
-        if cfg.top_k:
-            out.append(TopKLogitsWarper(cfg.top_k))
-        if cfg.top_p < 1.0:
-            out.append(TopPLogitsWarper(cfg.top_p))
-    return out
+SLOTS = 16  # rows one llama.cpp context decodes side by side (serve.max_batch_size's default)
+CELLS = 16384  # KV cells they share (kv_unified); ~300 MB of f16 keys and values for Gemma-3-270M
+CHUNK = 2048  # tokens per llama_decode call (llama.cpp splits it into ubatches of 512)
 
 
 class LlamaRunner:
-    def __init__(self, path: Path, n_ctx: int):
+    """The GGUF loaded once: llama.cpp's model, and one context whose KV cache holds up to SLOTS sequences
+    side by side, so that the rows of a batch decode together, one llama_decode per step (LlamaBatch)."""
+
+    def __init__(self, path: Path, n_ctx: int, slots: int = SLOTS, cells: int = CELLS):
         import llama_cpp
 
         from luyen.export.gguf import silence_llama_cpp
         silence_llama_cpp()
-        self.path, self.n_ctx = Path(path), n_ctx
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=os.cpu_count() or 1,
-                                   logits_all=False, verbose=False)
+        self.path, self.n_ctx, self.slots, self.cells = Path(path), n_ctx, slots, max(cells, n_ctx)
+        threads = os.cpu_count() or 1
+        # the model and its vocabulary; Llama's own context goes unused, so it is kept small
+        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_batch=64, n_threads=threads, verbose=False)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = self.cells, CHUNK, 512
+        params.n_seq_max, params.kv_unified, params.swa_full = slots, True, True
+        params.n_threads = params.n_threads_batch = threads
+        params.no_perf = True
+        # flash attention stays llama.cpp's default (auto: on for CPUs, as llama-server runs): 16 rows of
+        # Gemma-3-270M f16 decoded at 157 tokens/s with it and 130 without on the 2-core AVX2 EPYC.
+        # llama-cpp-python's Llama turns it off unless asked (flash_attn=True), and rounds differently then.
+        self.ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
+        if not self.ctx:
+            self.llm.close()
+            raise LuyenError(f"llama.cpp could not make a context of {self.cells} cells for {path}",
+                             field="generate.runtime", fix="use generate.runtime=transformers")
+        self.batch = llama_cpp.llama_batch_init(CHUNK, 0, 1)
         self.vocab = self.llm.n_vocab()
-        # closed when the runner goes, or at exit while llama_cpp's module is still whole: left to Llama.__del__
+        # freed when the runner goes, or at exit while llama_cpp's module is still whole: left to Llama.__del__
         # at interpreter shutdown, it printed "Exception ignored ... TypeError" under every `luyen chat`
-        self._close = weakref.finalize(self, self.llm.close)
+        self._close = weakref.finalize(self, _free, self.ctx, self.batch, self.llm)
 
     def fits(self, tokens: int) -> bool:
+        """Whether one row of ``tokens`` (prompt + answer budget) fits this runner's context."""
         return tokens <= self.n_ctx
 
-    def logits(self):
-        import llama_cpp
-        import numpy as np
-        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.vocab,))
-
-    def run(self, ids: list[int], cfg: GenerateConfig, finished) -> list[int]:
-        """The new tokens after ``ids`` (at most cfg.max_new_tokens; ``finished(new)`` ends earlier)."""
-        from luyen.export.gguf import fresh_context
-        fresh_context(self.llm)  # every request evaluated whole, as the server's llama.cpp backend does
-        procs, sample = processors(cfg, len(ids)), cfg.temperature > 0
-        if sample:
-            torch.manual_seed(cfg.seed if cfg.seed is not None else 0)  # as Engine._generate_kwargs seeds
-        self.llm.eval(ids)
-        new: list[int] = []
-        while len(new) < cfg.max_new_tokens:
-            logits = self.logits()
-            if procs:
-                scores = procs(torch.tensor([ids + new]), torch.from_numpy(logits.copy())[None])
-                token = int(torch.multinomial(scores.softmax(-1), 1)) if sample else int(scores.argmax())
-            else:
-                token = int(logits.argmax())
-            new.append(token)
-            if finished(new) or len(new) == cfg.max_new_tokens:
-                break
-            self.llm.eval([token])
-        return new
+    def run(self, prompts: list[list[int]], cfg: GenerateConfig, finished, width: int | None = None):
+        """Each prompt's new tokens and seconds, [(tokens, seconds)], at most ``width`` rows (cfg.batch_size)
+        decoding together: a row that ends (``finished(new)``, or cfg.max_new_tokens) leaves and the next
+        prompt takes its place. Every row samples from its own generator seeded with cfg.seed (0 unset), as
+        the transformers path seeds a batch of one, so an answer does not depend on what shares its batch."""
+        from luyen.infer.live import Sampler
+        width = max(1, min(width or cfg.batch_size, self.slots))
+        out: list = [None] * len(prompts)
+        todo = list(range(len(prompts)))
+        live = LlamaBatch(self)
+        started: dict[int, float] = {}
+        while todo or len(live):
+            fresh = todo[:live.fitting([len(prompts[i]) + cfg.max_new_tokens for i in todo], width)]
+            todo = todo[len(fresh):]
+            tokens, owners = [], []
+            if len(live):
+                owners, tokens = list(live.owners), live.step()
+            if fresh:
+                for i in fresh:
+                    started[i] = time.perf_counter()
+                samplers = [Sampler(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k or 0,
+                                    repetition_penalty=cfg.repetition_penalty or 1.0,
+                                    no_repeat_ngram_size=cfg.no_repeat_ngram_size or 0,
+                                    seed=cfg.seed if cfg.seed is not None else 0) for _ in fresh]
+                first = live.admit(fresh, [prompts[i] for i in fresh], samplers, [cfg.max_new_tokens] * len(fresh))
+                owners, tokens = owners + fresh, tokens + first
+            keep = []
+            for i, answer in zip(owners, live.answers):
+                done = finished(answer) or len(answer) >= cfg.max_new_tokens
+                if done:
+                    out[i] = (list(answer), time.perf_counter() - started[i])
+                keep.append(not done)
+            live.keep(keep)
+        return out
 
     def close(self) -> None:
         self._close()
+
+
+def _free(ctx, batch, llm) -> None:
+    import llama_cpp
+    llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(ctx)
+    llm.close()
+
+
+class LlamaBatch:
+    """Rows decoding together in a runner's context, with the interface of luyen.infer.live.LiveBatch
+    (admit, step, keep, owners): each row is a llama.cpp sequence of its own, and a row that leaves frees
+    its sequence's cells at once. Each step's logits go through the row's Sampler (the repetition
+    penalty over the answer's own tokens, no-repeat n-grams, temperature, top-k, top-p and a draw from
+    the row's own generator), the rules the transformers path applies, so a setting means the same on
+    both. A sequence's prompt is evaluated whole, never continued from a cached prefix of an earlier
+    request as llama-cpp-python's own `generate` does: the rest of the prompt was then evaluated in another
+    batch shape (one token instead of the whole prompt), which llama.cpp computes with other kernels and
+    rounding, and the same greedy request gave two answers depending on what came before it ("Xin chào!
+    mendatanguser ..." after a fresh start, "... You can see the model in" after the same request)."""
+
+    def __init__(self, runner: LlamaRunner):
+        import llama_cpp
+        self.runner, self.lib = runner, llama_cpp
+        self.memory = llama_cpp.llama_get_memory(runner.ctx)
+        self.lib.llama_memory_clear(self.memory, True)
+        self.owners: list = []
+        self.samplers: list = []
+        self.prompts: list[list[int]] = []
+        self.answers: list[list[int]] = []
+        self.seqs: list[int] = []      # each row's llama.cpp sequence
+        self.reserved: list[int] = []  # cells each row may come to use
+        self.free = list(range(runner.slots))[::-1]
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+    def fitting(self, needs: list[int], width: int | None = None) -> int:
+        """How many of these rows (in order; the KV cells each may come to use: prompt + answer budget)
+        can join now: a free sequence each, at most ``width`` rows in all, and cells for every row's budget."""
+        limit, used, n = min(width or self.runner.slots, self.runner.slots) - len(self), sum(self.reserved), 0
+        for need in needs:
+            if n >= limit or used + need > self.runner.cells:
+                break
+            n, used = n + 1, used + need
+        return n
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> list:
+        """Evaluate (token, position, sequence, wanted) entries in CHUNK-sized calls; the logits of the
+        wanted ones, in order (each call overwrites the last one's logits, so they are read in between)."""
+        import numpy as np
+        lib, batch, vocab, out = self.lib, self.runner.batch, self.runner.vocab, []
+        for at in range(0, len(entries), CHUNK):
+            chunk = entries[at:at + CHUNK]
+            for i, (token, pos, seq, wanted) in enumerate(chunk):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, wanted
+                batch.seq_id[i][0] = seq
+            batch.n_tokens = len(chunk)
+            rc = lib.llama_decode(self.runner.ctx, batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc} for {len(chunk)} tokens in {len(self)} rows")
+            out += [np.ctypeslib.as_array(lib.llama_get_logits_ith(self.runner.ctx, i), shape=(vocab,)).copy()
+                    for i, entry in enumerate(chunk) if entry[3]]
+        return out
+
+    def _pick(self, logits: list, rows) -> list[int]:
+        return [int(scores.argmax()) if self.samplers[r].plain else
+                self.samplers[r].pick(torch.from_numpy(scores), self.prompts[r], self.answers[r])
+                for scores, r in zip(logits, rows)]
+
+    def admit(self, owners: list, prompts: list[list[int]], samplers: list, budgets: list[int]) -> list[int]:
+        """Prefill these prompts together and join them to the batch; returns each one's first new token.
+        ``budgets``: the answer tokens each may generate (what ``fitting`` counts)."""
+        seqs = [self.free.pop() for _ in prompts]
+        entries = []
+        for seq, prompt in zip(seqs, prompts):  # a sequence's cells were freed when its last row left (keep)
+            entries += [(token, pos, seq, pos == len(prompt) - 1) for pos, token in enumerate(prompt)]
+        start = len(self.owners)
+        self.owners += owners
+        self.samplers += samplers
+        self.prompts += [list(p) for p in prompts]
+        self.answers += [[] for _ in prompts]
+        self.seqs += seqs
+        self.reserved += [len(p) + b for p, b in zip(prompts, budgets)]
+        first = self._pick(self._decode(entries), range(start, len(self.owners)))
+        for r, token in zip(range(start, len(self.owners)), first):
+            self.answers[r].append(token)
+        return first
+
+    def step(self) -> list[int]:
+        """One decoding step for every row: each row's next token, in owners order."""
+        entries = [(answer[-1], len(prompt) + len(answer) - 1, seq, True)
+                   for prompt, answer, seq in zip(self.prompts, self.answers, self.seqs)]
+        tokens = self._pick(self._decode(entries), range(len(self.owners)))
+        for answer, token in zip(self.answers, tokens):
+            answer.append(token)
+        return tokens
+
+    def keep(self, which: list[bool]) -> None:
+        """Rows marked False leave the batch; their sequences' cells are freed."""
+        for r in [r for r, k in enumerate(which) if not k]:
+            self.lib.llama_memory_seq_rm(self.memory, self.seqs[r], -1, -1)
+            self.free.append(self.seqs[r])
+        index = [r for r, k in enumerate(which) if k]
+        for name in ("owners", "samplers", "prompts", "answers", "seqs", "reserved"):
+            setattr(self, name, [getattr(self, name)[r] for r in index])
