@@ -3,6 +3,7 @@
     python bench/serve_load.py                        # a tiny random model, 100 requests, all at once
     python bench/serve_load.py --model gemma3-270m --requests 32 --max-tokens 16
     python bench/serve_load.py --model gemma3-270m --requests 48 --concurrency 16 --max-tokens 96 --vary --single 3
+    python bench/serve_load.py --backend llamacpp --model runs/demo/export/gguf/model-q8_0.gguf --requests 48 --concurrency 16 --max-tokens 96 --vary --single 3
 
 --vary gives request i a max_tokens between a quarter of --max-tokens and all of it (spread evenly,
 the same every run), so answers end at different steps as real ones do; --concurrency N is N clients
@@ -122,6 +123,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--max-tokens", type=int, default=8)
     ap.add_argument("--max-batch-size", type=int, default=32)
+    ap.add_argument("--backend", default="transformers", choices=["transformers", "llamacpp"], help="serve.backend (llamacpp: --model is a .gguf)")
     ap.add_argument("--vary", action="store_true", help="spread max_tokens over [max_tokens/4, max_tokens]")
     ap.add_argument("--single", type=int, default=0, help="first K requests one at a time: the single-stream anchor")
     args = ap.parse_args()
@@ -129,7 +131,7 @@ def main() -> None:
         model = served_model(args.model, Path(tmp))
         port = free_port()
         cmd = [sys.executable, "-m", "luyen", "serve", model, "--port", str(port),
-               f"serve.max_batch_size={args.max_batch_size}", "serve.cache_size=4096"]
+               f"serve.max_batch_size={args.max_batch_size}", "serve.cache_size=4096", f"serve.backend={args.backend}"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             t0 = time.perf_counter()
@@ -150,7 +152,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
     from luyen.precision import machine
-    print(json.dumps({"bench": "serve_load", "machine": machine(), "model": args.model, "max_tokens": args.max_tokens,
+    print(json.dumps({"bench": "serve_load", "machine": machine(), "model": args.model, "backend": args.backend,
+                      "max_tokens": args.max_tokens,
                       "concurrency": args.concurrency, "max_batch_size": args.max_batch_size, "vary": args.vary,
                       "single_stream": single,
                       "server_startup_s": round(startup, 1), "fresh": fresh, "repeated (cache)": cached}, indent=2))

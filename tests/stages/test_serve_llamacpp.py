@@ -34,9 +34,10 @@ def gemma_gguf(tmp_path_factory):
 
 
 def direct_greedy(path, prompt: str, n: int) -> str:
-    """Greedy continuation straight from llama-cpp-python, without luyen."""
+    """Greedy continuation straight from llama-cpp-python, without luyen (flash attention on, as llama.cpp's
+    own default and luyen's runner have it; llama-cpp-python's Llama turns it off unless asked)."""
     from llama_cpp import Llama
-    llm = Llama(model_path=str(path), n_ctx=512, verbose=False)
+    llm = Llama(model_path=str(path), n_ctx=512, flash_attn=True, verbose=False)
     return llm.create_completion(prompt, max_tokens=n, temperature=0.0)["choices"][0]["text"]
 
 
@@ -86,7 +87,8 @@ def test_a_greedy_request_does_not_depend_on_the_requests_before_it(gemma_gguf):
     first = backend_greedy(backend, chat, 16)
     backend_greedy(backend, longer, 16)  # shares the chat's first tokens: a cached prefix to reuse
     again = backend_greedy(backend, chat, 16)  # its whole prompt is the cached prefix of the last request
-    fresh = Llama(model_path=str(gemma_gguf), n_ctx=backend.context, n_threads=backend.llm.n_threads, verbose=False)
+    fresh = Llama(model_path=str(gemma_gguf), n_ctx=backend.context, n_threads=backend.llm.n_threads, flash_attn=True,
+                  verbose=False)
     alone = []
     for token in fresh.generate(chat, temp=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
         if token in backend.stop_ids or len(alone) == 16:

@@ -3,14 +3,16 @@ interface as the transformers backend, for CPUs where llama.cpp's quantised kern
 
     backend = LlamaCppBackend.load("runs/demo/export/gguf/model-q8_0.gguf")
 
-llama-cpp-python's Python API decodes one sequence at a time, so the rows of a batch run one after
-another here (the scheduler, cache, limits and streaming are the same as with transformers). Chats
+Rows decode together, and rows that arrive meanwhile join at the next step (continuous batching:
+luyen.infer.gguf.LlamaBatch, one llama.cpp sequence per row in one context, at most SLOTS rows and
+their KV cells at once); the scheduler, cache, limits and streaming are the same as with transformers,
+and so is sampling (luyen.infer.live's Sampler: temperature, top_p, a generator per row seeded with
+the request's seed + the choice's index). Chats
 use the template stored in the GGUF (tokenizer.chat_template) when there is one, else luyen's
 default for that vocabulary, exactly as luyen.data.template chooses it for transformers models.
 """
 from __future__ import annotations
 
-import os
 import random
 
 from luyen.data.template import CHATML_EOS_TEMPLATE, GEMMA_TEMPLATE
@@ -18,9 +20,10 @@ from luyen.serve.scheduler import Row
 
 
 class LlamaCppBackend:
-    def __init__(self, llm, name: str):
-        self.llm, self.name = llm, name
-        self.context = llm.n_ctx()
+    def __init__(self, runner, name: str):
+        self.runner, self.name = runner, name
+        self.llm = llm = runner.llm
+        self.context = runner.n_ctx
         self.bos = self._piece(llm.token_bos())
         self.eos = self._piece(llm.token_eos())
         vocab_has_turns = all(len(self._ids(t)) == 1 for t in ("<start_of_turn>", "<end_of_turn>"))
@@ -30,12 +33,8 @@ class LlamaCppBackend:
 
     @classmethod
     def load(cls, path: str, n_ctx: int = 4096) -> "LlamaCppBackend":
-        from llama_cpp import Llama
-
-        from luyen.export.gguf import silence_llama_cpp
-        silence_llama_cpp()  # its loader prints notes ("llama_kv_cache_iswa: using full-size SWA cache") even with verbose=False
-        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count(), verbose=False)
-        return cls(llm, str(path))
+        from luyen.infer.gguf import LlamaRunner
+        return cls(LlamaRunner(path, n_ctx), str(path))
 
     def _ids(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
@@ -93,25 +92,30 @@ class LlamaCppBackend:
         return self.llm.detokenize(ids).decode("utf-8", errors="replace")
 
     def run(self, key: tuple, rows: list[Row], join=None) -> None:
-        """One row at a time (llama-cpp-python decodes one sequence); rows of this group that arrive
-        meanwhile (``join``) follow, as in the transformers backend's continuous batch."""
-        from luyen.export.gguf import fresh_context
+        """Generate for ``rows`` and for the rows ``join(rows in flight)`` hands over while they run: each
+        step, rows that ended leave (their KV cells freed) and waiting rows join as sequences and cells allow."""
+        from luyen.infer.gguf import LlamaBatch
+        from luyen.infer.live import Sampler
         _, temperature, top_p, seed = key[:4]
-        rows = list(rows)
-        while rows:
-            row = rows.pop(0)
+        live, waiting = LlamaBatch(self.runner), list(rows)
+
+        def route(owners, tokens):
+            return [not row.push(token, self.decode, self.stop_ids) for row, token in zip(owners, tokens)]
+        while True:
             if join is not None:
-                rows += join(len(rows) + 1)
-            if row.cancelled:
-                continue
-            self.llm.set_seed(seed if seed is not None else random.randrange(2**31))
-            fresh_context(self.llm)  # every request from an empty KV cache (why: luyen.export.gguf.fresh_context)
-            for token in self.llm.generate(row.prompt_ids, reset=True, temp=temperature, top_p=top_p, top_k=0, min_p=0.0,
-                                           repeat_penalty=1.0):
-                if row.push(token, self.decode, self.stop_ids):
-                    break
-            if not row.finish and not row.cancelled:  # the context ran out
-                row.end("length", self.decode(row.ids))
+                waiting += join(len(live) + len(waiting))
+            waiting = [r for r in waiting if not r.cancelled]
+            if not live and not waiting:
+                return
+            if len(live):
+                live.keep(route(list(live.owners), live.step()))
+            fresh = waiting[:live.fitting([len(r.prompt_ids) + r.max_tokens for r in waiting])]
+            if fresh:
+                waiting = waiting[len(fresh):]
+                samplers = [Sampler(temperature=temperature, top_p=top_p,
+                                    seed=seed + r.index if seed is not None else random.randrange(2**31)) for r in fresh]
+                first = live.admit(fresh, [r.prompt_ids for r in fresh], samplers, [r.max_tokens for r in fresh])
+                live.keep([True] * (len(live) - len(fresh)) + route(fresh, first))
 
 
 def _compile(source: str):

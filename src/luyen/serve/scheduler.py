@@ -7,8 +7,8 @@ on its own and leaves the batch when it ends.
 
 Rows are grouped by what a batch takes once: the model (base or LoRA adapter) and the sampling
 parameters. A running batch admits new rows of its own group while no other group's request waits
-longer (the oldest waiting request's group runs next, so none starves); a backend that cannot join
-rows (llama.cpp, peft's prompt-learning adapters) takes them after the rows it has. Where a batch runs
+longer (the oldest waiting request's group runs next, so none starves); a model whose cache cannot
+join rows (peft's prompt-learning adapters) takes them after the rows it has. Where a batch runs
 as one `generate` call, per-row work happens in `RowRouter`, a stopping criterion: transformers calls it
 once per decoding step with the batch's tokens, before its streamer, so it can route each row's new
 token to its request, apply that row's stop strings and max_tokens, drop rows whose client went away,
