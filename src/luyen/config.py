@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from luyen.errors import LuyenError
 
 Action = Literal["redact", "drop", "keep"]
+Runtime = Literal["auto", "transformers", "llama.cpp-f16", "llama.cpp-f16_q8emb", "llama.cpp-q8_0"]
 
 
 class Section(BaseModel):
@@ -198,17 +199,14 @@ class GenerateConfig(Section):
     temperature: float = Field(0.0, ge=0, description="0 = greedy (the default, so evaluations are reproducible); >0 samples.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest token set with this much probability.")
     top_k: int = Field(0, ge=0, description="Sample only among the k likeliest tokens; 0 = no limit.")
-    repetition_penalty: float | None = Field(
-        None, gt=0, description="Above 1 discourages repeating tokens the answer already holds (the prompt's are not "
-        "counted); unset = the trained model's "
-        "(the generate.repetition_penalty of its training run, saved in its generation_config.json), else 1.0.")
+    repetition_penalty: float | None = Field(None, gt=0, description="Above 1 discourages repeating tokens the answer already holds (the "
+        "prompt's are not counted); unset = the trained model's (its run's generate.repetition_penalty, in its generation_config.json), else 1.0.")
     no_repeat_ngram_size: int = Field(0, ge=0, description="Never repeat an n-gram of this size; 0 = off.")
     stop: list[str] = Field(default_factory=list, description="Strings that end the answer (not included in it).")
     seed: int | None = Field(None, description="Seed for sampling; None = the run seed.")
     batch_size: int = Field(8, ge=1, description="Prompts generated together (one KV cache per batch).")
-    runtime: Literal["auto", "transformers", "llama.cpp-f16", "llama.cpp-f16_q8emb", "llama.cpp-q8_0"] = Field("auto", description="`luyen generate`/`chat`: "
-        "what runs the model. auto = llama.cpp f16 on a CPU with the gguf extra (a GGUF built once per model, checked against "
-        "transformers), else transformers; q8_0 is faster, rounds more. Evaluation and the server use transformers.")
+    runtime: Runtime = Field("auto", description="`luyen generate`/`chat`: what runs the model. auto = llama.cpp f16 on a CPU with the gguf "
+        "extra (a GGUF built once per model, checked against transformers), else transformers; q8_0 is faster, rounds more. Evaluation: eval.runtime.")
     system: str | None = Field(None, description="System message that opens every chat (`luyen chat`, `luyen generate`).")
     chat: bool | None = Field(None, description="Wrap prompts in the chat template; unset = when the model has a template of its own.")
     prompt: str | None = Field(None, description="`luyen generate`: one prompt to answer (or continue), printed to stdout.")
@@ -235,6 +233,7 @@ class EvalConfig(Section):
     shots: int = Field(3, ge=0, description="Training examples shown to the few-shot baseline.")
     general: bool = Field(True, description="Score the base and the fine-tuned model on luyen's own general-ability items (168 multiple-choice, vi + en) and warn when fine-tuning made the model significantly worse.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    runtime: Runtime = Field("transformers", description="What generates every system's answers (generate.runtime's choices; auto = llama.cpp f16, as `luyen chat` answers on a CPU, ~2.5x faster there); perplexities are always transformers'.")
     decoder: str = Field("gemma3-270m", description="A task head (classification, extractive_qa, seq2seq) is compared with this chat model answering zero-shot and few-shot: a decoder or a chat `luyen train` run.")
 
 

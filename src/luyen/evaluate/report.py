@@ -121,12 +121,13 @@ def stops(results: dict, names: list[str | None]) -> str:
     return out
 
 
-def generation_line(g, budget_from: str = "set") -> str:
-    """The generation settings every system answered with (a GenerateConfig), and where the budget came from."""
+def generation_line(g, budget_from: str = "set", runtime: str = "transformers") -> str:
+    """The generation settings every system answered with (a GenerateConfig), where the budget came from,
+    and what generated the answers (Engines.runtime)."""
     how = "greedy" if g.temperature == 0 else f"temperature {g.temperature}, top_p {g.top_p}, seed {g.seed}"
     source = "" if budget_from == "set" else f" ({budget_from})"
     return (f"{how}, max_new_tokens {g.max_new_tokens}{source}, repetition_penalty {g.repetition_penalty}, "
-            f"no_repeat_ngram_size {g.no_repeat_ngram_size}; the same for every system")
+            f"no_repeat_ngram_size {g.no_repeat_ngram_size}; the same for every system; answers by {runtime}")
 
 
 def markdown(report: dict) -> str:

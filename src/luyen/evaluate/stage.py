@@ -98,7 +98,7 @@ def _findings(scored: dict, test: TestSet, engines: Engines, cfg: RunConfig, con
                for i, (p, a) in enumerate(test.examples)]
     return {"results": results, "verdict": report.verdict(results, primary, comparisons, len(test.examples)),
             "samples": samples, "primary": primary, "comparisons": comparisons, "general": general,
-            "generation": report.generation_line(cfg.generate, engines.budget_from),
+            "generation": report.generation_line(cfg.generate, engines.budget_from, engines.runtime()),
             "preference": preference, "pairwise": pairwise}
 
 

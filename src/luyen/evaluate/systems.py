@@ -40,6 +40,15 @@ class Engines:
         """A context in which `base` answers with the base weights."""
         return self.tuned.model.disable_adapter() if self.adapter else nullcontext()
 
+    def runtime(self) -> str:
+        """What generated the answers (eval.runtime as chosen): one runtime for every system, or each model's."""
+        tuned, base = self.tuned.runtime, self.base.runtime
+        if tuned.split(" (")[0] != base.split(" (")[0]:
+            return f"{tuned} for the fine-tuned model, {base} for the base"
+        if tuned.startswith("llama.cpp"):
+            return f"{tuned.split(' (')[0]} (a GGUF of each model, checked against transformers fp32); perplexities by transformers"
+        return tuned.split(" (")[0]
+
 
 @dataclass
 class System:
@@ -90,7 +99,8 @@ def _reference(record: dict) -> bool:
 
 
 def load_engines(model: str | Path, baselines: list[str], cfg: RunConfig, console) -> Engines:
-    """The trained model in the precision chosen for this machine, and its base when baselines need it."""
+    """The trained model in the precision chosen for this machine, and its base when baselines need it;
+    each answering through eval.runtime (llama.cpp under auto on a CPU; perplexities stay transformers')."""
     from luyen.infer.engine import Engine, model_budget
     from luyen.manifest import read_manifest
     from luyen.models.trained import load_trained, model_folder
@@ -98,22 +108,44 @@ def load_engines(model: str | Path, baselines: list[str], cfg: RunConfig, consol
     chosen = choose()
     dtype = chosen.dtype
     tuned_model, tok = load_trained(model, dtype=dtype)
-    engine = Engine(tuned_model, tok)
+    engine = _answering(Engine(tuned_model, tok), str(model), cfg, console)
     console.print(f"eval: precision {chosen.describe()}; matmuls: {engine.kernels}", highlight=False)
     budget_from = ("set" if cfg.generate.max_new_tokens else
                    "the model's: its training answers' 95th percentile + 50%" if model_budget(tuned_model) else "default")
     adapter = hasattr(tuned_model, "disable_adapter")
     trained_run = (Path(model) / "manifest.json").is_file() or (model_folder(model) != Path(model))
     base = engine
-    if not adapter and trained_run and baselines:
+    if adapter and trained_run and baselines and engine.runner is not None:  # the base's answers need a llama.cpp copy of their own
+        import copy
+        base_name = tuned_model.peft_config[tuned_model.active_adapter].base_model_name_or_path
+        base = copy.copy(engine)  # the same weights for perplexity (adapter switched off), another runner
+        base_model, base_tok = load_trained(base_name, dtype=dtype)
+        if base_tok.get_vocab() == tok.get_vocab():
+            base = _answering(base, base_name, cfg, console, base_model)
+        else:
+            base.runner, base.runtime = None, "transformers (the run's vocabulary is not its base's)"
+        del base_model
+    elif not adapter and trained_run and baselines:
         from luyen.train.scratch import parse_scratch
         base_name = read_manifest(Path(model), stage="train")["config"]["model"]["name"]
         if parse_scratch(base_name):  # trained from nothing: no base to compare with, the model alone is scored
             console.print(f"eval: {base_name} has no base model; the baselines are this model's own prompts",
                           highlight=False)
             return Engines(engine, engine, adapter, False, budget_from)
-        base = Engine(load_trained(base_name, dtype=dtype)[0], tok, engine.template)
+        base = _answering(Engine(load_trained(base_name, dtype=dtype)[0], tok, engine.template), base_name, cfg, console)
     return Engines(engine, base, adapter, trained_run, budget_from)
+
+
+def _answering(engine, name: str, cfg: RunConfig, console, model=None):
+    """``engine`` with eval.runtime under it for its answers (luyen.infer.gguf: a llama.cpp copy of ``name``
+    built once and checked, or transformers with the reason); says which."""
+    if cfg.eval.runtime != "transformers":
+        from luyen.infer import gguf
+        with console.status(f"eval: a llama.cpp copy of {name}", spinner="dots") as status:
+            engine.runner, engine.runtime = gguf.runner_for(name, model if model is not None else engine.model, engine.tok,
+                                                            cfg.eval.runtime, say=status.update)
+        console.print(f"eval: {name} answers through {engine.runtime}", highlight=False, markup=False)
+    return engine
 
 
 def systems(engines: Engines, baselines: list[str], rag: bool) -> list[System]:
