@@ -297,3 +297,20 @@ def test_eval_answers_through_llama_cpp_with_a_gguf_of_each_model(cache, spm_mod
     want_base = [c.text.strip() for c in base.chat(chats, max_new_tokens=8)]
     assert [s["fine-tuned"] for s in samples] == want_tuned and [s["base zero-shot"] for s in samples] == want_base
     assert want_tuned != want_base  # the adapter changed the answers: which GGUF answered is visible
+
+
+def test_the_servers_llama_cpp_backend_samples_reproducibly_per_seed(engines):
+    """A seeded request samples the same answer again (each choice from its own generator, seed + index),
+    whatever shares its batch; another seed samples another."""
+    from luyen.serve.llamacpp import LlamaCppBackend
+    from luyen.serve.scheduler import Row
+    fast, _ = engines
+    backend = LlamaCppBackend.load(str(fast.runner.path), n_ctx=256)
+    ids = [backend.encode(backend.name, p, templated=False) for p in prompts(fast)]
+
+    def sampled(seed: int, others: int) -> list[int]:
+        key = (backend.name, 4.0, 1.0, seed)
+        rows = [Row(key=key, prompt_ids=ids[i], max_tokens=10, stop=[], deliver=lambda e: None) for i in range(1 + others)]
+        backend.run(key, rows)
+        return rows[0].ids
+    assert sampled(7, 0) == sampled(7, 4) and sampled(7, 0) != sampled(8, 0)
