@@ -204,9 +204,9 @@ class LlamaRunner:
         while todo or len(live):
             fresh = todo[:live.fitting([len(prompts[i]) + cfg.max_new_tokens for i in todo], width)]
             todo = todo[len(fresh):]
-            tokens, owners = [], []
-            if len(live):
-                owners, tokens = list(live.owners), live.step()
+            owners = list(live.owners)
+            if owners:
+                live.step()
             if fresh:
                 for i in fresh:
                     started[i] = time.perf_counter()
@@ -214,8 +214,8 @@ class LlamaRunner:
                                     repetition_penalty=cfg.repetition_penalty or 1.0,
                                     no_repeat_ngram_size=cfg.no_repeat_ngram_size or 0,
                                     seed=cfg.seed if cfg.seed is not None else 0) for _ in fresh]
-                first = live.admit(fresh, [prompts[i] for i in fresh], samplers, [cfg.max_new_tokens] * len(fresh))
-                owners, tokens = owners + fresh, tokens + first
+                live.admit(fresh, [prompts[i] for i in fresh], samplers, [cfg.max_new_tokens] * len(fresh))
+                owners += fresh
             keep = []
             for i, answer in zip(owners, live.answers):
                 done = finished(answer) or len(answer) >= cfg.max_new_tokens
