@@ -110,3 +110,32 @@ def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny
     assert hits[0].source in prompt[-1]["content"] and "[1]" in prompt[-1]["content"]
     custom = cfg.model_copy(update={"rag": cfg.rag.model_copy(update={"template": "Q: {question}\nP: {context}"})})
     assert build_prompt("rag", question, [], index, custom)[-1]["content"].startswith("Q: Phí đổi vé")  # rag.template is honoured
+
+
+def test_a_zero_shot_systems_two_perplexities_come_from_one_forward_pass(tiny_run, tiny_data_dir):
+    """The answer's NLL and the whole example's are read off the same forward pass (the same tokens), and
+    equal what a pass of each alone gives."""
+    from rich.console import Console
+
+    from luyen.data.template import encode_chat
+    from luyen.evaluate.likelihood import example_nll
+    from luyen.evaluate.metrics import perplexity
+    from luyen.evaluate.systems import TestSet, _perplexities, answer_nll, load_engines
+    from luyen.train.batches import shifted
+    cfg = load_config(None)
+    engine = load_engines(tiny_run, [], cfg, Console(quiet=True)).tuned
+    test = TestSet.read(tiny_data_dir, 6, 0)
+    prompts = test.prompts("zero-shot", cfg)
+    calls = []
+    hook = engine.model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        out, per = _perplexities(engine, prompts, test.refs, whole=True)
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # six examples, one batch, one pass
+    assert per == answer_nll(engine, prompts, test.refs) and all(k > 0 for _, k in per)
+    encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}], targets="last")
+               for p, a in zip(prompts, test.refs)]
+    every = example_nll(engine.model, [shifted(ids, [True] * len(ids)) for ids, _ in encoded], engine.pad_id)
+    assert out["sequence_perplexity"] == perplexity(sum(n for n, _ in every), sum(k for _, k in every))
+    assert out["sequence_perplexity"] != out["answer_perplexity"]

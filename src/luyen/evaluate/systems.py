@@ -235,26 +235,33 @@ def judged(judge, cfg: RunConfig, examples, preds: list[str], console, name: str
 
 
 def answer_nll(engine, prompts: list[list[dict]], answers: list[str], whole: bool = False,
-               batch: int = 8) -> list[tuple[float, int]]:
+               batch: int = 8) -> list:
     """Per example: the summed negative log-likelihood of the reference answer (the final assistant
     turn and its end marker, nothing else: not few-shot answers, not earlier turns) and its token
-    count. ``whole``: of every token of the formatted example instead."""
+    count. ``whole``: per example ((nll, count) of every token of the formatted example, (nll, count)
+    of its answer), from one forward pass."""
+    import numpy as np
+
     from luyen.data.template import encode_chat
     from luyen.evaluate.likelihood import example_nll
-    from luyen.train.batches import shifted
+    from luyen.train.batches import IGNORE, shifted
     encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}], targets="last")
                for p, a in zip(prompts, answers)]
-    examples = [shifted(ids, [True] * len(ids) if whole else mask) for ids, mask in encoded]
-    return example_nll(engine.model, examples, engine.pad_id, batch=batch)
+    if not whole:
+        return example_nll(engine.model, [shifted(ids, mask) for ids, mask in encoded], engine.pad_id, batch=batch)
+    examples = [shifted(ids, [True] * len(ids)) for ids, _ in encoded]
+    within = [np.asarray(shifted(ids, mask).targets != IGNORE) for ids, mask in encoded]
+    return example_nll(engine.model, examples, engine.pad_id, batch=batch, within=within)
 
 
 def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: bool) -> tuple[dict, list]:
-    """Token-weighted perplexity of the reference answers (and of whole formatted examples), and the
-    per-example answer NLL behind it."""
-    per = answer_nll(engine, prompts, answers)
+    """Token-weighted perplexity of the reference answers (and of whole formatted examples, from the same
+    forward pass), and the per-example answer NLL behind it."""
+    both = answer_nll(engine, prompts, answers, whole=True) if whole else None
+    per = [answer for _, answer in both] if whole else answer_nll(engine, prompts, answers)
     out = {"answer_perplexity": perplexity(sum(n for n, _ in per), sum(k for _, k in per)),
            "answer_tokens": sum(k for _, k in per)}
     if whole:
-        seq = answer_nll(engine, prompts, answers, whole=True)
+        seq = [every for every, _ in both]
         out["sequence_perplexity"] = perplexity(sum(n for n, _ in seq), sum(k for _, k in seq))
     return out, per
