@@ -43,11 +43,12 @@ class Engines:
     def runtime(self) -> str:
         """What generated the answers (eval.runtime as chosen): one runtime for every system, or each model's."""
         tuned, base = self.tuned.runtime, self.base.runtime
-        if tuned.split(" (")[0] != base.split(" (")[0]:
+        short = tuned.split(" (")[0]  # "llama.cpp f16 (<file>; <agreement>)" -> "llama.cpp f16"
+        if short != base.split(" (")[0]:
             return f"{tuned} for the fine-tuned model, {base} for the base"
-        if tuned.startswith("llama.cpp"):
-            return f"{tuned.split(' (')[0]} (a GGUF of each model, checked against transformers fp32); perplexities by transformers"
-        return tuned.split(" (")[0]
+        if short.startswith("llama.cpp"):
+            return f"{short} (a GGUF of each model, checked against transformers fp32); perplexities by transformers"
+        return short
 
 
 @dataclass
@@ -119,6 +120,8 @@ def load_engines(model: str | Path, baselines: list[str], cfg: RunConfig, consol
         import copy
         base_name = tuned_model.peft_config[tuned_model.active_adapter].base_model_name_or_path
         base = copy.copy(engine)  # the same weights for perplexity (adapter switched off), another runner
+        # the plain base, loaded as `luyen chat <base>` loads it, so its GGUF's key (a hash of these weights)
+        # is that file's: the adapter-wrapped copy's weights carry other names and would build a second one
         base_model, base_tok = load_trained(base_name, dtype=dtype)
         if base_tok.get_vocab() == tok.get_vocab():
             base = _answering(base, base_name, cfg, console, base_model)
