@@ -129,9 +129,10 @@ def test_a_zero_shot_systems_two_perplexities_come_from_one_forward_pass(tiny_ru
     calls = []
     hook = engine.model.register_forward_hook(lambda *args: calls.append(1))
     try:
-        out, per = _perplexities(engine, prompts, test.refs, whole=True)
+        scores = answer_nll(engine, prompts, test.refs, whole=True)
     finally:
         hook.remove()
+    out, per = _perplexities(scores, whole=True)
     assert len(calls) == 1  # six examples, one batch, one pass
     assert per == answer_nll(engine, prompts, test.refs) and all(k > 0 for _, k in per)
     encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}], targets="last")

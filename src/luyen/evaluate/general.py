@@ -54,11 +54,11 @@ def split_continuation(tokenizer, context: str, continuation: str, ctx_ids: list
     return ctx, enc(continuation)
 
 
-def _requests(tokenizer, items: list[dict], render) -> list[tuple[list[int], list[int]]]:
-    """One (context ids, continuation ids) pair per (item, choice), item-major."""
+def _requests(tokenizer, items: list[dict], render) -> list[tuple[list[int], list[list[int]]]]:
+    """Per item: its context's ids and every choice's continuation ids."""
     bos = tokenizer.bos_token_id
     prefix = [] if render is not None or bos is None else [bos]
-    pairs = []
+    out = []
     for item in items:
         if render is not None:
             context = render([{"role": "user", "content": item["question"]}])
@@ -67,26 +67,28 @@ def _requests(tokenizer, items: list[dict], render) -> list[tuple[list[int], lis
             context = plain_context(item["question"])
             conts = [" " + c for c in item["choices"]]
         ctx_ids = tokenizer.encode(context, add_special_tokens=False)
-        for cont in conts:
-            ctx, cont_ids = split_continuation(tokenizer, context, cont, ctx_ids)
-            pairs.append((prefix + ctx, cont_ids))
-    return pairs
+        out.append((prefix + ctx_ids, [split_continuation(tokenizer, context, cont, ctx_ids)[1] for cont in conts]))
+    return out
 
 
-def loglikelihoods(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 32) -> list[float]:
-    """Summed log-probability of each continuation given its context (evaluate.likelihood's scorer)."""
-    from luyen.evaluate.likelihood import example_nll
-    from luyen.train.batches import shifted
+def loglikelihoods(model, requests: list[tuple[list[int], list[list[int]]]], pad_id: int, batch: int = 32
+                   ) -> list[list[float]]:
+    """Summed log-probability of each continuation given its context, per (context, continuations)
+    request; each context runs once for all its continuations (evaluate.likelihood.continuation_nll).
+    A context too long for the model loses its oldest tokens, so that the longest continuation fits."""
+    from luyen.evaluate.likelihood import continuation_nll
     from luyen.models.shape import config_shape
     max_len = config_shape(model.config)["context"] if hasattr(model, "config") else None
-    examples = []
-    for ctx, cont in pairs:
-        if not cont:
+    contexts, conts = [], []
+    for ctx, cs in requests:
+        if not all(cs):
             raise ValueError("a choice encodes to no tokens")
-        if max_len and len(ctx) + len(cont) > max_len:  # keep the continuation, drop the oldest context
-            ctx = ctx[len(ctx) + len(cont) - max_len:]
-        examples.append(shifted(ctx + cont, [False] * len(ctx) + [True] * len(cont)))
-    return [-nll for nll, _ in example_nll(model, examples, pad_id, batch=batch)]
+        longest = max(len(c) for c in cs)
+        if max_len and len(ctx) + longest > max_len:
+            ctx = ctx[len(ctx) + longest - max_len:]
+        contexts.append(ctx)
+        conts.append(cs)
+    return [[-nll for nll in row] for row in continuation_nll(model, contexts, conts, pad_id, batch=batch)]
 
 
 def choice_scores(model, tokenizer, items: list[dict], *, render: Callable[[list[dict]], str] | None = None,
@@ -103,12 +105,7 @@ def choice_scores(model, tokenizer, items: list[dict], *, render: Callable[[list
         lls = loglikelihoods(model, _requests(tokenizer, items, render), pad_id, batch=batch)
     finally:
         model.train(was_training)
-    scores, k = [], 0
-    for item in items:
-        n = len(item["choices"])
-        scores.append([ll / max(len(c), 1) for ll, c in zip(lls[k:k + n], item["choices"])])
-        k += n
-    return scores
+    return [[ll / max(len(c), 1) for ll, c in zip(row, item["choices"])] for item, row in zip(items, lls)]
 
 
 def score_items(model, tokenizer, items: list[dict], *, render: Callable[[list[dict]], str] | None = None,

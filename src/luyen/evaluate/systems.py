@@ -8,7 +8,8 @@
 Systems: the base model zero-shot, few-shot (k training examples as earlier chat turns) and with
 retrieved passages, and the trained model (a `luyen train` run) plain and with passages; all prompted
 through the chat template the trained model uses. For an adapter run the base is the same weights
-with the adapter switched off, so no second model is loaded.
+with the adapter switched off, so no second model is loaded. Where transformers answers, each prompt
+runs once for both the reference answer's perplexity and the system's own answer (`_prefilled`).
 """
 from __future__ import annotations
 
@@ -213,9 +214,13 @@ def _measure(system: System, prompts: list[list[dict]], refs: list[str], cfg: Ru
     answer NLL per example})."""
     from luyen.evaluate.behaviour import behaviour
     from luyen.evaluate.metrics import label_matches, rouge_l_per_example
-    eng = system.engine
-    ppl, nll = _perplexities(eng, prompts, refs, whole=system.style == "zero-shot")
-    outs = eng.chat(prompts, cfg.generate)
+    eng, whole = system.engine, system.style == "zero-shot"
+    together = _prefilled(eng, prompts, refs, cfg, whole)
+    if together is not None:
+        scores, outs = together
+    else:
+        scores, outs = answer_nll(eng, prompts, refs, whole=whole), eng.chat(prompts, cfg.generate)
+    ppl, nll = _perplexities(scores, whole)
     preds = [o.text.strip() for o in outs]
     m = classification_metrics(preds, refs) if labelled else generation_metrics(preds, refs)
     m.update(ppl)
@@ -243,28 +248,59 @@ def answer_nll(engine, prompts: list[list[dict]], answers: list[str], whole: boo
     turn and its end marker, nothing else: not few-shot answers, not earlier turns) and its token
     count. ``whole``: per example ((nll, count) of every token of the formatted example, (nll, count)
     of its answer), from one forward pass."""
+    from luyen.evaluate.likelihood import example_nll
+    examples, within = _scored(engine, prompts, answers, whole)
+    return example_nll(engine.model, examples, engine.pad_id, batch=batch, within=within)
+
+
+def _scored(engine, prompts: list[list[dict]], answers: list[str], whole: bool) -> tuple[list, list | None]:
+    """What `answer_nll` scores, per example: the formatted example with the reference answer's tokens as
+    targets (every token's with ``whole``), and with ``whole`` which of those targets are the answer's."""
     import numpy as np
 
     from luyen.data.template import encode_chat
-    from luyen.evaluate.likelihood import example_nll
     from luyen.train.batches import IGNORE, shifted
     encoded = [encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}], targets="last")
                for p, a in zip(prompts, answers)]
     if not whole:
-        return example_nll(engine.model, [shifted(ids, mask) for ids, mask in encoded], engine.pad_id, batch=batch)
+        return [shifted(ids, mask) for ids, mask in encoded], None
     examples = [shifted(ids, [True] * len(ids)) for ids, _ in encoded]
-    within = [np.asarray(shifted(ids, mask).targets != IGNORE) for ids, mask in encoded]
-    return example_nll(engine.model, examples, engine.pad_id, batch=batch, within=within)
+    return examples, [np.asarray(shifted(ids, mask).targets != IGNORE) for ids, mask in encoded]
 
 
-def _perplexities(engine, prompts: list[list[dict]], answers: list[str], whole: bool) -> tuple[dict, list]:
-    """Token-weighted perplexity of the reference answers (and of whole formatted examples, from the same
-    forward pass), and the per-example answer NLL behind it."""
-    both = answer_nll(engine, prompts, answers, whole=True) if whole else None
-    per = [answer for _, answer in both] if whole else answer_nll(engine, prompts, answers)
+def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunConfig, whole: bool):
+    """(`answer_nll`'s scores, the answers) with each prompt run once for both (likelihood.prefilled_nll:
+    the reference answer is scored after the prompt, then the cache is cut back to the prompt and the
+    answer generated from it), a batch of generate.batch_size prompts at a time. None where answers take
+    another way: llama.cpp answering, a prompt-learning adapter (its virtual tokens), or a chat template
+    whose prompt is not how its scored example begins."""
+    from luyen.evaluate.likelihood import prefilled_nll
+    peft = getattr(engine.model, "peft_config", None) or {}
+    if engine.runner is not None or any(c.is_prompt_learning for c in peft.values()):
+        return None
+    examples, within = _scored(engine, prompts, answers, whole)
+    starts = [engine.encode(engine.render(p)) for p in prompts]
+    if any(list(e.ids[:len(s)]) != s for e, s in zip(examples, starts)):
+        return None
+    cfg_gen, size = engine.settings(cfg.generate), cfg.generate.batch_size
+    scores, outs = [], []
+    for i in range(0, len(examples), size):
+        part = slice(i, i + size)
+        started = time.perf_counter()
+        nll, ids, mask, cache = prefilled_nll(engine.model, examples[part], [len(s) for s in starts[part]],
+                                              engine.pad_id, within[part] if within else None)
+        scores += nll
+        outs += engine.answer(ids, mask, cfg_gen, cache, spent=time.perf_counter() - started)
+    return scores, outs
+
+
+def _perplexities(scores: list, whole: bool) -> tuple[dict, list]:
+    """Token-weighted perplexity of the reference answers (and of whole formatted examples, scored in the
+    same forward pass), and the per-example answer NLL behind it, from `answer_nll`'s scores."""
+    per = [answer for _, answer in scores] if whole else scores
     out = {"answer_perplexity": perplexity(sum(n for n, _ in per), sum(k for _, k in per)),
            "answer_tokens": sum(k for _, k in per)}
     if whole:
-        seq = [every for every, _ in both]
+        seq = [every for every, _ in scores]
         out["sequence_perplexity"] = perplexity(sum(n for n, _ in seq), sum(k for _, k in seq))
     return out, per

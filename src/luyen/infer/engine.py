@@ -213,15 +213,21 @@ class Engine:
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not templated)
         finally:
             tok.padding_side = side
-        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        width = enc["input_ids"].shape[1]
-        kw = self._generate_kwargs(cfg, width)
+        return self.answer(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device), cfg)
+
+    @torch.no_grad()
+    def answer(self, ids: torch.Tensor, mask: torch.Tensor, cfg: GenerateConfig, cache=None,
+               spent: float = 0.0) -> list[Completion]:
+        """Completions of one left-padded batch of prompts, continuing from ``cache`` when given (the
+        prompts' KV cache less their last token, as evaluate.likelihood.prefilled_nll leaves it); ``spent``:
+        seconds already spent on the batch (that prefill), added to each completion's."""
+        kw = self._generate_kwargs(cfg, ids.shape[1])
         if cfg.stop:
-            kw.update(stop_strings=cfg.stop, tokenizer=tok)
+            kw.update(stop_strings=cfg.stop, tokenizer=self.tok)
         start = time.perf_counter()
-        new = self._retiring(enc["input_ids"], enc["attention_mask"], cfg, kw)
-        seconds = time.perf_counter() - start
-        return [self._completion(tokens, int(mask.sum()), cfg, seconds) for tokens, mask in zip(new, enc["attention_mask"])]
+        new = self._retiring(ids, mask, cfg, kw, cache)
+        seconds = time.perf_counter() - start + spent
+        return [self._completion(tokens, int(m.sum()), cfg, seconds) for tokens, m in zip(new, mask)]
 
     def _llama(self, texts: list[str], cfg: GenerateConfig, templated: bool) -> list[Completion]:
         """The prompts through llama.cpp (self.runner), cfg.batch_size rows decoding together, a finished
@@ -252,7 +258,8 @@ class Engine:
         return any(t in self.stop_ids for t in tokens) or (
             bool(stop) and any(s and s in self.tok.decode(tokens, skip_special_tokens=True) for s in stop))
 
-    def _retiring(self, ids: torch.Tensor, mask: torch.Tensor, cfg: GenerateConfig, kw: dict) -> list[list[int]]:
+    def _retiring(self, ids: torch.Tensor, mask: torch.Tensor, cfg: GenerateConfig, kw: dict, cache=None
+                  ) -> list[list[int]]:
         """Each row's new tokens. transformers' `generate` computes a finished row until the whole batch
         ends; here it runs RETIRE_EVERY steps at a time, and rows that finished (an end token or a stop
         string) leave the batch and its KV cache before the next stretch, which continues from the cache.
@@ -260,7 +267,7 @@ class Engine:
         sampling, fewer rows draw from the seeded generator, so samples differ from one call's (still
         reproducible per seed)."""
         rows, new = list(range(ids.shape[0])), [[] for _ in range(ids.shape[0])]
-        cache, left, name = None, cfg.max_new_tokens, "cache"
+        left, name = cfg.max_new_tokens, cache_argument(self.model)
         # peft's prompt-learning adapters prepend virtual tokens at every generate call: continuing
         # from a cache answered differently (tested), so those run as one call
         peft = getattr(self.model, "peft_config", None) or {}
@@ -278,9 +285,7 @@ class Engine:
             keep = [r for r, row in enumerate(rows) if not self._finished(new[row], cfg.stop)]
             if not keep or left <= 0:
                 break
-            cache = getattr(out, "cache", None)
-            if cache is None:
-                cache, name = out.past_key_values, "past_key_values"
+            cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
             mask = torch.cat([mask, torch.ones_like(produced)], 1)
             ids = out.sequences
             if len(keep) < len(rows):
@@ -288,3 +293,16 @@ class Engine:
                 cache.batch_select_indices(index)
                 ids, mask, rows = ids[index], mask[index], [rows[r] for r in keep]
         return new
+
+
+def forward_parameters(model) -> set[str]:
+    """The argument names of the (base) model's forward."""
+    import inspect
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(base.forward).parameters)
+
+
+def cache_argument(model) -> str:
+    """What this transformers calls the KV cache argument of forward and generate (5.x renamed
+    past_key_values to cache)."""
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"

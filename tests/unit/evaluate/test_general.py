@@ -113,11 +113,18 @@ def _reference(model, tok, items, render):
     return out
 
 
-@pytest.fixture(scope="module", params=["llama", "gemma"])
+@pytest.fixture(scope="module", params=["llama", "gemma", "gemma-window"])
 def tiny(request, tiny_model_dir, tiny_gemma_tokenizer_dir):
     if request.param == "llama":
         return _load(tiny_model_dir)
-    return _load(tiny_gemma_tokenizer_dir, softcap=0.3)  # below the logits' spread, so the cap bites
+    model, tok = _load(tiny_gemma_tokenizer_dir, softcap=0.3)  # below the logits' spread, so the cap bites
+    if request.param == "gemma-window":  # a sliding window shorter than the questions: the choices run from
+        from transformers import AutoModelForCausalLM  # a cache of the question, and must see only the window
+        config = copy.deepcopy(model.config)
+        config.sliding_window, config.layer_types = 4, ["sliding_attention", "full_attention"]
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config).eval()
+    return model, tok
 
 
 @pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat"])
@@ -199,7 +206,7 @@ def test_scoring_runs_in_eval_mode_and_restores_training(tiny_model_dir):
     model.register_forward_pre_hook(lambda m, args: seen.append(m.training))
     model.train()
     score_items(model, tok, ITEMS[:1])
-    assert seen == [False] and model.training
+    assert seen == [False, False] and model.training  # the question's pass, then its choices' from its cache
 
 
 def test_summary_counts_and_checks_lengths():
