@@ -67,8 +67,9 @@ def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad
     the forward pass that also leaves the prompts' KV cache for `generate`: the prompts left-padded so
     that they all end in the same column, the rest of each example after them (right-padded), and the
     cache then cut back to the prompts less their last token (what `generate` continues from). Returns
-    (the NLLs, input_ids [B, W] and attention_mask [B, W] of the left-padded prompts, the cache). Evaluation scores the reference answer and
-    then answers the same prompt: this runs the prompt once instead of twice.
+    (the NLLs, input_ids [B, W] and attention_mask [B, W] of the left-padded prompts, the cache).
+    Evaluation scores the reference answer and then answers the same prompt: this runs the prompt once
+    instead of twice, PREFILL_ROWS rows a pass.
 
     The cache keeps every position on every layer (sliding-window layers too: their window is applied
     by the attention mask), because it is cut back after the reference answer was run through it."""
