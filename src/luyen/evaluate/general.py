@@ -74,10 +74,14 @@ def _requests(tokenizer, items: list[dict], render) -> list[tuple[list[int], lis
 def loglikelihoods(model, requests: list[tuple[list[int], list[list[int]]]], pad_id: int, batch: int = 32
                    ) -> list[list[float]]:
     """Summed log-probability of each continuation given its context, per (context, continuations)
-    request; each context runs once for all its continuations (evaluate.likelihood.continuation_nll).
-    A context too long for the model loses its oldest tokens, so that the longest continuation fits."""
-    from luyen.evaluate.likelihood import continuation_nll
+    request; each context runs once for all its continuations (evaluate.likelihood.continuation_nll),
+    or with every continuation (example_nll) for a prompt-learning adapter, which nothing may continue
+    from a cache. A context too long for the model loses its oldest tokens, so that the longest
+    continuation fits."""
+    from luyen.evaluate.likelihood import continuation_nll, example_nll
+    from luyen.infer.engine import prompt_learning
     from luyen.models.shape import config_shape
+    from luyen.train.batches import shifted
     max_len = config_shape(model.config)["context"] if hasattr(model, "config") else None
     contexts, conts = [], []
     for ctx, cs in requests:
@@ -88,6 +92,11 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[list[int]]]], pad
             ctx = ctx[len(ctx) + longest - max_len:]
         contexts.append(ctx)
         conts.append(cs)
+    if prompt_learning(model):
+        flat = example_nll(model, [shifted(ctx + c, [False] * len(ctx) + [True] * len(c))
+                                   for ctx, cs in zip(contexts, conts) for c in cs], pad_id, batch=batch)
+        nll = iter(n for n, _ in flat)
+        return [[-next(nll) for _ in cs] for cs in conts]
     return [[-nll for nll in row] for row in continuation_nll(model, contexts, conts, pad_id, batch=batch)]
 
 

@@ -275,8 +275,8 @@ def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunCo
     another way: llama.cpp answering, a prompt-learning adapter (its virtual tokens), or a chat template
     whose prompt is not how its scored example begins."""
     from luyen.evaluate.likelihood import prefilled_nll
-    peft = getattr(engine.model, "peft_config", None) or {}
-    if engine.runner is not None or any(c.is_prompt_learning for c in peft.values()):
+    from luyen.infer.engine import prompt_learning
+    if engine.runner is not None or prompt_learning(engine.model):
         return None
     examples, within = _scored(engine, prompts, answers, whole)
     starts = [engine.encode(engine.render(p)) for p in prompts]

@@ -270,8 +270,7 @@ class Engine:
         left, name = cfg.max_new_tokens, cache_argument(self.model)
         # peft's prompt-learning adapters prepend virtual tokens at every generate call: continuing
         # from a cache answered differently (tested), so those run as one call
-        peft = getattr(self.model, "peft_config", None) or {}
-        stretch = RETIRE_EVERY if not any(c.is_prompt_learning for c in peft.values()) else left
+        stretch = RETIRE_EVERY if not prompt_learning(self.model) else left
         while rows and left > 0:
             step = left if len(rows) == 1 else min(left, stretch)
             extra = {name: cache} if cache is not None else {}
@@ -293,6 +292,12 @@ class Engine:
                 cache.batch_select_indices(index)
                 ids, mask, rows = ids[index], mask[index], [rows[r] for r in keep]
         return new
+
+
+def prompt_learning(model) -> bool:
+    """Whether ``model`` carries a peft prompt-learning adapter (prompt or p-tuning), which prepends its
+    virtual tokens at every forward call: nothing may continue such a model from a KV cache."""
+    return any(c.is_prompt_learning for c in (getattr(model, "peft_config", None) or {}).values())
 
 
 def forward_parameters(model) -> set[str]:

@@ -104,7 +104,9 @@ class LiveBatch:
     def fits(model) -> bool:
         """Whether this model's cache is one LiveBatch can join (tried on a one-token forward)."""
         from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-        if any(c.is_prompt_learning for c in (getattr(model, "peft_config", None) or {}).values()):
+
+        from luyen.infer.engine import prompt_learning
+        if prompt_learning(model):
             return False  # peft prepends virtual tokens at every call
         try:
             live = LiveBatch(model)

@@ -88,9 +88,10 @@ ITEMS = [
 ]
 
 
-def _reference(model, tok, items, render):
+def _reference(model, tok, items, render, virtual: int = 0):
     """Per item, per choice: one unbatched, unpadded forward pass; summed log-softmax by a plain loop,
-    divided by the choice's length in characters."""
+    divided by the choice's length in characters. ``virtual``: positions a prompt-learning adapter puts
+    before the input."""
     out = []
     for it in items:
         if render:
@@ -107,7 +108,7 @@ def _reference(model, tok, items, render):
                 logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), dim=-1)
             total = 0.0
             for j, t in enumerate(cont_ids):
-                total += float(logp[len(prefix) + len(ctx) - 1 + j, t])
+                total += float(logp[virtual + len(prefix) + len(ctx) - 1 + j, t])
             row.append(total / len(choice))
         out.append(row)
     return out
@@ -164,6 +165,20 @@ def test_a_peft_model_is_scored_through_its_adapter(tiny_model_dir):
     assert max(abs(a - b) for g, w in zip(got, base) for a, b in zip(g, w)) > 1e-3  # the adapter counts
     with lora.disable_adapter():
         assert choice_scores(lora, tok, ITEMS, batch=3) == [pytest.approx(b, abs=1e-5) for b in base]
+
+
+def test_a_prompt_learning_adapter_is_scored_after_its_virtual_tokens(tiny_model_dir):
+    """peft's prompt tuning prepends its virtual tokens at every forward call, so no choice may continue
+    from a cached question: each choice is scored with its question, after the virtual tokens."""
+    peft = pytest.importorskip("peft")
+    model, tok = _load(tiny_model_dir)
+    torch.manual_seed(1)
+    tuned = peft.get_peft_model(copy.deepcopy(model), peft.PromptTuningConfig(task_type="CAUSAL_LM",
+                                                                              num_virtual_tokens=3))
+    got = choice_scores(tuned, tok, ITEMS, batch=3)
+    for g, w in zip(got, _reference(tuned, tok, ITEMS, None, virtual=3)):
+        assert g == pytest.approx(w, abs=2e-4)
+    assert max(abs(a - b) for g, w in zip(got, choice_scores(model, tok, ITEMS, batch=3)) for a, b in zip(g, w)) > 1e-3
 
 
 # ---------------------------------------------------------------- a model that cheats
