@@ -54,6 +54,28 @@ def _row_nll(head, hidden, targets, rows: list[int], examples: list[Example], wi
             out[j] = (out[j], (float(part[subset].sum()), int(subset.sum())))
 
 
+class _Cached:
+    """The model with its output layer switched off (final hidden states out), continuing a KV cache:
+    the forward pass prefilled_nll and continuation_nll share. Position ids go only to forwards that
+    take them (bloom's ALiBi reads positions off the attention mask)."""
+
+    def __init__(self, model):
+        from luyen.infer.engine import cache_argument, forward_parameters
+        from luyen.precision import autocast_for
+        from luyen.train.head import output_head
+        self.model, self.head = model, output_head(model)
+        self.name, self.positions = cache_argument(model), "position_ids" in forward_parameters(model)
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, autocast_for(param.dtype)
+
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor, cache) -> torch.Tensor:
+        at = {"position_ids": position_ids.to(self.device)} if self.positions else {}
+        with self.head, torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16,
+                                       enabled=self.dtype is not None):
+            return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=True,
+                              **{self.name: cache}, **at).logits
+
+
 # Rows per forward pass in prefilled_nll. The 37 retrieval prompts of the demo (~660 tokens each) with
 # their reference answers, on the 2-core AVX2 EPYC in fp32: 92.8 s as one pass, 63.0 s 8 rows at a
 # time, 62.4 s at 4; the elementwise steps (norms, rotary embeddings, residual adds) of a 37-row pass
@@ -74,14 +96,7 @@ def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad
     The cache keeps every position on every layer (sliding-window layers too: their window is applied
     by the attention mask), because it is cut back after the reference answer was run through it."""
     from transformers import DynamicCache
-
-    from luyen.infer.engine import cache_argument, forward_parameters
-    from luyen.precision import autocast_for
-    from luyen.train.head import output_head
-    head = output_head(model)
-    name, positions = cache_argument(model), "position_ids" in forward_parameters(model)  # ALiBi (bloom): none
-    param = next(model.parameters())
-    autocast = autocast_for(param.dtype)
+    run = _Cached(model)
     width = max(prompt_lengths)
     tail = max(len(e) - n for e, n in zip(examples, prompt_lengths))
     rows = len(examples)
@@ -93,17 +108,16 @@ def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad
         ids[r, start:start + len(e)] = torch.from_numpy(e.ids)
         targets[r, start:start + len(e)] = torch.from_numpy(e.targets)
         mask[r, start:start + len(e)] = 1
+    ids, targets, mask = (t.to(run.device) for t in (ids, targets, mask))
     position_ids = (mask.cumsum(1) - 1).clamp(min=0)
-    ids, targets, mask, position_ids = (t.to(param.device) for t in (ids, targets, mask, position_ids))
     out: list = [(0.0, 0)] * rows
     caches = []
     for lo in range(0, rows, PREFILL_ROWS):  # a few rows a pass: their activations stay in the CPU's cache
         part = slice(lo, lo + PREFILL_ROWS)
         cache = DynamicCache()
-        with head, torch.autocast(param.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            hidden = model(input_ids=ids[part], attention_mask=mask[part], use_cache=True, **{name: cache},
-                           **({"position_ids": position_ids[part]} if positions else {})).logits
-        _row_nll(head, hidden, targets[part], list(range(lo, min(lo + PREFILL_ROWS, rows))), examples, within, out)
+        hidden = run(ids[part], mask[part], position_ids[part], cache)
+        _row_nll(run.head, hidden, targets[part], list(range(lo, min(lo + PREFILL_ROWS, rows))), examples, within,
+                 out)
         cache.crop(-(tail + 1))
         caches.append(cache)
     return out, ids[:, :width], mask[:, :width], _joined(caches)
@@ -127,14 +141,8 @@ def continuation_nll(model, contexts: list[list[int]], continuations: list[list[
     each context repeated for its continuations, and those run after it (right-padded). Multiple-choice
     scoring (evaluate.general) asks this of every item: ~4 short choices after a longer question."""
     from transformers import DynamicCache
-
-    from luyen.infer.engine import cache_argument, forward_parameters
-    from luyen.precision import autocast_for
-    from luyen.train.head import output_head
-    head = output_head(model)
-    name, positions = cache_argument(model), "position_ids" in forward_parameters(model)  # ALiBi (bloom): none
-    param = next(model.parameters())
-    device, autocast = param.device, autocast_for(param.dtype)
+    run = _Cached(model)
+    device = run.device
     order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
     out: list = [None] * len(contexts)
     for start in range(0, len(order), batch):
@@ -148,19 +156,14 @@ def continuation_nll(model, contexts: list[list[int]], continuations: list[list[
         cont = torch.tensor([c + [pad_id] * (length - len(c)) for _, c in pairs])
         cont_mask = torch.tensor([[1] * len(c) + [0] * (length - len(c)) for _, c in pairs])
         cache = DynamicCache()  # every position kept on every layer; a sliding window is the mask's job
-        with head, torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            at = {"position_ids": (mask.cumsum(1) - 1).clamp(min=0).to(device)} if positions else {}
-            last = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True, **{name: cache},
-                         **at).logits[:, -1]
-            cache.batch_select_indices(rows.to(device))
-            every = torch.cat([mask[rows], cont_mask], 1)
-            at = {"position_ids": (mask.sum(1)[rows, None] + torch.arange(length)).to(device)} if positions else {}
-            hidden = model(input_ids=cont.to(device), attention_mask=every.to(device), use_cache=True, **{name: cache},
-                           **at).logits
+        last = run(ids, mask, (mask.cumsum(1) - 1).clamp(min=0), cache)[:, -1]
+        cache.batch_select_indices(rows.to(device))
+        hidden = run(cont, torch.cat([mask[rows], cont_mask], 1), mask.sum(1)[rows, None] + torch.arange(length),
+                     cache)
         # the context's last position predicts a continuation's first token, its own positions the rest
         hidden = torch.cat([last[rows.to(device)][:, None], hidden[:, :-1]], 1)
         sel = cont_mask.bool().to(device)
-        losses = head.loss(hidden[sel], cont.to(device)[sel], chunk=512, per_token=True)
+        losses = run.head.loss(hidden[sel], cont.to(device)[sel], chunk=512, per_token=True)
         sums = iter(part.sum().item() for part in torch.split(losses, cont_mask.sum(1).tolist()))
         for i in items:
             out[i] = [next(sums) for _ in continuations[i]]
