@@ -266,6 +266,7 @@ class Engine:
         The rows left compute exactly what one `generate` call would (tests compare the two); with
         sampling, fewer rows draw from the seeded generator, so samples differ from one call's (still
         reproducible per seed)."""
+        from luyen.infer.kvcache import with_room  # steps write into the cache in place (no copy per step)
         rows, new = list(range(ids.shape[0])), [[] for _ in range(ids.shape[0])]
         left, name = cfg.max_new_tokens, cache_argument(self.model)
         # peft's prompt-learning adapters prepend virtual tokens at every generate call: continuing
@@ -273,7 +274,7 @@ class Engine:
         stretch = RETIRE_EVERY if not prompt_learning(self.model) else left
         while rows and left > 0:
             step = left if len(rows) == 1 else min(left, stretch)
-            extra = {name: cache} if cache is not None else {}
+            extra = {name: with_room(cache, left)} if cache is not None else {}
             with self.autocast():
                 out = self.model.generate(input_ids=ids, attention_mask=mask, **{**kw, "max_new_tokens": step},
                                           return_dict_in_generate=True, **extra)
