@@ -101,8 +101,11 @@ class Engine:
         from luyen.precision import autocast_for
         self.autocast_dtype = autocast_for(next(model.parameters()).dtype)
         # fp32 on the CPU: every Linear's weight laid out once for oneDNN (luyen.infer.packed)
-        from luyen.infer.packed import pack
+        # (and an adapter's layers merged into a packed copy of their own, for while the adapter is on)
+        from luyen.infer.packed import pack, pack_merged
         self.kernels = pack(model) if self.device.type == "cpu" and self.autocast_dtype is None else "torch default"
+        if self.kernels.startswith("oneDNN") and (merged := pack_merged(model)):
+            self.kernels += f"; {merged}"
         from luyen.train.lora import fast_trainable_tokens
         fast_trainable_tokens(model)  # an adapter's trained token rows without a copy of the whole table per step
         self.defaults = model_defaults(model)

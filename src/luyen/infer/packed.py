@@ -19,6 +19,14 @@ operation since packing; tests compare the two. A change through `.data` (peft's
 The packed copies are plain attributes, not buffers, so `state_dict` and saving never see them; they
 cost a second copy of each weight, so `pack` skips a model whose copy would not fit in a quarter of
 the memory that is free.
+
+`pack_merged` does the same for a LoRA adapter's layers with the adapter merged in (W + scale * B @ A,
+peft's own `get_delta_weight`): while the adapter is on, such a layer is one packed product instead of
+the base product, two small ones, a scaling and an addition (on the demo adapter, all seven projections
+of every layer); switched off (`disable_adapter()`, the base answering in an evaluation) it is the base
+product as before. It falls back to peft's forward whenever that could differ: gradients on, another
+adapter active, mixed-batch adapter names, DoRA or LoRA bias, or the adapter's or base weights changed
+since merging. peft's unmerged forward is the tests' reference; the two differ only by rounding.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 _ATTR = "_luyen_packed"
+_MERGED = "_luyen_packed_merged"
 
 
 def supported() -> str | None:
@@ -71,11 +80,14 @@ def pack_linear(module: torch.nn.Linear, rows_hint: int = 1) -> None:
 
 
 def unpack(model: torch.nn.Module) -> None:
-    """Undo `pack`: every Linear multiplies through F.linear again and the copies are freed."""
+    """Undo `pack` and `pack_merged`: every layer multiplies through its class's forward again and the
+    copies are freed."""
     for module in model.modules():
-        if hasattr(module, _ATTR):
-            delattr(module, _ATTR)
-            del module.forward  # the class's own forward again
+        for attr in (_ATTR, _MERGED):
+            if hasattr(module, attr):
+                delattr(module, attr)
+                if "forward" in vars(module):
+                    del module.forward  # the class's own forward again
 
 
 def pack(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
@@ -98,3 +110,57 @@ def pack(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
     for m in layers:
         pack_linear(m)
     return f"oneDNN prepacked fp32 matmuls: {len(layers)} linears ({size / 1e9:.2f} GB copy)"
+
+
+def _lora_stamp(layer, adapter: str) -> tuple:
+    return (_stamp(layer.get_base_layer().weight), _stamp(layer.lora_A[adapter].weight),
+            _stamp(layer.lora_B[adapter].weight), float(layer.scaling[adapter]))
+
+
+def _merged_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    adapter, packed, stamp = getattr(self, _MERGED)
+    if (self.disable_adapters or self.merged or args or kwargs or x.dtype != torch.float32 or x.device.type != "cpu"
+            or list(self.active_adapters) != [adapter] or torch.is_grad_enabled() or _lora_stamp(self, adapter) != stamp):
+        return type(self).forward(self, x, *args, **kwargs)
+    flat = x.reshape(-1, x.shape[-1]).contiguous()
+    if flat.shape[0] == 0:
+        return type(self).forward(self, x, *args, **kwargs)
+    y = torch.ops.mkldnn._linear_pointwise(flat, packed, self.get_base_layer().bias, "none", [], "")
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def _mergeable(module) -> str | None:
+    """The one active plain-LoRA adapter of a peft LoRA Linear over an fp32 CPU Linear, or None."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
+    if type(module) is not LoraLinear or hasattr(module, _MERGED) or module.merged:
+        return None
+    active = list(module.active_adapters)
+    base = module.get_base_layer()
+    if len(active) != 1 or active[0] not in module.lora_A or active[0] in getattr(module, "lora_variant", {}) \
+            or getattr(module, "lora_bias", {}).get(active[0]) or type(base) is not torch.nn.Linear \
+            or base.weight.dtype != torch.float32 or base.weight.device.type != "cpu":
+        return None
+    return active[0]
+
+
+def pack_merged(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
+    """For each LoRA Linear of ``model``'s one active adapter, a packed copy of its weight with the adapter
+    merged in, used while the adapter is on and gradients are off (see the module's docstring). Returns a
+    one-line summary ("" when the model has no such layer)."""
+    if supported():
+        return ""
+    layers = [(m, a) for m in model.modules() if (a := _mergeable(m))]
+    if not layers:
+        return ""
+    size = sum(m.get_base_layer().weight.numel() * 4 for m, _ in layers)
+    if budget_bytes is None:
+        import psutil
+        budget_bytes = psutil.virtual_memory().available // 4
+    if size > budget_bytes:
+        return f"the adapter left unmerged (a merged copy of {size / 1e9:.2f} GB would not fit in a quarter of free memory)"
+    with torch.no_grad():
+        for m, adapter in layers:
+            weight = m.get_base_layer().weight + m.get_delta_weight(adapter)
+            setattr(m, _MERGED, (adapter, torch.ops.mkldnn._reorder_linear_weight(weight, 1), _lora_stamp(m, adapter)))
+            m.forward = types.MethodType(_merged_forward, m)
+    return f"the adapter merged into a packed copy of its {len(layers)} linears ({size / 1e9:.2f} GB)"

@@ -76,3 +76,63 @@ def test_pack_refuses_a_copy_that_would_not_fit(tiny_model_dir):
     model = _model(tiny_model_dir)
     assert "would not fit" in packed.pack(model, budget_bytes=1)
     assert not any(hasattr(m, packed._ATTR) for m in model.modules())
+
+
+def _adapted(tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    torch.manual_seed(3)  # init_lora_weights=False: B is random too, so the adapter changes every layer's output
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules="all-linear", init_lora_weights=False)
+    return get_peft_model(_model(tiny_model_dir), cfg).eval()
+
+
+def test_adapter_merged_into_packed_copies_matches_peft_and_switches_off(tiny_model_dir):
+    model = _adapted(tiny_model_dir)
+    ids = torch.tensor([[5, 9, 17, 33, 2, 8], [1, 4, 4, 60, 7, 3]])
+    with torch.no_grad():
+        want, base_want = model(ids).logits, None
+        with model.disable_adapter():
+            base_want = model(ids).logits
+    packed.pack(model)
+    summary = packed.pack_merged(model)
+    loras = [m for m in model.modules() if hasattr(m, packed._MERGED)]
+    assert loras and f"its {len(loras)} linears" in summary
+    calls = []
+    hooks = [m.lora_A["default"].register_forward_hook(lambda *a: calls.append(1)) for m in loras]
+    with torch.no_grad():
+        got = model(ids).logits
+        assert not calls  # the adapter's own small products never ran: its merged copy answered
+        with model.disable_adapter():
+            base_got = model(ids).logits
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(base_got, base_want, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(want, base_want, atol=1e-3)  # the adapter does change the logits
+    got = model(ids).logits  # gradients on (training): peft's own forward
+    assert calls
+    for h in hooks:
+        h.remove()
+
+
+def test_merged_copy_is_dropped_when_the_adapter_changes(tiny_model_dir):
+    model = _adapted(tiny_model_dir)
+    ids = torch.tensor([[5, 9, 17, 33, 2, 8]])
+    packed.pack(model)
+    packed.pack_merged(model)
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, packed._MERGED):
+                m.lora_B["default"].weight.mul_(3)  # a tracked in-place change: the merged copy is stale
+        got = model(ids).logits
+        packed.unpack(model)
+        want = model(ids).logits
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_engine_merges_an_adapter_and_its_greedy_text_is_peft_s(tiny_model_dir):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = ["Học máy", "Hà Nội là thủ đô của Việt Nam và", "The quick brown fox"]
+    engine = Engine(_adapted(tiny_model_dir), tok)
+    assert "adapter merged" in engine.kernels
+    fast = [c.text for c in engine.generate(prompts, max_new_tokens=24)]
+    packed.unpack(engine.model)
+    assert fast == [c.text for c in engine.generate(prompts, max_new_tokens=24)]
