@@ -7,10 +7,13 @@ on a 2-core AVX2 CPU in fp32, that product takes about half of a 37-row step's t
 it inside the engine changed the step far less (see the README). Times it four ways on random weights of
 that shape, per row count: `F.linear` (what nn.Linear does), `W @ x.T` (the same product with the
 big matrix on the left), and the oneDNN prepacked copy luyen.infer.packed makes (`pack_linear`, its
-layout chosen for 1 row, as the engine packs it) and one laid out for 32 rows. Prints one JSON
-object: per way and row count the best milliseconds of ``--repeats`` and GFLOP/s, the fp32 peak of a
-square matmul measured at start (luyen.models.estimate) and each way's share of it, whether each way
-equals `F.linear` (max abs difference), and the machine (CPU kind and flags).
+layout chosen for 1 row, as the engine packs it), one laid out for 32 rows, and the int8 screen greedy
+decoding uses (luyen.infer.screen: fbgemm int8 product, each row's 64 best candidates recomputed in
+fp32; its GFLOP/s count the fp32 work it replaces). Prints one JSON object: per way and row count the
+best milliseconds of ``--repeats`` and GFLOP/s, the fp32 peak of a square matmul measured at start
+(luyen.models.estimate) and each way's share of it, whether each way equals `F.linear` (max abs
+difference; for the screen also whether every row's best token is F.linear's), and the machine (CPU
+kind and flags).
 """
 from __future__ import annotations
 
@@ -52,6 +55,11 @@ def main() -> None:
         "packed for 1 row": lambda x: torch.ops.mkldnn._linear_pointwise(x, packed[1], None, "none", [], ""),
         "packed for 32 rows": lambda x: torch.ops.mkldnn._linear_pointwise(x, packed[32], None, "none", [], ""),
     }
+    from luyen.infer.screen import Screen, supported
+    if supported() is None:
+        layer = torch.nn.Linear(HIDDEN, VOCAB, bias=False).requires_grad_(False)
+        layer.weight.copy_(w)
+        ways["int8 screen, top 64 in fp32"] = Screen(layer).logits
     out = {"shape": [VOCAB, HIDDEN], "fp32_square_peak_gflops": round(peak / 1e9, 1), "ways": {}}
     with torch.no_grad():
         for rows in [int(r) for r in args.rows.split(",")]:
@@ -62,7 +70,8 @@ def main() -> None:
                 gflops = 2 * rows * HIDDEN * VOCAB / ms / 1e6
                 out["ways"].setdefault(name, {})[rows] = {
                     "ms": round(ms, 1), "gflops": round(gflops, 1), "share_of_peak": round(gflops * 1e9 / peak, 2),
-                    "max_abs_diff": float((fn(x) - want).abs().max())}
+                    "max_abs_diff": float((fn(x) - want).abs().max()),
+                    "best_token_same_rows": int((fn(x).argmax(-1) == want.argmax(-1)).sum())}
     out["machine"] = machine()
     print(json.dumps(out, indent=1))
 

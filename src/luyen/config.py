@@ -205,6 +205,7 @@ class GenerateConfig(Section):
     stop: list[str] = Field(default_factory=list, description="Strings that end the answer (not included in it).")
     seed: int | None = Field(None, description="Seed for sampling; None = the run seed.")
     batch_size: int = Field(8, ge=1, description="Prompts generated together (one KV cache per batch).")
+    screen: bool = Field(True, description="Greedy fp32 decoding on a CPU: the output layer in int8, each step's 64 best tokens redone in fp32 (luyen.infer.screen); false = fp32.")
     runtime: Runtime = Field("auto", description="`luyen generate`/`chat`: what runs the model. auto = llama.cpp f16 on a CPU with the gguf "
         "extra (a GGUF built once per model, checked against transformers), else transformers; q8_0 is faster, rounds more. Evaluation: eval.runtime.")
     system: str | None = Field(None, description="System message that opens every chat (`luyen chat`, `luyen generate`).")

@@ -269,6 +269,22 @@ class Engine:
         The rows left compute exactly what one `generate` call would (tests compare the two); with
         sampling, fewer rows draw from the seeded generator, so samples differ from one call's (still
         reproducible per seed)."""
+        with self._screen(cfg):
+            return self._stretches(ids, mask, cfg, kw, cache)
+
+    def _screen(self, cfg: GenerateConfig):
+        """The int8-screened output layer for greedy fp32 decoding on the CPU (luyen.infer.screen), built
+        once; a null context where it does not apply or generate.screen is off."""
+        from contextlib import nullcontext
+        if not cfg.screen or cfg.temperature > 0 or not self.kernels.startswith("oneDNN"):
+            return nullcontext()
+        if not hasattr(self, "_screened"):
+            from luyen.infer.screen import Screen
+            self._screened = Screen.of(self.model)
+        return self._screened or nullcontext()
+
+    def _stretches(self, ids: torch.Tensor, mask: torch.Tensor, cfg: GenerateConfig, kw: dict, cache=None
+                   ) -> list[list[int]]:
         from luyen.infer.kvcache import with_room  # steps write into the cache in place (no copy per step)
         rows, new = list(range(ids.shape[0])), [[] for _ in range(ids.shape[0])]
         left, name = cfg.max_new_tokens, cache_argument(self.model)
