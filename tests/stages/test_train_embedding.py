@@ -83,8 +83,10 @@ def trained(tmp_path_factory, encoder_base) -> Path:
 
 
 def test_training_lowers_the_loss_and_raises_held_out_recall(trained):
-    m = json.loads((trained / "manifest.json").read_text())["metrics"]
+    manifest = json.loads((trained / "manifest.json").read_text())
+    m = manifest["metrics"]
     assert m["task"] == "embedding" and m["val_pairs"] > 0 and m["steps"] >= 100
+    assert manifest["wall_time_s"] >= m["seconds"] - 0.1  # the whole stage (seconds is rounded to 0.1)
     assert m["final_loss"] < 0.7 * m["first_loss"]
     assert m["best_val"]["mrr"] > m["initial_val"]["mrr"] + 0.2
     assert m["best_val"]["recall@1"] > m["initial_val"]["recall@1"] + 0.2

@@ -31,6 +31,7 @@ def test_lora_run_writes_a_peft_adapter_tokenizer_metrics_curves_and_manifest(tm
     manifest = run(cfg(tiny_model_dir, "train.eval_steps=3", "train.lr=5e-3"), tiny_data_dir, out)
     m = manifest["metrics"]
     assert m["steps"] == 6 and math.isfinite(m["final_train_loss"]) and m["best_val_loss"] is not None
+    assert manifest["wall_time_s"] >= m["actual"]["loop_seconds"]  # the whole stage, not the writing of its files
     model_dir = out / "model"
     assert (model_dir / "adapter_model.safetensors").is_file() and (model_dir / "adapter_config.json").is_file()
     assert not [p for p in out.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl")]  # no pickle anywhere

@@ -123,6 +123,7 @@ def run(cfg, data_dir=None, out_dir=None, *, task, resume: bool = False, overwri
     from luyen.train.stage import begin
 
     console = console or Console(stderr=True)
+    begun = time.time()  # the manifest's wall_time_s: the whole stage, loading included
     tc, impl = cfg.train, task.impl()
     if tc.method not in HEAD_METHODS:
         raise LuyenError(f"train.task={task.name} trains with {', '.join(HEAD_METHODS)}, not {tc.method}",
@@ -164,7 +165,7 @@ def run(cfg, data_dir=None, out_dir=None, *, task, resume: bool = False, overwri
     final.eval()
     fitted = impl.after_training(final, spec, val_ex, device=accelerator.device, autocast=chosen.autocast)
     spec.update(fitted)
-    rd = RunDir(out, "train")
+    rd = RunDir(out, "train", started=begun)
     save(final, tokenizer, spec, out / "model", rd)
     rd.outputs += [name for name in ("metrics.jsonl", "curves.png", "run.json") if (out / name).exists()]
     metrics = {"head": True, "task": task.name, "method": method.name, "precision": chosen.name, "steps": state.step,

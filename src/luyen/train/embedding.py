@@ -75,7 +75,7 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
                   f"{len(rows)} passages; precision {chosen.describe()}", highlight=False)
     loop = _Loop(model, rows, train, val, tc, lr, chosen.autocast, cfg.seed, out, console)
     state = loop.run()
-    rd = RunDir(out, "train")
+    rd = RunDir(out, "train", started=started)
     encoders.save(model, out / "model", {**about, "pairs": counts, "cross_lingual": counts.get("translated", 0) > 0})
     rd.outputs += [str(f.relative_to(out)) for f in sorted((out / "model").rglob("*")) if f.is_file()]
     rd.write_text("pairs.jsonl", "".join(json.dumps({**vars(p), "split": s}, ensure_ascii=False) + "\n"

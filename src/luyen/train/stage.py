@@ -65,6 +65,7 @@ def train_causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: st
     from luyen.train.loop import Trainer
 
     console = console or Console(stderr=True)
+    begun = time.time()  # the manifest's wall_time_s: the whole stage, loading included
     tc, method = cfg.train, method_of(cfg.train)
     data_dir, out, chosen, accelerator, ckpt = begin(cfg, data_dir, out_dir, resume, overwrite)
 
@@ -107,7 +108,7 @@ def train_causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: st
         console.print(f"train: shipping the best weights: step {state.shipped_step}, validation loss "
                       f"{state.best_val:.4f} (last step {state.step})", highlight=False)
     final = accelerator.unwrap_model(trainer.model)
-    rd = RunDir(out, "train")
+    rd = RunDir(out, "train", started=begun)
     budget = answer_budget([ex.answer.n_loss for ex in train_ex]) if base.template is not None else None
     save_model(final, base.tokenizer, base.template, out / "model", rd,
                max_new_tokens=budget and budget["max_new_tokens"], repetition_penalty=cfg.generate.repetition_penalty)
