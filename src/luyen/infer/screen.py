@@ -27,6 +27,9 @@ import torch
 
 TOP = 64  # candidates per row rescored in fp32
 MIN_ROWS = 4 * TOP  # a smaller output layer gains nothing from screening
+# rows per int8 call: on the AVX2 EPYC fbgemm multiplied 37 rows by Gemma-3's head in 90 ms in one call and in
+# 61 ms in calls of 16 (64 rows: 172 vs 126 ms); each call also scales its own activations, a little finer
+ROWS_PER_CALL = 16
 
 
 def supported() -> str | None:
@@ -82,7 +85,8 @@ class Screen:
         flat = x.reshape(-1, x.shape[-1]).contiguous()
         if flat.shape[0] == 0:
             return torch.nn.functional.linear(x, layer.weight, layer.bias)
-        out = torch.ops.quantized.linear_dynamic(flat, self.packed, True)
+        out = torch.cat([torch.ops.quantized.linear_dynamic(flat[i:i + ROWS_PER_CALL], self.packed, True)
+                         for i in range(0, flat.shape[0], ROWS_PER_CALL)])
         if layer.bias is not None:
             out += layer.bias
         top = out.topk(TOP, dim=-1, sorted=False).indices
