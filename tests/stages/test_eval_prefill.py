@@ -38,8 +38,8 @@ def _engine(tmp_path, arch: str, **extra) -> Engine:
 @pytest.mark.parametrize("rows,passes", [(8, 2), (2, 3)])  # rows a prefill pass; 2: caches of passes joined
 def test_one_pass_scores_and_answers_as_the_two_separate_paths_do(tmp_path, monkeypatch, arch, extra, whole, rows,
                                                                   passes):
-    from luyen.evaluate import likelihood
-    monkeypatch.setattr(likelihood, "PREFILL_ROWS", rows)
+    from luyen.infer import kvcache
+    monkeypatch.setattr(kvcache, "PREFILL_ROWS", rows)
     engine = _engine(tmp_path, arch, **extra)
     prompts = [[{"role": "user", "content": q}] for q in QUESTIONS]
     cfg = load_config(None, ["generate.max_new_tokens=12", "generate.batch_size=3", "generate.repetition_penalty=1.2"])

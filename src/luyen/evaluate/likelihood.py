@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from luyen.infer import kvcache
+
 from luyen.train.batches import IGNORE, Example, collate
 
 
@@ -54,35 +56,6 @@ def _row_nll(head, hidden, targets, rows: list[int], examples: list[Example], wi
             out[j] = (out[j], (float(part[subset].sum()), int(subset.sum())))
 
 
-class _Cached:
-    """The model with its output layer switched off (final hidden states out), continuing a KV cache:
-    the forward pass prefilled_nll and continuation_nll share. Position ids go only to forwards that
-    take them (bloom's ALiBi reads positions off the attention mask)."""
-
-    def __init__(self, model):
-        from luyen.infer.engine import cache_argument, forward_parameters
-        from luyen.precision import autocast_for
-        from luyen.train.head import output_head
-        self.model, self.head = model, output_head(model)
-        self.name, self.positions = cache_argument(model), "position_ids" in forward_parameters(model)
-        param = next(model.parameters())
-        self.device, self.dtype = param.device, autocast_for(param.dtype)
-
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor, cache) -> torch.Tensor:
-        at = {"position_ids": position_ids.to(self.device)} if self.positions else {}
-        with self.head, torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16,
-                                       enabled=self.dtype is not None):
-            return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=True,
-                              **{self.name: cache}, **at).logits
-
-
-# Rows per forward pass in prefilled_nll. The 37 retrieval prompts of the demo (~660 tokens each) with
-# their reference answers, on the 2-core AVX2 EPYC in fp32: 92.8 s as one pass, 63.0 s 8 rows at a
-# time, 62.4 s at 4; the elementwise steps (norms, rotary embeddings, residual adds) of a 37-row pass
-# run from memory, which moves only ~7.5 GB/s there. Generation then decodes all rows together.
-PREFILL_ROWS = 8
-
-
 @torch.no_grad()
 def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad_id: int, within: list | None = None):
     """`example_nll` for one batch of examples that each begin with a prompt to be answered next, from
@@ -91,12 +64,12 @@ def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad
     cache then cut back to the prompts less their last token (what `generate` continues from). Returns
     (the NLLs, input_ids [B, W] and attention_mask [B, W] of the left-padded prompts, the cache).
     Evaluation scores the reference answer and then answers the same prompt: this runs the prompt once
-    instead of twice, PREFILL_ROWS rows a pass.
+    instead of twice, kvcache.PREFILL_ROWS rows a pass.
 
     The cache keeps every position on every layer (sliding-window layers too: their window is applied
     by the attention mask), because it is cut back after the reference answer was run through it."""
     from transformers import DynamicCache
-    run = _Cached(model)
+    run = kvcache.Forward(model)
     width = max(prompt_lengths)
     tail = max(len(e) - n for e, n in zip(examples, prompt_lengths))
     rows = len(examples)
@@ -112,24 +85,16 @@ def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad
     position_ids = (mask.cumsum(1) - 1).clamp(min=0)
     out: list = [(0.0, 0)] * rows
     caches = []
-    for lo in range(0, rows, PREFILL_ROWS):  # a few rows a pass: their activations stay in the CPU's cache
-        part = slice(lo, lo + PREFILL_ROWS)
+    step = kvcache.PREFILL_ROWS
+    for lo in range(0, rows, step):  # a few rows a pass: their activations stay in the CPU's cache
+        part = slice(lo, lo + step)
         cache = DynamicCache()
         hidden = run(ids[part], mask[part], position_ids[part], cache)
-        _row_nll(run.head, hidden, targets[part], list(range(lo, min(lo + PREFILL_ROWS, rows))), examples, within,
+        _row_nll(run.head, hidden, targets[part], list(range(lo, min(lo + step, rows))), examples, within,
                  out)
         cache.crop(-(tail + 1))
         caches.append(cache)
-    return out, ids[:, :width], mask[:, :width], _joined(caches)
-
-
-def _joined(caches: list):
-    """One DynamicCache of the rows of several (their layers concatenated along the batch)."""
-    from transformers import DynamicCache
-    if len(caches) == 1:
-        return caches[0]
-    layers = zip(*[c.layers for c in caches])
-    return DynamicCache([(torch.cat([x.keys for x in layer]), torch.cat([x.values for x in layer])) for layer in layers])
+    return out, ids[:, :width], mask[:, :width], kvcache.joined(caches)
 
 
 @torch.no_grad()
@@ -141,7 +106,7 @@ def continuation_nll(model, contexts: list[list[int]], continuations: list[list[
     each context repeated for its continuations, and those run after it (right-padded). Multiple-choice
     scoring (evaluate.general) asks this of every item: ~4 short choices after a longer question."""
     from transformers import DynamicCache
-    run = _Cached(model)
+    run = kvcache.Forward(model)
     device = run.device
     order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
     out: list = [None] * len(contexts)

@@ -283,17 +283,26 @@ class Engine:
             self._screened = Screen.of(self.model)
         return self._screened or nullcontext()
 
+    def _prefills(self) -> bool:
+        """Whether many prompts may be prefilled a few rows at a time (kvcache.prefill): not under a
+        prompt-learning adapter, and only for an architecture whose output layer luyen can switch off."""
+        from luyen.train.head import LOGIT_POSTPROCESS
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return not prompt_learning(self.model) and getattr(base.config, "model_type", None) in LOGIT_POSTPROCESS
+
     def _stretches(self, ids: torch.Tensor, mask: torch.Tensor, cfg: GenerateConfig, kw: dict, cache=None
                    ) -> list[list[int]]:
-        from luyen.infer.kvcache import with_room  # steps write into the cache in place (no copy per step)
+        from luyen.infer import kvcache
         rows, new = list(range(ids.shape[0])), [[] for _ in range(ids.shape[0])]
         left, name = cfg.max_new_tokens, cache_argument(self.model)
+        if cache is None and ids.shape[0] > kvcache.PREFILL_ROWS and int(mask.sum(1).min()) > 1 and self._prefills():
+            cache = kvcache.prefill(self.model, ids, mask)  # many prompts: a few rows a pass, then decoded together
         # peft's prompt-learning adapters prepend virtual tokens at every generate call: continuing
         # from a cache answered differently (tested), so those run as one call
         stretch = RETIRE_EVERY if not prompt_learning(self.model) else left
         while rows and left > 0:
             step = left if len(rows) == 1 else min(left, stretch)
-            extra = {name: with_room(cache, left)} if cache is not None else {}
+            extra = {name: kvcache.with_room(cache, left)} if cache is not None else {}
             with self.autocast():
                 out = self.model.generate(input_ids=ids, attention_mask=mask, **{**kw, "max_new_tokens": step},
                                           return_dict_in_generate=True, **extra)

@@ -97,3 +97,56 @@ def test_engine_answers_are_those_of_transformers_own_cache(tmp_path, monkeypatc
     grown = [c.text for c in engine.chat(chats, cfg)]
     monkeypatch.setattr(kvcache, "with_room", lambda cache, room: cache)
     assert grown == [c.text for c in engine.chat(chats, cfg)]
+
+
+@pytest.mark.parametrize("arch,extra", [
+    ("llama", {}),
+    ("gemma3_text", {"sliding_window": 6, "layer_types": ["sliding_attention", "full_attention"]}),
+    ("bloom", {"n_layer": 2, "n_head": 4}),  # ALiBi: no position ids
+])
+def test_many_prompts_prefill_a_few_rows_a_pass_and_answer_as_one_pass_does(tmp_path, monkeypatch, arch, extra):
+    from luyen.config import GenerateConfig
+    from luyen.infer import kvcache
+    from luyen.infer.engine import Engine
+    model, tok = _model(tmp_path, arch, **extra)
+    engine = Engine(model, tok)
+    questions = ["Học máy là gì?", "LoRA?", "Một câu hỏi dài hơn một chút về dữ liệu nhé?", "Vì sao?",
+                 "Mạng nơ-ron học như thế nào từ dữ liệu có nhãn?"]
+    chats = [[{"role": "user", "content": q}] for q in questions]
+    cfg = GenerateConfig(max_new_tokens=12, batch_size=8)
+    wide = []
+    hook = model.register_forward_hook(lambda m, args, kw, out: wide.append(kw["input_ids"].shape), with_kwargs=True)
+    monkeypatch.setattr(kvcache, "PREFILL_ROWS", 2)
+    try:
+        passes = [c.text for c in engine.chat(chats, cfg)]
+    finally:
+        hook.remove()
+    prefills = [s for s in wide if s[1] > 1]
+    assert [s[0] for s in prefills] == [2, 2, 1]  # five prompts, two rows a pass
+    monkeypatch.setattr(kvcache, "PREFILL_ROWS", 10**6)  # one pass, inside generate
+    assert passes == [c.text for c in engine.chat(chats, cfg)]
+
+
+@pytest.mark.parametrize("arch,extra", [
+    ("llama", {}),
+    ("gemma3_text", {"sliding_window": 6, "layer_types": ["sliding_attention", "full_attention"]}),
+    ("bloom", {"n_layer": 2, "n_head": 4}),
+])
+@torch.no_grad()
+def test_prefill_in_passes_holds_the_states_one_forward_over_all_rows_leaves(tmp_path, monkeypatch, arch, extra):
+    from transformers import DynamicCache
+    from luyen.infer import kvcache
+    model, tok = _model(tmp_path, arch, **extra)
+    torch.manual_seed(2)
+    ids = torch.randint(5, len(tok), (5, 11))
+    mask = torch.ones_like(ids)
+    mask[0, :6] = mask[3, :3] = mask[4, :8] = 0
+    monkeypatch.setattr(kvcache, "PREFILL_ROWS", 2)
+    got = kvcache.prefill(model, ids, mask)
+    want = DynamicCache()
+    _step(model, ids[:, :-1], mask[:, :-1], want)
+    real = mask[:, :-1].bool()
+    for a, b in zip(got.layers, want.layers):
+        assert a.keys.shape == b.keys.shape
+        for x, y in ((a.keys, b.keys), (a.values, b.values)):  # [rows, heads, positions, dim]: the real positions
+            torch.testing.assert_close(x.transpose(1, 2)[real], y.transpose(1, 2)[real], rtol=1e-5, atol=1e-5)
