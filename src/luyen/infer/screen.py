@@ -36,8 +36,9 @@ def supported() -> str | None:
     """Why int8 screening cannot run here, or None."""
     if "fbgemm" not in torch.backends.quantized.supported_engines and "x86" not in torch.backends.quantized.supported_engines:
         return "this torch build has no fbgemm"
-    if not hasattr(torch.ops.quantized, "linear_dynamic"):
-        return "this torch has no dynamic int8 linear"
+    if not all(hasattr(torch.ops.quantized, op) for op in ("linear_dynamic", "linear_prepack")) \
+            or not hasattr(torch, "_make_per_channel_quantized_tensor"):
+        return "this torch has no fbgemm dynamic int8 linear (torch marks it deprecated)"
     return None
 
 

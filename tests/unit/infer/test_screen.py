@@ -55,7 +55,7 @@ def test_the_engine_screens_greedy_decoding_only_and_restores_the_layer(tiny_mod
     assert len(calls) == n and vars(layer)["forward"] is packed_forward
 
 
-def test_no_screen_where_it_cannot_gain():
+def test_no_screen_where_it_cannot_gain(monkeypatch):
     class Tiny(torch.nn.Module):
         def __init__(self, vocab):
             super().__init__()
@@ -66,3 +66,5 @@ def test_no_screen_where_it_cannot_gain():
     assert screen.Screen.of(Tiny(screen.MIN_ROWS - 1)) is None
     assert screen.Screen.of(Tiny(screen.MIN_ROWS)) is not None
     assert screen.Screen.of(Tiny(screen.MIN_ROWS).to(torch.bfloat16)) is None
+    monkeypatch.setattr(screen, "supported", lambda: "a torch without the int8 kernels")  # fp32 then, no error
+    assert screen.Screen.of(Tiny(screen.MIN_ROWS)) is None
