@@ -9,7 +9,7 @@ perplexities, then every test question answered greedily in one batch of 64 with
 1.2, as configs/demo.yaml does) on ``--model`` (default the base Gemma-3-270M) twice: as the engine ran before (the
 reference: every Linear through F.linear, luyen.infer.packed switched off, one `generate` call per
 batch, so finished rows are computed to the end, and each prompt run twice: once to score the reference
-answer, once to answer it; transformers' own KV cache) and as luyen runs it (weights packed once for
+answer, once to answer it, each batch prefilled in one pass; transformers' own KV cache) and as luyen runs it (weights packed once for
 oneDNN where the CPU runs fp32, an adapter merged into a packed copy, greedy decoding's output layer
 screened in int8 (luyen.infer.screen), a KV cache that grows in place; finished rows leave the batch). ``--max-new-tokens`` defaults to the demo
 model's answer budget (its training answers' p95 + 50%), since the base model has none; 0 = the
@@ -41,8 +41,9 @@ def evaluate(cfg, model: str, data: Path, out: Path, baselines: list[str], limit
     import luyen.infer.packed as packing
     from rich.console import Console
     from luyen.evaluate.stage import run
-    real = packing.pack, engine.RETIRE_EVERY, systems._prefilled, kvcache.with_room
+    real = packing.pack, engine.RETIRE_EVERY, systems._prefilled, kvcache.with_room, kvcache.PREFILL_ROWS
     if reference:
+        kvcache.PREFILL_ROWS = 10**9  # each batch's prompts in one forward pass, inside generate
         packing.pack = lambda model, budget_bytes=None: "plain F.linear (bench reference)"  # so no merge, no screen
         kvcache.with_room = lambda cache, room: cache  # transformers' own cache, copied at every step
         engine.RETIRE_EVERY = 10**9  # one generate call per batch
@@ -53,7 +54,7 @@ def evaluate(cfg, model: str, data: Path, out: Path, baselines: list[str], limit
             console=Console(stderr=True))
         wall = time.perf_counter() - start
     finally:
-        packing.pack, engine.RETIRE_EVERY, systems._prefilled, kvcache.with_room = real
+        packing.pack, engine.RETIRE_EVERY, systems._prefilled, kvcache.with_room, kvcache.PREFILL_ROWS = real
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     return {"wall_s": round(wall, 1), "metrics": metrics, "samples": samples}
