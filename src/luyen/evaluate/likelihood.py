@@ -19,7 +19,6 @@ from __future__ import annotations
 import torch
 
 from luyen.infer import kvcache
-
 from luyen.train.batches import IGNORE, Example, collate
 
 

@@ -285,10 +285,16 @@ class Engine:
 
     def _prefills(self) -> bool:
         """Whether many prompts may be prefilled a few rows at a time (kvcache.prefill): not under a
-        prompt-learning adapter, and only for an architecture whose output layer luyen can switch off."""
-        from luyen.train.head import LOGIT_POSTPROCESS
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        return not prompt_learning(self.model) and getattr(base.config, "model_type", None) in LOGIT_POSTPROCESS
+        prompt-learning adapter, and only where luyen can switch the output layer off (train.head.output_head
+        decides, as it does for every scorer)."""
+        from luyen.train.head import output_head
+        if prompt_learning(self.model):
+            return False
+        try:
+            output_head(self.model)
+        except LuyenError:
+            return False
+        return True
 
     def _stretches(self, ids: torch.Tensor, mask: torch.Tensor, cfg: GenerateConfig, kw: dict, cache=None
                    ) -> list[list[int]]:
