@@ -89,6 +89,14 @@ def with_room(cache, room: int):
     return cache
 
 
+def set_states(layer, keys: torch.Tensor, values: torch.Tensor) -> None:
+    """Give a cache layer new keys and values (a GrowingLayer keeps as much free room as it had)."""
+    if isinstance(layer, GrowingLayer):
+        layer._place(keys, values, layer._k.shape[-2] - layer._n)
+    else:
+        layer.keys, layer.values = keys, values
+
+
 # Rows per forward pass when many prompts are prefilled (evaluate.likelihood.prefilled_nll, `prefill`). The
 # 37 retrieval prompts of the demo (~660 tokens each) with their reference answers, on the 2-core AVX2 EPYC
 # in fp32: 92.8 s as one pass, 63.0 s 8 rows at a time, 62.4 s at 4; the elementwise steps (norms, rotary

@@ -22,6 +22,9 @@ row. Layers that keep a sliding window (Gemma-3's local layers) keep their last 
 When rows leave, columns no remaining row uses are cut from the front, so a batch that runs for hours
 does not grow. Only `DynamicLayer` and `DynamicSlidingWindowLayer` caches are joined: `LiveBatch.fits`
 says whether a model uses only those (the server falls back to one `generate` per batch otherwise).
+``LiveBatch(model, room=N)`` keeps the full-length layers as `luyen.infer.kvcache.GrowingLayer`s with N
+free columns, so a step writes its keys and values in place instead of copying the whole cache
+(transformers' layers, room 0, are the tests' reference); joining and cutting columns copy it once.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ import inspect
 from dataclasses import dataclass, field
 
 import torch
+
+from luyen.infer.kvcache import set_states, with_room
 
 
 @dataclass
@@ -85,8 +90,8 @@ def _layers(cache) -> list:
 
 
 class LiveBatch:
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, room: int = 0):
+        self.model, self.room = model, room
         self.owners: list = []            # whatever the caller keys its rows by, in batch order
         self.samplers: list[Sampler] = []
         self.prompts: list[list[int]] = []
@@ -154,6 +159,7 @@ class LiveBatch:
         else:
             self._join(cache, mask)
             self.last, self.pos = torch.cat([self.last, last]), torch.cat([self.pos, rows_pos])
+        with_room(self.cache, self.room)
         for r, token in zip(range(start, len(self.owners)), first):
             self.answers[r].append(token)
         return first
@@ -164,8 +170,7 @@ class LiveBatch:
         for mine, theirs in zip(_layers(self.cache), _layers(cache)):
             for layer, cols in ((mine, self.mask.shape[1]), (theirs, mask.shape[1])):
                 _pad_front(layer, width - cols, width)
-            mine.keys = torch.cat([mine.keys, theirs.keys])
-            mine.values = torch.cat([mine.values, theirs.values])
+            set_states(mine, torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values]))
         self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(mask, width)])
 
     @torch.no_grad()
@@ -219,9 +224,9 @@ def _pad_front(layer, extra: int, width: int) -> None:
     need = _kept(layer, width) - layer.keys.shape[-2]
     if need > 0:
         zeros = layer.keys.new_zeros(*layer.keys.shape[:2], need, layer.keys.shape[-1])
-        layer.keys = torch.cat([zeros, layer.keys], -2)
-        layer.values = torch.cat([layer.values.new_zeros(*layer.values.shape[:2], need, layer.values.shape[-1]),
-                                  layer.values], -2)
+        set_states(layer, torch.cat([zeros, layer.keys], -2),
+                   torch.cat([layer.values.new_zeros(*layer.values.shape[:2], need, layer.values.shape[-1]),
+                              layer.values], -2))
 
 
 def _cut_front(layer, cut: int, width: int) -> None:
@@ -229,6 +234,6 @@ def _cut_front(layer, cut: int, width: int) -> None:
     held = layer.keys.shape[-2]
     drop = max(0, cut - (width - held))  # the held columns are the last ``held`` of the batch's
     if drop:
-        layer.keys, layer.values = layer.keys[..., drop:, :], layer.values[..., drop:, :]
+        set_states(layer, layer.keys[..., drop:, :], layer.values[..., drop:, :])
     if getattr(layer, "sliding_window", None):
         layer.cumulative_length = width - cut

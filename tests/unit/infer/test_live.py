@@ -58,8 +58,15 @@ def run_live(live: LiveBatch, prompts: list[list[int]], lengths: list[int], samp
     return [got[i] for i in range(len(prompts))]
 
 
+def growing(live: LiveBatch) -> bool:
+    from luyen.infer.kvcache import GrowingLayer
+    return any(isinstance(layer, GrowingLayer) for layer in live.cache.layers)
+
+
+# room 3: the cache grows in place and runs out of room (doubling) while rows join, leave and are cut
+@pytest.mark.parametrize("room", [0, 3])
 @pytest.mark.parametrize("arch", ["llama", "gemma3_text", "gpt2", "bloom"])
-def test_rows_joining_and_leaving_decode_what_each_decodes_alone(tmp_path, arch):
+def test_rows_joining_and_leaving_decode_what_each_decodes_alone(tmp_path, arch, room):
     model, tok = tiny(tmp_path, arch)
     assert LiveBatch.fits(model)
     prompts = [tok(p)["input_ids"] for p in PROMPTS]
@@ -68,10 +75,11 @@ def test_rows_joining_and_leaving_decode_what_each_decodes_alone(tmp_path, arch)
     if arch == "gemma3_text":
         assert max(len(p) + len(w) for p, w in zip(prompts, want)) > 2 * model.config.sliding_window
 
-    def check(live):  # the batch keeps no column that no row uses
+    def check(live):  # the batch keeps no column that no row uses; with room, its full-length layers grow in place
         assert bool(live.mask[:, 0].any())
+        assert growing(live) == (room > 0)
 
-    got = run_live(LiveBatch(model), prompts, [len(w) for w in want],
+    got = run_live(LiveBatch(model, room=room), prompts, [len(w) for w in want],
                    [Sampler(repetition_penalty=1.3) for _ in prompts], JOIN_AT, tok.pad_token_id, check)
     assert got == want
 
