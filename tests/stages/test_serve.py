@@ -484,3 +484,34 @@ def test_a_bf16_model_decodes_its_running_batch_under_the_engines_autocast(tiny_
     row = Row(key, ids, 6, [], lambda event: None)
     backend.run(key, [row], join=lambda in_flight: [])
     assert row.finish and len(seen) >= 2 and all(seen)
+
+
+def test_the_running_batch_decodes_greedy_rows_through_the_screen_with_a_cache_that_grows_in_place(
+        backend, engine, tiny_model_dir, monkeypatch):
+    """The server's running batch uses the engine's decoding pieces: greedy rows take the int8-screened
+    output layer (luyen.infer.screen) and the KV cache grows in place (kvcache.GrowingLayer), and the
+    tokens are the engine's."""
+    from luyen.infer.engine import cache_argument
+    from luyen.infer.kvcache import GrowingLayer
+    from luyen.infer.screen import Screen
+    from luyen.serve.scheduler import Row
+    screened, growing, real = [], [], Screen.logits
+    monkeypatch.setattr(Screen, "logits", lambda self, x: screened.append(x.shape[0]) or real(self, x))
+
+    def look(module, args, kwargs):
+        cache = kwargs.get(cache_argument(backend.engine.model))
+        growing.append(any(isinstance(layer, GrowingLayer) for layer in getattr(cache, "layers", [])))
+    model = str(tiny_model_dir)
+    prompts = [backend.encode(model, backend.render(model, [{"role": "user", "content": q}]), True)
+               for q in ("vé máy bay", "học máy là gì")]
+    want = engine.generate_ids(prompts, engine.settings(GenerateConfig(max_new_tokens=12)))
+    key, screened[:] = (model, 0.0, 1.0, None, None), []  # the engine's own answer was screened too
+    rows = [Row(key, p, 12, [], lambda event: None) for p in prompts]
+    hook = backend.engine.model.register_forward_pre_hook(look, with_kwargs=True)
+    try:
+        backend.run(key, rows, join=lambda in_flight: [])
+    finally:
+        hook.remove()
+    for row, w in zip(rows, want.tolist()):
+        assert row.ids == w[:next((j for j, t in enumerate(w) if t in engine.stop_ids), len(w))]
+    assert len(screened) >= 2 and any(growing) and not growing[0]  # the prefill starts a plain cache

@@ -204,7 +204,7 @@ class Engine:
         if stopping_criteria is not None:
             from transformers import StoppingCriteriaList
             kw["stopping_criteria"] = StoppingCriteriaList(stopping_criteria)
-        with self.autocast():
+        with self.screened(cfg), self.autocast():
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kw)
         return out[:, width:]
 
@@ -269,12 +269,13 @@ class Engine:
         The rows left compute exactly what one `generate` call would (tests compare the two); with
         sampling, fewer rows draw from the seeded generator, so samples differ from one call's (still
         reproducible per seed)."""
-        with self._screen(cfg):
+        with self.screened(cfg):
             return self._stretches(ids, mask, cfg, kw, cache)
 
-    def _screen(self, cfg: GenerateConfig):
+    def screened(self, cfg: GenerateConfig):
         """The int8-screened output layer for greedy fp32 decoding on the CPU (luyen.infer.screen), built
-        once; a null context where it does not apply or generate.screen is off."""
+        once; a null context where it does not apply or generate.screen is off. Every decoding path takes
+        it: `answer`, `generate_ids` and the server's continuous batches."""
         from contextlib import nullcontext
         if not cfg.screen or cfg.temperature > 0 or not self.kernels.startswith("oneDNN"):
             return nullcontext()

@@ -146,7 +146,11 @@ class TransformersBackend:
         from luyen.infer.live import LiveBatch, Sampler
         model, temperature, top_p, seed = key[:4]
         penalty = engine.settings(GenerateConfig()).repetition_penalty
-        live, waiting, stop_ids = LiveBatch(engine.model), list(rows), set(engine.stop_ids)
+        # the KV cache grows in place, with room for the longest answer asked for; greedy rows decode through
+        # the int8-screened output layer (luyen.infer.screen), as `luyen eval` and `luyen generate` do
+        live = LiveBatch(engine.model, room=max(r.max_tokens for r in rows))
+        waiting, stop_ids = list(rows), set(engine.stop_ids)
+        screened = engine.screened(GenerateConfig(temperature=temperature))
 
         def decode(ids):
             return engine.tok.decode(ids, skip_special_tokens=True)
@@ -164,7 +168,7 @@ class TransformersBackend:
                         row.finish = "error"
                         row.deliver(("error", row.index, f"model '{model}' was removed while answering"))
                     return
-                with self._use(model), engine.autocast():  # bf16 weights with fp32 adapters, as generate runs them
+                with self._use(model), screened, engine.autocast():  # bf16 weights, fp32 adapters: as generate runs them
                     if len(live):
                         owners = list(live.owners)
                         live.keep(route(owners, live.step()))
