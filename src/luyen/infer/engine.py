@@ -61,11 +61,12 @@ def answer_budget(lengths: list[int]) -> dict:
 
 def answer_penalty(cfg: GenerateConfig, prompt_width: int) -> list:
     """The repetition penalty as a logits processor over the answer's own tokens (the first ``prompt_width``
-    columns are the prompt's); [] at 1.0. luyen.infer.live's Sampler (the llama.cpp path's) applies the same."""
-    from transformers import RepetitionPenaltyLogitsProcessor
+    columns are the prompt's); [] at 1.0. luyen.infer.live's Sampler (the server's running batch and the
+    llama.cpp path) applies the same."""
+    from luyen.infer.live import AnswerPenalty
     if cfg.repetition_penalty in (None, 1.0):
         return []
-    return [RepetitionPenaltyLogitsProcessor(float(cfg.repetition_penalty), prompt_ignore_length=prompt_width)]
+    return [AnswerPenalty(cfg.repetition_penalty, prompt_width)]
 
 
 def model_budget(model) -> int | None:

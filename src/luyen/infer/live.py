@@ -36,6 +36,28 @@ import torch
 from luyen.infer.kvcache import set_states, with_room
 
 
+class AnswerPenalty:
+    """transformers' RepetitionPenaltyLogitsProcessor over the tokens after the first ``prompt_width``
+    columns (the answer's own), applied in place: a logit of a token already answered is divided by the
+    penalty (multiplied when negative). transformers' processor pads the scores to vocab + 1 columns and
+    scatters into a copy, three passes over a [rows, 262k] matrix per step: ~45 ms of a ~275 ms step for
+    the demo's 37 rows on the 2-core AVX2 EPYC. The scores `generate` hands its processors are already its
+    own float copy (transformers' processors such as NoRepeatNGram write them in place too). transformers'
+    processor is the tests' reference: the same values, bit for bit."""
+
+    def __init__(self, penalty: float, prompt_width: int = 0):
+        if not penalty > 0:
+            raise ValueError(f"the repetition penalty must be > 0, not {penalty}")
+        self.penalty, self.width = float(penalty), prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        ids = input_ids[:, self.width:]
+        if ids.shape[1]:
+            picked = scores.gather(1, ids)
+            scores.scatter_(1, ids, torch.where(picked < 0, picked * self.penalty, picked / self.penalty))
+        return scores
+
+
 @dataclass
 class Sampler:
     """How one row picks its next token, as `generate` would with these settings: the repetition penalty
@@ -51,10 +73,9 @@ class Sampler:
     generator: torch.Generator | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        from transformers import (LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
-                                  TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
-        self.penalty = (RepetitionPenaltyLogitsProcessor(float(self.repetition_penalty))
-                        if self.repetition_penalty != 1.0 else None)
+        from transformers import (LogitsProcessorList, NoRepeatNGramLogitsProcessor, TemperatureLogitsWarper,
+                                  TopKLogitsWarper, TopPLogitsWarper)
+        self.penalty = AnswerPenalty(self.repetition_penalty) if self.repetition_penalty != 1.0 else None
         self.ngrams = NoRepeatNGramLogitsProcessor(self.no_repeat_ngram_size) if self.no_repeat_ngram_size else None
         warpers = []
         if self.temperature > 0:
@@ -74,7 +95,7 @@ class Sampler:
         return self.temperature <= 0 and self.penalty is None and self.ngrams is None
 
     def pick(self, scores: torch.Tensor, prompt: list[int], answer: list[int]) -> int:
-        scores = scores.float()[None]
+        scores = scores.to(torch.float32, copy=True)[None]  # the processors write in place; the caller's stays
         if self.penalty is not None and answer:
             scores = self.penalty(torch.tensor([answer]), scores)
         if self.ngrams is not None:

@@ -114,3 +114,19 @@ def test_lora_fits_and_prompt_learning_does_not(tiny_model_dir):
     prompt = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
                             PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"))
     assert not LiveBatch.fits(prompt)
+
+
+@pytest.mark.parametrize("width", [0, 3])
+def test_answer_penalty_equals_transformers_repetition_penalty(width):
+    """The in-place penalty gives transformers' processor's values bit for bit: repeated tokens, negative
+    and positive logits, a prompt that is not penalised."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+    from luyen.infer.live import AnswerPenalty
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 50, generator=g) * 3
+    ids = torch.randint(0, 50, (4, 9), generator=g)
+    ids[:, -1] = ids[:, -2]  # a token answered twice is penalised once
+    want = RepetitionPenaltyLogitsProcessor(1.3, prompt_ignore_length=width)(ids, scores.clone())
+    got = AnswerPenalty(1.3, width)(ids, scores.clone())
+    assert torch.equal(got, want) and not torch.equal(got, scores)
+    assert torch.equal(AnswerPenalty(1.3, 9)(ids, scores.clone()), scores)  # nothing answered yet
