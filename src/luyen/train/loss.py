@@ -23,7 +23,25 @@ import torch
 
 
 COMPILE_MIN_VOCAB = 32768  # below this the softmax passes are cheap and compiling is not worth its seconds
+VOCAB_BLOCK = 2048  # output columns per product in `_logits`
 _compiled: dict = {}
+
+
+def _logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """h @ w.T (+ b). In fp32 on a CPU with a wide output layer, VOCAB_BLOCK columns at a time into one
+    buffer: on the 2-core AVX2 EPYC the BLAS multiplies 300 rows by Gemma-3's transposed 262k x 640 weight
+    at ~110 GFLOP/s in one call and at ~160 in blocks of 2,048 (alone, a reused buffer); in place, scoring
+    the 37 zero-shot prompts' reference answers went 17.7 -> 16.3 s, and LoRA training steps were no slower
+    (8-step runs alternating: 120 and 110 tokens/s against 117 and 99). Each column is the same dot product,
+    summed in whatever order the BLAS picks for the shape: equal to rounding (on Gemma-3's head, 300 rows,
+    bit for bit); the one call is the tests' reference. bf16 and GPUs keep the one call (not measured)."""
+    if h.device.type != "cpu" or h.dtype != torch.float32 or w.shape[0] < 4 * VOCAB_BLOCK:
+        return h @ w.t() if b is None else torch.addmm(b, h, w.t())
+    out = h.new_empty((h.shape[0], w.shape[0]))
+    for s in range(0, w.shape[0], VOCAB_BLOCK):
+        block = w[s:s + VOCAB_BLOCK].t()
+        out[:, s:s + VOCAB_BLOCK] = h @ block if b is None else torch.addmm(b[s:s + VOCAB_BLOCK], h, block)
+    return out
 
 
 def _rows(logits: torch.Tensor, targets: torch.Tensor, softcap: float | None, need_grad: bool):
@@ -58,7 +76,7 @@ def _rows_fn(vocab: int):
 def _chunk_rows(h, t, w, b, index, v, softcap, need):
     """Per-row loss and d loss / d logits of one chunk of rows (see `_rows`), with `index` rows of the
     weight replaced by `v`; falls back to eager `_rows` when compiling is impossible."""
-    logits = h @ w.t() if b is None else torch.addmm(b, h, w.t())
+    logits = _logits(h, w, b)
     if v is not None:
         logits[:, index] = h @ v.t()
     rows = _rows_fn(w.shape[0])

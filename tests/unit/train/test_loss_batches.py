@@ -53,6 +53,29 @@ def test_replaced_rows_match_the_matrix_with_those_rows_written_in(softcap, chun
     assert not torch.allclose(ours, reference_cross_entropy(h, w, None, t, softcap))  # the rows matter
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_fp32_logits_in_vocabulary_blocks_equal_one_product(monkeypatch, bias):
+    """fp32 on a CPU multiplies the output layer VOCAB_BLOCK columns at a time (here 8 of 50: six full
+    blocks and a partial one); losses and gradients equal the one-product reference."""
+    from luyen.train import loss
+    monkeypatch.setattr(loss, "VOCAB_BLOCK", 8)
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(21, 16, generator=g, requires_grad=True)
+    w = torch.randn(50, 16, generator=g)
+    b = torch.randn(50, generator=g) if bias else None
+    t = torch.randint(0, 50, (21,), generator=g)
+    with torch.profiler.profile() as prof:
+        ours = linear_cross_entropy(h, w, b, t, chunk=64)
+    products = sum(e.count for e in prof.key_averages() if e.key in ("aten::mm", "aten::addmm"))
+    assert products == 7 + 1  # seven blocks of logits, then the hidden states' gradient
+    ours.backward()
+    mine, h.grad = h.grad.clone(), None
+    ref = reference_cross_entropy(h, w, b, t)
+    ref.backward()
+    assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-5) and torch.allclose(mine, h.grad, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(loss._logits(h.detach(), w, b), torch.nn.functional.linear(h.detach(), w, b), atol=1e-5)
+
+
 def test_frozen_output_layer_gets_no_gradient_and_bf16_stays_close():
     g = torch.Generator().manual_seed(1)
     h = torch.randn(20, 32, generator=g, requires_grad=True)
