@@ -515,3 +515,18 @@ def test_the_running_batch_decodes_greedy_rows_through_the_screen_with_a_cache_t
     for row, w in zip(rows, want.tolist()):
         assert row.ids == w[:next((j for j, t in enumerate(w) if t in engine.stop_ids), len(w))]
     assert len(screened) >= 2 and any(growing) and not growing[0]  # the prefill starts a plain cache
+
+
+def test_every_served_adapter_answers_through_its_merged_copy_and_a_removed_one_frees_it(
+        backend, tiny_model_dir, tmp_path):
+    """Adapters given at start and added while serving each get packed merged copies (luyen.infer.packed),
+    so every adapter decodes as fast as the first; removing one frees its copies."""
+    from luyen.infer.packed import _MERGED
+    layers = [m for m in backend.engine.model.modules() if hasattr(m, _MERGED)]
+    assert layers and all({"tuned", "other"} <= set(getattr(m, _MERGED)) for m in layers)
+    backend.add_model("third", str(make_adapter(tiny_model_dir, tmp_path / "third", seed=3)))
+    try:
+        assert all("third" in getattr(m, _MERGED) for m in layers)
+    finally:
+        backend.remove_model("third")
+    assert not any("third" in getattr(m, _MERGED) for m in layers)

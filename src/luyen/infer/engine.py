@@ -102,10 +102,10 @@ class Engine:
         from luyen.precision import autocast_for
         self.autocast_dtype = autocast_for(next(model.parameters()).dtype)
         # fp32 on the CPU: every Linear's weight laid out once for oneDNN (luyen.infer.packed)
-        # (and an adapter's layers merged into a packed copy of their own, for while the adapter is on)
-        from luyen.infer.packed import pack, pack_merged
+        # (and each adapter's layers merged into packed copies of their own, for while that adapter is on)
+        from luyen.infer.packed import pack
         self.kernels = pack(model) if self.device.type == "cpu" and self.autocast_dtype is None else "torch default"
-        if self.kernels.startswith("oneDNN") and (merged := pack_merged(model)):
+        if merged := self.merge_adapters():
             self.kernels += f"; {merged}"
         from luyen.train.lora import fast_trainable_tokens
         fast_trainable_tokens(model)  # an adapter's trained token rows without a copy of the whole table per step
@@ -113,6 +113,12 @@ class Engine:
         self.runner, self.runtime = None, "transformers"  # Engine.load may put llama.cpp (luyen.infer.gguf) under it
         from luyen.train.head import contiguous_input  # the output layer's one home (train/head.py)
         contiguous_input(model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None)
+
+    def merge_adapters(self) -> str:
+        """Packed copies with each LoRA adapter the model holds merged in (luyen.infer.packed.pack_merged),
+        where the weights are packed; copies of deleted adapters are freed. Again after adding or deleting one."""
+        from luyen.infer.packed import pack_merged
+        return pack_merged(self.model) if self.kernels.startswith("oneDNN") else ""
 
     @property
     def max_new_tokens(self) -> int:

@@ -21,12 +21,13 @@ cost a second copy of each weight, so `pack` skips a model whose copy would not 
 the memory that is free.
 
 `pack_merged` does the same for a LoRA adapter's layers with the adapter merged in (W + scale * B @ A,
-peft's own `get_delta_weight`): while the adapter is on, such a layer is one packed product instead of
-the base product, two small ones, a scaling and an addition (on the demo adapter, all seven projections
-of every layer); switched off (`disable_adapter()`, the base answering in an evaluation) it is the base
-product as before. It falls back to peft's forward whenever that could differ: gradients on, another
-adapter active, mixed-batch adapter names, DoRA or LoRA bias, or the adapter's or base weights changed
-since merging. peft's unmerged forward is the tests' reference; the two differ only by rounding.
+peft's own `get_delta_weight`), one copy per adapter the model holds (the server switches adapters per
+batch): while an adapter is on, such a layer is one packed product instead of the base product, two
+small ones, a scaling and an addition (on the demo adapter, all seven projections of every layer);
+switched off (`disable_adapter()`, the base answering in an evaluation) it is the base product as
+before. It falls back to peft's forward whenever that could differ: gradients on, several adapters
+active, mixed-batch adapter names, DoRA or LoRA bias, or the adapter's or base weights changed since
+merging. peft's unmerged forward is the tests' reference; the two differ only by rounding.
 """
 from __future__ import annotations
 
@@ -118,9 +119,10 @@ def _lora_stamp(layer, adapter: str) -> tuple:
 
 
 def _merged_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-    adapter, packed, stamp = getattr(self, _MERGED)
-    if (self.disable_adapters or self.merged or args or kwargs or x.dtype != torch.float32 or x.device.type != "cpu"
-            or list(self.active_adapters) != [adapter] or torch.is_grad_enabled() or _lora_stamp(self, adapter) != stamp):
+    active = list(self.active_adapters)
+    packed, stamp = getattr(self, _MERGED).get(active[0], (None, None)) if len(active) == 1 else (None, None)
+    if (packed is None or self.disable_adapters or self.merged or args or kwargs or x.dtype != torch.float32
+            or x.device.type != "cpu" or torch.is_grad_enabled() or _lora_stamp(self, active[0]) != stamp):
         return type(self).forward(self, x, *args, **kwargs)
     flat = x.reshape(-1, x.shape[-1]).contiguous()
     if flat.shape[0] == 0:
@@ -129,38 +131,46 @@ def _merged_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
-def _mergeable(module) -> str | None:
-    """The one active plain-LoRA adapter of a peft LoRA Linear over an fp32 CPU Linear, or None."""
+def _mergeable(module) -> list[str]:
+    """The plain-LoRA adapters of a peft LoRA Linear over an fp32 CPU Linear that have no merged copy yet."""
     from peft.tuners.lora.layer import Linear as LoraLinear
-    if type(module) is not LoraLinear or hasattr(module, _MERGED) or module.merged:
-        return None
-    active = list(module.active_adapters)
-    base = module.get_base_layer()
-    if len(active) != 1 or active[0] not in module.lora_A or active[0] in getattr(module, "lora_variant", {}) \
-            or getattr(module, "lora_bias", {}).get(active[0]) or type(base) is not torch.nn.Linear \
-            or base.weight.dtype != torch.float32 or base.weight.device.type != "cpu":
-        return None
-    return active[0]
+    base = module.get_base_layer() if type(module) is LoraLinear else None
+    if base is None or module.merged or type(base) is not torch.nn.Linear or base.weight.dtype != torch.float32 \
+            or base.weight.device.type != "cpu":
+        return []
+    done = getattr(module, _MERGED, {})
+    return [a for a in module.lora_A if a not in done and a not in getattr(module, "lora_variant", {})
+            and not getattr(module, "lora_bias", {}).get(a)]
 
 
 def pack_merged(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
-    """For each LoRA Linear of ``model``'s one active adapter, a packed copy of its weight with the adapter
-    merged in, used while the adapter is on and gradients are off (see the module's docstring). Returns a
-    one-line summary ("" when the model has no such layer)."""
+    """For each LoRA Linear of ``model`` and each of its adapters, a packed copy of its weight with that
+    adapter merged in, used while that adapter alone is on and gradients are off (see the module's
+    docstring); copies of adapters the model no longer holds are freed. Call it again after adding or
+    deleting an adapter (the server does). Returns a one-line summary ("" when there was nothing to merge)."""
     if supported():
         return ""
-    layers = [(m, a) for m in model.modules() if (a := _mergeable(m))]
-    if not layers:
+    for m in model.modules():  # adapters deleted since: their copies go
+        if (merged := getattr(m, _MERGED, None)) is not None:
+            for gone in [a for a in merged if a not in m.lora_A]:
+                del merged[gone]
+    work = [(m, a) for m in model.modules() for a in _mergeable(m)]
+    if not work:
         return ""
-    size = sum(m.get_base_layer().weight.numel() * 4 for m, _ in layers)
+    size = sum(m.get_base_layer().weight.numel() * 4 for m, _ in work)
+    adapters = sorted({a for _, a in work})
     if budget_bytes is None:
         import psutil
         budget_bytes = psutil.virtual_memory().available // 4
     if size > budget_bytes:
-        return f"the adapter left unmerged (a merged copy of {size / 1e9:.2f} GB would not fit in a quarter of free memory)"
+        return (f"adapter {', '.join(adapters)} left unmerged (a merged copy of {size / 1e9:.2f} GB would not fit in "
+                f"a quarter of free memory)")
     with torch.no_grad():
-        for m, adapter in layers:
+        for m, adapter in work:
             weight = m.get_base_layer().weight + m.get_delta_weight(adapter)
-            setattr(m, _MERGED, (adapter, torch.ops.mkldnn._reorder_linear_weight(weight, 1), _lora_stamp(m, adapter)))
+            if not hasattr(m, _MERGED):
+                setattr(m, _MERGED, {})
+            getattr(m, _MERGED)[adapter] = (torch.ops.mkldnn._reorder_linear_weight(weight, 1), _lora_stamp(m, adapter))
             m.forward = types.MethodType(_merged_forward, m)
-    return f"the adapter merged into a packed copy of its {len(layers)} linears ({size / 1e9:.2f} GB)"
+    layers = len({id(m) for m, _ in work})
+    return f"adapter {', '.join(adapters)} merged into packed copies of its {layers} linears ({size / 1e9:.2f} GB)"

@@ -64,6 +64,7 @@ class TransformersBackend:
         with self.lock:
             if (folder / "adapter_config.json").is_file():
                 self.engine.model = attach_adapter(self.engine.model, name, path, self.base_name)
+                self.engine.merge_adapters()
                 self.adapters[name] = name
                 if budget := adapter_budget(path):
                     self.budgets[name] = budget
@@ -82,6 +83,7 @@ class TransformersBackend:
                     self.engine.model = peft.unload()
                 else:
                     peft.delete_adapter(adapter)
+                    self.engine.merge_adapters()  # frees the deleted adapter's merged copies
             self.full.pop(name, None)
             self.removable.discard(name)
             self.fits.clear()

@@ -95,7 +95,7 @@ def test_adapter_merged_into_packed_copies_matches_peft_and_switches_off(tiny_mo
     packed.pack(model)
     summary = packed.pack_merged(model)
     loras = [m for m in model.modules() if hasattr(m, packed._MERGED)]
-    assert loras and f"its {len(loras)} linears" in summary
+    assert loras and f"adapter default merged into packed copies of its {len(loras)} linears" in summary
     calls = []
     hooks = [m.lora_A["default"].register_forward_hook(lambda *a: calls.append(1)) for m in loras]
     with torch.no_grad():
@@ -132,7 +132,38 @@ def test_engine_merges_an_adapter_and_its_greedy_text_is_peft_s(tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     prompts = ["Học máy", "Hà Nội là thủ đô của Việt Nam và", "The quick brown fox"]
     engine = Engine(_adapted(tiny_model_dir), tok)
-    assert "adapter merged" in engine.kernels
+    assert "adapter default merged" in engine.kernels
     fast = [c.text for c in engine.generate(prompts, max_new_tokens=24)]
     packed.unpack(engine.model)
     assert fast == [c.text for c in engine.generate(prompts, max_new_tokens=24)]
+
+
+def test_every_adapter_gets_its_merged_copy_and_a_deleted_one_is_freed(tiny_model_dir):
+    """The server holds several adapters and switches per batch: each answers through its own merged copy
+    (its small products never run), as peft's unmerged forward would; a deleted adapter's copies go."""
+    from peft import LoraConfig
+    model = _adapted(tiny_model_dir)
+    torch.manual_seed(4)
+    model.add_adapter("other", LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
+    ids = torch.tensor([[5, 9, 17, 33, 2, 8]])
+    want = {}
+    with torch.no_grad():
+        for name in ("default", "other"):
+            model.set_adapter(name)
+            want[name] = model(ids).logits
+    packed.pack(model)
+    assert "adapter default, other merged" in packed.pack_merged(model)
+    loras = [m for m in model.modules() if hasattr(m, packed._MERGED)]
+    calls = []
+    hooks = [m.lora_A[a].register_forward_hook(lambda *_: calls.append(1)) for m in loras for a in ("default", "other")]
+    with torch.no_grad():
+        for name in ("other", "default"):
+            model.set_adapter(name)
+            torch.testing.assert_close(model(ids).logits, want[name], rtol=1e-5, atol=1e-5)
+    assert not calls
+    assert not torch.allclose(want["default"], want["other"], atol=1e-3)  # the two adapters do differ
+    for h in hooks:
+        h.remove()
+    model.delete_adapter("other")
+    assert packed.pack_merged(model) == ""  # nothing new to merge ...
+    assert all(set(getattr(m, packed._MERGED)) == {"default"} for m in loras)  # ... and "other"'s copies are gone
