@@ -91,6 +91,14 @@ def unpack(model: torch.nn.Module) -> None:
                     del module.forward  # the class's own forward again
 
 
+def _fits(size: int, budget_bytes: int | None) -> bool:
+    """Whether a copy of ``size`` bytes fits the budget: by default a quarter of the memory free now."""
+    if budget_bytes is None:
+        import psutil
+        budget_bytes = psutil.virtual_memory().available // 4
+    return size <= budget_bytes
+
+
 def pack(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
     """Pack every fp32 CPU `nn.Linear` in `model` (LoRA layers' base layers included; LoRA's own small
     matrices stay as they are); with gradients on, they multiply through F.linear as before. Returns a one-line summary of what it did or why not."""
@@ -103,10 +111,7 @@ def pack(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
     if not layers:
         return "plain F.linear (no fp32 linear on the CPU)"
     size = sum(m.weight.numel() * 4 for m in layers)
-    if budget_bytes is None:
-        import psutil
-        budget_bytes = psutil.virtual_memory().available // 4
-    if size > budget_bytes:
+    if not _fits(size, budget_bytes):
         return f"plain F.linear (a packed copy of {size / 1e9:.2f} GB would not fit in a quarter of free memory)"
     for m in layers:
         pack_linear(m)
@@ -159,10 +164,7 @@ def pack_merged(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
         return ""
     size = sum(m.get_base_layer().weight.numel() * 4 for m, _ in work)
     adapters = sorted({a for _, a in work})
-    if budget_bytes is None:
-        import psutil
-        budget_bytes = psutil.virtual_memory().available // 4
-    if size > budget_bytes:
+    if not _fits(size, budget_bytes):
         return (f"adapter {', '.join(adapters)} left unmerged (a merged copy of {size / 1e9:.2f} GB would not fit in "
                 f"a quarter of free memory)")
     with torch.no_grad():
