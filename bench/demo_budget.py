@@ -67,6 +67,7 @@ VARIANTS = {
     "2ep-lr2e-3-r8": ["train.epochs=2", "train.lr=2e-3"],
     "3ep-lr1e-3-r8": ["train.epochs=3", "train.lr=1e-3"],
     "2ep-lr1e-3-r8-attn": ["train.epochs=2", "train.lr=1e-3", "train.lora.target_modules=[q_proj,k_proj,v_proj,o_proj]"],
+    "2ep-lr1e-3-r8-neft5": ["train.epochs=2", "train.lr=1e-3", "train.neftune_alpha=5"],
 }
 AVX2_FP32_GFLOPS = 170.0  # fp32 matmul peak measured on the AVX2-only EPYC kind (FIELD_NOTES)
 

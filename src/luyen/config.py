@@ -173,6 +173,7 @@ class TrainConfig(Section):
     logging_steps: int = Field(1, ge=1, description="Write metrics every N steps.")
     threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = every core.")
     logit_chunk: int = Field(512, ge=16, description="Positions whose output logits exist at once (memory vs speed).")
+    neftune_alpha: float = Field(0.0, ge=0, description="NEFTune (Jain et al. 2023; TRL's neftune_noise_alpha, 5 is usual): uniform noise of size alpha / sqrt(length x width) on the input embeddings in training steps, never in validation; 0 = off. Supervised and head training only.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     num_virtual_tokens: int = Field(20, ge=1, description="Soft prompt length (prompt and ptuning).")
     freeze_layers_but: int = Field(2, ge=1, description="freeze: train only the last N transformer layers (and the final norm).")
@@ -187,8 +188,7 @@ class TrainConfig(Section):
         if isinstance(data, dict) and data.get("method") == "pretrain":
             raise LuyenError("train.method=pretrain is gone", field="train.method",
                              fix="train a new model with model.name=scratch:causal-tiny and train.method=full (arch causal "
-                             "or masked, size tiny, small or base), or continue pretraining model.name on raw text with "
-                             "train.method=full")
+                             "or masked, size tiny, small or base), or continue pretraining model.name on raw text with train.method=full")
         return data
 
 

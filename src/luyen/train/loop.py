@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from luyen.errors import LuyenError
-from luyen.train import checkpoint
+from luyen.train import checkpoint, neftune
 from luyen.train.batches import IGNORE, Example, plan_epoch
 from luyen.train.cadence import eval_due, save_due, stop_early
 from luyen.train.checkpoint import LoopState
@@ -114,7 +114,7 @@ class Trainer:
         log = RunLog(self.out, self.console, tc, total=self.total, start=st.step, steps_per_epoch=self.steps_per_epoch,
                      enabled=self.main)
         try:
-            with log, self._ctrl_c():
+            with log, self._ctrl_c(), neftune.noisy(self.acc.unwrap_model(self.model), tc.neftune_alpha):
                 if st.step == 0 and self.val_ex:  # where validation starts, so the curve shows what training bought
                     st.initial_val = self.evaluate(self.model)
                     st.initial_val_stats = self.val_stats

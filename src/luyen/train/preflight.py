@@ -59,6 +59,14 @@ def check_supervised(records: list[dict]) -> None:
                          fix="use train.method=kto for rated answers")
 
 
+def check_neftune(tc, method) -> None:
+    """NEFTune is a supervised fine-tuning recipe: a preference objective compares the policy with a
+    reference, and noise on one side only would bias every reward."""
+    if tc.neftune_alpha and method.objective is not None:
+        raise LuyenError(f"train.neftune_alpha cannot be combined with method {method.name} ({method.trains})",
+                         field="train.neftune_alpha", fix="set train.neftune_alpha=0, or use it when fine-tuning on answers (lora, qlora, full)")
+
+
 def check_packing(model, method) -> None:
     """Packing needs a method that allows it and a model whose attention honours restarting position
     ids; the second is checked on the real model."""

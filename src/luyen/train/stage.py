@@ -67,6 +67,7 @@ def train_causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: st
     console = console or Console(stderr=True)
     begun = time.time()  # the manifest's wall_time_s: the whole stage, loading included
     tc, method = cfg.train, method_of(cfg.train)
+    preflight.check_neftune(tc, method)
     data_dir, out, chosen, accelerator, ckpt = begin(cfg, data_dir, out_dir, resume, overwrite)
 
     train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")
