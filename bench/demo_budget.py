@@ -81,7 +81,7 @@ def avx2_minutes(est: dict) -> float:
 def ask(model_dir: Path, data: Path, generate, penalties: list[float]) -> dict:
     """The test split answered with the demo's generation settings, once per repetition penalty."""
     from luyen.evaluate.behaviour import behaviour
-    from luyen.evaluate.metrics import rouge
+    from luyen.evaluate.metrics import rouge, rouge_l_per_example
     from luyen.infer.engine import Engine
     rows = [json.loads(line) for line in open(data / "test.jsonl", encoding="utf-8")]
     engine = Engine.load(str(model_dir))
@@ -96,6 +96,7 @@ def ask(model_dir: Path, data: Path, generate, penalties: list[float]) -> dict:
             "length_ratio": round(b["length_ratio"], 2), "rouge_l": round(rouge([a.text for a in answers], refs)["rougeL"], 1),
             "generate_s": round(time.perf_counter() - started, 1)}
     out["sample"] = answers[0].text[:300]
+    out["rouge_l_per_example"] = rouge_l_per_example([a.text for a in answers], refs)  # at the last penalty
     return out
 
 
@@ -108,6 +109,7 @@ def main() -> None:
     args = ap.parse_args()
     from luyen.config import load_config
     from luyen.data.stage import run as prepare
+    from luyen.evaluate.verdict import paired_bootstrap
     from luyen.precision import machine
     from luyen.train.stage import run as train
     names = [n for n in VARIANTS if not args.only or n in args.only.split(",")]
@@ -125,6 +127,14 @@ def main() -> None:
                          **ask(out / "model", data, load_config(config, []).generate,
                                [float(p) for p in args.penalties.split(",")])}
         print(json.dumps({name: results[name]}, ensure_ascii=False), file=sys.stderr, flush=True)
+    # each variant against the first one run, question by question (ROUGE-L at the last penalty): a gap
+    # between budgets means little on 37 questions unless its paired interval excludes 0
+    first = names[0]
+    for name in names[1:]:
+        c = paired_bootstrap(results[name]["rouge_l_per_example"], results[first]["rouge_l_per_example"])
+        results[name][f"rouge_l_vs_{first}"] = {k: round(c[k], 2) for k in ("diff", "lo", "hi")}
+    for r in results.values():
+        del r["rouge_l_per_example"]
     print(json.dumps({"machine": machine(), "variants": results}, indent=1, ensure_ascii=False))
 
 

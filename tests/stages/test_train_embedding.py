@@ -121,6 +121,25 @@ def test_trained_encoder_round_trips_through_index_query_and_eval(trained, tmp_p
     assert result.exit_code == 0, result.output
 
 
+def test_an_index_finds_its_encoder_from_any_folder(trained, tmp_path, monkeypatch):
+    from luyen.rag import encoder
+    docs = write_docs(tmp_path / "docs")
+    monkeypatch.chdir(trained.parent)  # rag.encoder given relative to where the index is built
+    cfg = RunConfig.model_validate({"rag": {"encoder": trained.name, "chunk_tokens": 40, "overlap_tokens": 0,
+                                            "mode": "dense"}})
+    build_index(cfg, [docs], tmp_path / "index")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a server or `luyen rag query` started from another folder
+    encoder._load.cache_clear()
+    index = load_index(tmp_path / "index")
+    assert index.manifest["config"]["encoder"]["name"] == str(trained.resolve())
+    assert index.search("Hành lý xách tay tối đa mấy kg?", mode="dense")
+    (elsewhere / "more.md").write_text("# Thú cưng\n\nChó mèo dưới 7 kg đi cùng khoang.\n", encoding="utf-8")
+    build_index(cfg, [elsewhere / "more.md"], tmp_path / "index", add=True)  # the index's own encoder, found
+    assert "more.md" in load_index(tmp_path / "index").documents
+
+
 def test_a_language_model_run_is_not_an_encoder(tiny_run, tmp_path):
     cfg = RunConfig.model_validate({"rag": {"encoder": str(tiny_run)}})
     with pytest.raises(LuyenError, match="language model, not a sentence encoder"):

@@ -26,6 +26,7 @@ from luyen.errors import LuyenError
 from luyen.manifest import MANIFEST, Manifest, RunDir, staged
 from luyen.rag.chunk import chunk_document
 from luyen.rag.documents import Document, read_documents
+from luyen.rag.encoder import encoder_name
 from luyen.rag.index import STAGE, _faiss, load_index
 from luyen.rag.lexical import Lexical, index_terms
 
@@ -40,6 +41,7 @@ def run(cfg: RunConfig, docs: list[str | Path], out: Path, *, add: bool = False,
     out, started = Path(out), time.time()
     old = _previous(out, overwrite, required=add or remove)
     settings = dict(old.settings) if old and (add or remove) else cfg.rag.model_dump()
+    settings["encoder"] = encoder_name(settings["encoder"])
     if old and any(old.settings[key] != settings[key] for key in _CHUNKING):
         old = None  # other encoder or chunking: nothing can be reused
     kept = dict(old.documents) if old else {}

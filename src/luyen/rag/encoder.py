@@ -52,9 +52,19 @@ class Encoder:
         return [len(x) for x in ids]
 
 
-@functools.lru_cache(maxsize=2)
+def encoder_name(name: str) -> str:
+    """What an index records for rag.encoder: the shipped encoder's name, or a folder's absolute path, so
+    the index finds its encoder from any working folder."""
+    return name if name == SHIPPED else str(Path(name).resolve())
+
+
 def load_encoder(name: str = SHIPPED) -> Encoder:
     """The encoder by name (the shipped one) or folder; cached, so a server loads it once."""
+    return _load(encoder_name(name))
+
+
+@functools.lru_cache(maxsize=2)
+def _load(name: str) -> Encoder:
     folder = encoder_folder(name)
     # sentence-transformers imports bitsandbytes, which offers to fetch a kernel from the hub (luyen never does)
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
