@@ -40,8 +40,10 @@ def wait_for_checkpoint(proc, out, timeout=120):
     raise AssertionError("no checkpoint appeared")
 
 
-def test_resume_after_sigkill_gives_the_same_loss_and_weights(tmp_path, tiny_model_dir, tiny_data_dir):
-    extra = overrides(tiny_model_dir, "train.max_steps=60", "train.save_steps=5", "train.lr=5e-3")
+@pytest.mark.parametrize("noise", [[], ["train.neftune_alpha=5"]], ids=["plain", "neftune"])
+def test_resume_after_sigkill_gives_the_same_loss_and_weights(tmp_path, tiny_model_dir, tiny_data_dir, noise):
+    # with NEFTune the noise comes from the CPU RNG, which a checkpoint restores: the resume stays exact
+    extra = overrides(tiny_model_dir, "train.max_steps=60", "train.save_steps=5", "train.lr=5e-3", *noise)
     ref = run(load_config(None, extra), tiny_data_dir, tmp_path / "ref")
     out = tmp_path / "killed"
     proc = start(tiny_data_dir, out, *extra)
