@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from luyen.cli import app
@@ -175,6 +176,25 @@ def test_only_lora_and_full_train_an_encoder(encoder_base, tmp_path):
     cfg.train.method = "prompt"
     with pytest.raises(LuyenError, match="cannot train a sentence encoder"):
         run(cfg, None, tmp_path / "out")
+
+
+def test_under_bf16_autocast_the_contrastive_loss_runs_in_fp32(encoder_base, tmp_path, monkeypatch):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss as Loss
+
+    from luyen.train.stage import run
+    seen = []  # (autocast on?, input dtypes, loss dtype) of every loss computed in training
+    compute = Loss.compute_loss_from_embeddings
+
+    def spy(self, embeddings, labels):
+        loss = compute(self, embeddings, labels)
+        seen.append((torch.is_autocast_enabled("cpu"), {e.dtype for e in embeddings}, loss.dtype))
+        return loss
+    monkeypatch.setattr(Loss, "compute_loss_from_embeddings", spy)
+    cfg = retriever_config(encoder_base, write_docs(tmp_path / "docs"), queries=[str(write_queries(tmp_path / "q.jsonl"))])
+    cfg.train.dtype, cfg.train.max_steps = "bfloat16", 2
+    run(cfg, None, tmp_path / "out")
+    # bf16 scores would be rounded to steps of 0.125 at a scaled cosine of ~16, the loss to steps of 1/64
+    assert seen and all(s == (False, {torch.float32}, torch.float32) for s in seen), seen
 
 
 def test_luyen_run_sends_a_retriever_to_luyen_train(tmp_path):

@@ -182,7 +182,9 @@ def _split(pairs: list, share: float, seed: int) -> tuple[list, list]:
 
 class _Loop:
     def __init__(self, model, rows, train, val, tc, lr, autocast, seed, out, console):
+        from sentence_transformers.base.losses.merged_forward import embed_columns
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        self.embed_columns = embed_columns  # the loss's own forward over the columns (query, passage, negatives)
         self.model, self.rows, self.train, self.val, self.tc = model, rows, train, val, tc
         self.autocast, self.seed, self.out, self.console = autocast, seed, out, console
         self.ec = tc.embedding
@@ -270,7 +272,10 @@ class _Loop:
         # its query exactly as training did
         features = [self.model.preprocess(texts, prompt=prompt) for texts, prompt in columns]
         with torch.autocast("cpu", dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
-            loss = self.loss(features, None)
+            embeddings = self.embed_columns(self.model, features)
+        # the loss itself in fp32: under CPU bf16 autocast its similarity matrix and logsumexp ran in bf16,
+        # whose spacing at a scaled cosine of ~16 is 0.125 (the loss came out in steps of 1/64)
+        loss = self.loss.compute_loss_from_embeddings([e.float() for e in embeddings], None)
         loss.backward()
         if self.tc.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, self.tc.max_grad_norm)
