@@ -197,6 +197,31 @@ def test_under_bf16_autocast_the_contrastive_loss_runs_in_fp32(encoder_base, tmp
     assert seen and all(s == (False, {torch.float32}, torch.float32) for s in seen), seen
 
 
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_gradient_checkpointing_recomputes_and_trains_the_same(encoder_base, tmp_path, monkeypatch, method):
+    from luyen.train import encoder as encoders
+    from luyen.train.stage import run
+    wrap, runs = encoders.wrap, {}  # per setting: how often the first layer's MLP ran (a backward recomputes it)
+
+    def counting(model, tc):
+        model = wrap(model, tc)
+        first = next(m for n, m in model.named_modules() if n.endswith("layers.0.mlp"))
+        calls = runs.setdefault(tc.gradient_checkpointing, [])
+        first.register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
+        return model
+    monkeypatch.setattr(encoders, "wrap", counting)
+    docs, queries = write_docs(tmp_path / "docs"), str(write_queries(tmp_path / "q.jsonl"))
+    losses = {}
+    for on in (False, True):
+        cfg = retriever_config(encoder_base, docs, queries=[queries])
+        cfg.train.method, cfg.train.max_steps, cfg.train.gradient_checkpointing = method, 3, on
+        m = run(cfg, None, tmp_path / f"out-{on}")["metrics"]
+        losses[on] = (m["first_loss"], m["final_loss"])
+    # the training forwards (grad on): once per column forward, and again in backward when checkpointing
+    assert sum(runs[True]) == 2 * sum(runs[False]) > 0
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
 def test_luyen_run_sends_a_retriever_to_luyen_train(tmp_path):
     from luyen import pipeline
     cfg = RunConfig.model_validate({"name": "r", "out": str(tmp_path / "r"), "train": {"task": "embedding"},
