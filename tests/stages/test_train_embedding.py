@@ -70,7 +70,8 @@ def retriever_config(base: Path, docs: Path, **train) -> RunConfig:
         "rag": {"documents": [str(docs)], "chunk_tokens": 40, "overlap_tokens": 0},
         "train": {"task": "embedding", "method": "full", "lr": 3e-3, "epochs": 8, "batch_size": 4, "grad_accum": 1,
                   "warmup_ratio": 0.0, "scheduler": "constant",
-                  "embedding": {"generate": 0, "translate": False, "val": 0.3, "max_length": 64, **train}}})
+                  "embedding": {"generate": 0, "translate": False, "val": 0.3, "max_length": 64, "pooling": "mean",
+                                "bidirectional": True, **train}}})
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,21 @@ def test_training_data_that_leaks_into_the_eval_queries_is_refused(encoder_base,
     with pytest.raises(LuyenError, match="train.jsonl"):
         run(cfg, data, tmp_path / "out")
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_decoder_encodes_by_its_last_token_with_causal_attention_by_default(encoder_base):
+    from luyen.train import encoder as encoders
+    model, about = encoders.build(RunConfig.model_validate({"model": {"name": str(encoder_base)},
+                                                             "train": {"task": "embedding"}}))
+    assert about["pooling"] == "lasttoken" and about["bidirectional"] is False
+    assert model[0].auto_model.config.use_bidirectional_attention is False
+    # its vector is the (normalised) state of the text's last token, wherever the batch pads it
+    texts = ["vé máy bay", "hành lý xách tay tối đa bảy ký"]
+    vectors = model.encode(texts, convert_to_tensor=True)
+    for text, vector in zip(texts, vectors):
+        features = model.preprocess([text])
+        last = model[0](features)["token_embeddings"][0, -1]
+        assert torch.allclose(vector, torch.nn.functional.normalize(last, dim=0), atol=1e-5)
 
 
 def test_only_lora_and_full_train_an_encoder(encoder_base, tmp_path):

@@ -7,10 +7,10 @@
 Two kinds of start: a sentence-transformers model (the shipped all-MiniLM-L6-v2, or a folder holding
 modules.json) keeps its modules and, unless train.embedding.pooling says otherwise, its pooling; any
 other model luyen can load (the embedded gemma3-270m, a folder, a hub id) is a decoder turned encoder:
-its transformer without the language-model head, attending both ways where its config supports that
-(Gemma 3's `use_bidirectional_attention`, as EmbeddingGemma does), pooled over tokens (mean by default,
-or the last token) and normalised. Queries and passages carry the prompts of train.embedding, stored
-in the saved folder so `luyen rag` puts the same ones before what it embeds.
+its transformer without the language-model head, pooled at its last token by default (causal attention:
+the last token has read the whole text) or over its tokens (mean, best attending both ways where its
+config supports that: Gemma 3's `use_bidirectional_attention`, as EmbeddingGemma does), and normalised.
+Queries and passages carry the prompts of train.embedding, stored in the saved folder so `luyen rag` puts the same ones before what it embeds.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def build(cfg):
                                   model_kwargs={"dtype": torch.float32, "trust_remote_code": cfg.model.trust_remote_code},
                                   config_kwargs={"use_bidirectional_attention": ec.bidirectional} if settable else {})
         bidirectional = bool(getattr(transformer.auto_model.config, "use_bidirectional_attention", False))
-        pooling = "mean" if ec.pooling == "auto" else ec.pooling
+        pooling = "lasttoken" if ec.pooling == "auto" else ec.pooling
         if transformer.tokenizer.pad_token is None:
             transformer.tokenizer.pad_token = transformer.tokenizer.eos_token
         model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), pooling),
@@ -73,7 +73,7 @@ def wrap(model, tc):
                          fix=f"use train.method={able.replace(', ', ' or ')} with train.task=embedding")
     model = method.encoder(model, tc)
     if tc.gradient_checkpointing:  # keeps one layer's activations: the whole batch's (queries, passages and
-        # negatives at once) took 19.7 GB peak for Gemma-3-270M with 16 pairs of up to 256 tokens, bf16
+        # negatives at once) took 19.9 GB peak for Gemma-3-270M with 16 pairs of up to 256 tokens, bf16
         model[0].auto_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
