@@ -271,12 +271,14 @@ def _scored(engine, prompts: list[list[dict]], answers: list[str], whole: bool) 
 def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunConfig, whole: bool):
     """(`answer_nll`'s scores, the answers) with each prompt run once for both (likelihood.prefilled_nll:
     the reference answer is scored after the prompt, then the cache is cut back to the prompt and the
-    answer generated from it), a batch of generate.batch_size prompts at a time. None where answers take
-    another way: llama.cpp answering, a prompt-learning adapter (its virtual tokens), or a chat template
-    whose prompt is not how its scored example begins."""
+    answer generated from it), a batch of generate.batch_size prompts at a time. When llama.cpp answers
+    (eval.runtime) the scores are still these, in these batches, so a perplexity does not depend on the
+    runtime (under bf16 another batching rounds differently). None where scoring takes another way: a
+    prompt-learning adapter (its virtual tokens), or a chat template whose prompt is not how its scored
+    example begins."""
     from luyen.evaluate.likelihood import prefilled_nll
     from luyen.infer.engine import prompt_learning
-    if engine.runner is not None or prompt_learning(engine.model):
+    if prompt_learning(engine.model):
         return None
     examples, within = _scored(engine, prompts, answers, whole)
     starts = [engine.encode(engine.render(p)) for p in prompts]
@@ -290,8 +292,9 @@ def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunCo
         nll, ids, mask, cache = prefilled_nll(engine.model, examples[part], [len(s) for s in starts[part]],
                                               engine.pad_id, within[part] if within else None)
         scores += nll
-        outs += engine.answer(ids, mask, cfg_gen, cache, spent=time.perf_counter() - started)
-    return scores, outs
+        if engine.runner is None:
+            outs += engine.answer(ids, mask, cfg_gen, cache, spent=time.perf_counter() - started)
+    return scores, outs if engine.runner is None else engine.chat(prompts, cfg.generate)
 
 
 def _perplexities(scores: list, whole: bool) -> tuple[dict, list]:
