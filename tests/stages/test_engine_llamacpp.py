@@ -271,15 +271,21 @@ def spm_run(cache, spm_model, tiny_data_dir, tmp_path_factory):
     return out
 
 
-def test_eval_answers_through_llama_cpp_with_a_gguf_of_each_model(cache, spm_model, spm_run, tiny_data_dir, tmp_path):
+def test_eval_answers_through_llama_cpp_with_a_gguf_of_each_model(cache, spm_model, spm_run, tiny_data_dir, tmp_path,
+                                                                   monkeypatch):
     """eval.runtime=llama.cpp-f16: the base systems answer from the base's GGUF and the fine-tuned one from the
     adapter folded into it (the same files `luyen chat` uses), in the same batches as through Engine; the
-    report says so, and perplexities stay transformers' (equal to a transformers-runtime evaluation's)."""
+    report says so, and perplexities stay transformers' (equal to a transformers-runtime evaluation's: the
+    same prefilled batches score them, so under bf16 too)."""
     from luyen.config import load_config
+    from luyen.evaluate import likelihood
     from luyen.evaluate.stage import run
     settings = ["generate.max_new_tokens=8", "eval.general=false"]
+    prefill, passes = likelihood.prefilled_nll, []
+    monkeypatch.setattr(likelihood, "prefilled_nll", lambda *a, **kw: passes.append(1) or prefill(*a, **kw))
     run(load_config(None, [*settings, "eval.runtime=llama.cpp-f16"]), spm_run, tiny_data_dir, tmp_path / "fast", limit=6,
         baselines=["zero-shot"])
+    assert passes  # scored as the transformers runtime scores, whatever answers
     run(load_config(None, settings), spm_run, tiny_data_dir, tmp_path / "slow", limit=6, baselines=["zero-shot"])
     fast, slow = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("fast", "slow"))
     assert "answers by llama.cpp f16 (a GGUF of each model" in fast["generation"]
