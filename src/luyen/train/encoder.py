@@ -10,7 +10,8 @@ other model luyen can load (the embedded gemma3-270m, a folder, a hub id) is a d
 its transformer without the language-model head, pooled at its last token by default (causal attention:
 the last token has read the whole text) or over its tokens (mean, best attending both ways where its
 config supports that: Gemma 3's `use_bidirectional_attention`, as EmbeddingGemma does), and normalised.
-Queries and passages carry the prompts of train.embedding, stored in the saved folder so `luyen rag` puts the same ones before what it embeds.
+Queries and passages carry the prompts of train.embedding, stored in the saved folder so `luyen rag`
+puts the same ones before what it embeds.
 """
 from __future__ import annotations
 
