@@ -282,10 +282,10 @@ def test_eval_answers_through_llama_cpp_with_a_gguf_of_each_model(cache, spm_mod
     from luyen.evaluate.stage import run
     settings = ["generate.max_new_tokens=8", "eval.general=false"]
     prefill, passes = likelihood.prefilled_nll, []
-    monkeypatch.setattr(likelihood, "prefilled_nll", lambda *a, **kw: passes.append(1) or prefill(*a, **kw))
+    monkeypatch.setattr(likelihood, "prefilled_nll", lambda *a, **kw: passes.append(kw["keep_cache"]) or prefill(*a, **kw))
     run(load_config(None, [*settings, "eval.runtime=llama.cpp-f16"]), spm_run, tiny_data_dir, tmp_path / "fast", limit=6,
         baselines=["zero-shot"])
-    assert passes  # scored as the transformers runtime scores, whatever answers
+    assert passes and not any(passes)  # scored as the transformers runtime scores; no cache kept for llama.cpp
     run(load_config(None, settings), spm_run, tiny_data_dir, tmp_path / "slow", limit=6, baselines=["zero-shot"])
     fast, slow = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("fast", "slow"))
     assert "answers by llama.cpp f16 (a GGUF of each model" in fast["generation"]

@@ -67,3 +67,23 @@ def test_prompts_that_do_not_begin_their_scored_example_take_the_two_passes(tmp_
     engine.render = lambda messages: "<bos>" + messages[-1]["content"]  # not how encode_chat formats the example
     prompts = [[{"role": "user", "content": q}] for q in QUESTIONS[:2]]
     assert _prefilled(engine, prompts, ANSWERS[:2], load_config(None), whole=False) is None
+
+
+def test_without_keeping_the_cache_the_scores_are_the_same_and_no_cache_is_built(tmp_path, monkeypatch):
+    """keep_cache=False (llama.cpp answers): the same scores, no cache cut back or joined."""
+    from luyen.data.template import encode_chat
+    from luyen.evaluate.likelihood import prefilled_nll
+    from luyen.infer import kvcache
+    from luyen.train.batches import shifted
+    monkeypatch.setattr(kvcache, "PREFILL_ROWS", 2)
+    engine = _engine(tmp_path, "llama")
+    prompts = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    examples = [shifted(*encode_chat(engine.tok, engine.template, p + [{"role": "assistant", "content": a}], targets="last"))
+                for p, a in zip(prompts, ANSWERS)]
+    lengths = [len(engine.encode(engine.render(p))) for p in prompts]
+    joins = []
+    monkeypatch.setattr(kvcache, "joined", lambda caches, join=kvcache.joined: joins.append(len(caches)) or join(caches))
+    kept = prefilled_nll(engine.model, examples, lengths, engine.pad_id)
+    dropped = prefilled_nll(engine.model, examples, lengths, engine.pad_id, keep_cache=False)
+    assert dropped[0] == kept[0] and dropped[3] is None and kept[3].get_seq_length() == max(lengths) - 1
+    assert joins == [3]  # only the kept run joined its three passes' caches

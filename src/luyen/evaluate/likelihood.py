@@ -56,7 +56,8 @@ def _row_nll(head, hidden, targets, rows: list[int], examples: list[Example], wi
 
 
 @torch.no_grad()
-def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad_id: int, within: list | None = None):
+def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad_id: int, within: list | None = None,
+                  keep_cache: bool = True):
     """`example_nll` for one batch of examples that each begin with a prompt to be answered next, from
     the forward pass that also leaves the prompts' KV cache for `generate`: the prompts left-padded so
     that they all end in the same column, the rest of each example after them (right-padded), and the
@@ -66,7 +67,8 @@ def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad
     instead of twice, kvcache.PREFILL_ROWS rows a pass.
 
     The cache keeps every position on every layer (sliding-window layers too: their window is applied
-    by the attention mask), because it is cut back after the reference answer was run through it."""
+    by the attention mask), because it is cut back after the reference answer was run through it.
+    ``keep_cache=False`` (another runtime answers): each pass's cache is dropped and None returned for it."""
     from transformers import DynamicCache
     run = kvcache.Forward(model)
     width = max(prompt_lengths)
@@ -91,9 +93,10 @@ def prefilled_nll(model, examples: list[Example], prompt_lengths: list[int], pad
         hidden = run(ids[part], mask[part], position_ids[part], cache)
         _row_nll(run.head, hidden, targets[part], list(range(lo, min(lo + step, rows))), examples, within,
                  out)
-        cache.crop(-(tail + 1))
-        caches.append(cache)
-    return out, ids[:, :width], mask[:, :width], kvcache.joined(caches)
+        if keep_cache:
+            cache.crop(-(tail + 1))
+            caches.append(cache)
+    return out, ids[:, :width], mask[:, :width], kvcache.joined(caches) if keep_cache else None
 
 
 @torch.no_grad()

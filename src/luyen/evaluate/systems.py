@@ -290,7 +290,8 @@ def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunCo
         part = slice(i, i + size)
         started = time.perf_counter()
         nll, ids, mask, cache = prefilled_nll(engine.model, examples[part], [len(s) for s in starts[part]],
-                                              engine.pad_id, within[part] if within else None)
+                                              engine.pad_id, within[part] if within else None,
+                                              keep_cache=engine.runner is None)
         scores += nll
         if engine.runner is None:
             outs += engine.answer(ids, mask, cfg_gen, cache, spent=time.perf_counter() - started)
