@@ -286,3 +286,79 @@ def test_a_lora_retriever_is_saved_with_its_adapters_merged(encoder_base, tmp_pa
     base, _ = encoders.build(cfg)
     saved = SentenceTransformer(str(tmp_path / "out" / "model"), device="cpu")
     assert not np.allclose(base.encode(text, prompt="query: "), saved.encode(text, prompt="query: "), atol=1e-3)
+
+
+def test_grad_accum_trains_through_gradcache_with_the_whole_batch_as_negatives(encoder_base, tmp_path, monkeypatch):
+    """train.grad_accum > 1: the batch of batch_size x grad_accum pairs is embedded batch_size rows of one
+    column at a time (GradCache), and trains exactly as one forward of the whole batch does."""
+    from luyen.train import encoder as encoders
+    from luyen.train.stage import run
+    wrap, rows = encoders.wrap, {}  # per grad_accum: the rows of every training forward (grad on or off)
+
+    def counting(model, tc):
+        model = wrap(model, tc)
+        first = next(m for n, m in model.named_modules() if n.endswith("layers.0.mlp"))
+        seen = rows.setdefault(tc.grad_accum, [])
+        first.register_forward_hook(lambda m, args, out: seen.append((torch.is_grad_enabled(), args[0].shape[0])))
+        return model
+    monkeypatch.setattr(encoders, "wrap", counting)
+    docs, queries = write_docs(tmp_path / "docs"), str(write_queries(tmp_path / "q.jsonl"))
+    losses = {}
+    for batch, accum in ((4, 1), (2, 2), (1, 4)):
+        cfg = retriever_config(encoder_base, docs, queries=[queries])
+        cfg.train.batch_size, cfg.train.grad_accum, cfg.train.max_steps, cfg.train.dtype = batch, accum, 3, "float32"
+        m = run(cfg, None, tmp_path / f"out-{accum}")["metrics"]
+        losses[accum] = (m["first_loss"], m["final_loss"])
+    # the loss after two updates moves only if every mini-batch's cached gradient reached the weights
+    assert losses[2] == pytest.approx(losses[1], rel=1e-5) and losses[4] == pytest.approx(losses[1], rel=1e-5)
+    assert losses[1][1] < losses[1][0] - 0.5
+    training = {a: [n for grad, n in seen if grad] for a, seen in rows.items()}
+    assert max(training[1]) == 8  # the 4 queries, then their passages and mined negatives in one forward
+    assert max(training[2]) == 2 and max(training[4]) == 1
+    # each mini-batch twice: without gradients (the cache), then with them inside backward (3 columns x 2)
+    assert sum(not grad for grad, n in rows[2] if n == 2) >= 3 * 6
+
+
+def test_gradcache_replays_dropout_and_autocast_in_its_second_forward(encoder_base, tmp_path, monkeypatch):
+    """The re-forward inside backward draws the first forward's dropout masks and runs under the run's bf16
+    autocast, and the loss between them in fp32: else the cached gradients belong to other embeddings."""
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss as Cached,
+    )
+
+    from luyen.train import embedding
+    from luyen.train import encoder as encoders
+    from luyen.train.stage import run
+    calls, losses, inside = [], [], []  # (grad on?, embeddings) of every training forward; the loss; autocast in a layer
+    forward, calculate, wrap = embedding._Autocast.forward, Cached.calculate_loss, encoders.wrap
+
+    def spy(self, features):
+        out = forward(self, features)
+        calls.append((torch.is_grad_enabled(), out["sentence_embedding"].detach().clone()))
+        return out
+
+    def hooked(model, tc):
+        model = wrap(model, tc)
+        first = next(m for n, m in model.named_modules() if n.endswith("layers.0.mlp"))
+        def note(m, *_):
+            if m.training:
+                inside.append(torch.is_autocast_enabled("cpu"))
+        first.register_forward_hook(note)
+        return model
+    monkeypatch.setattr(encoders, "wrap", hooked)
+
+    def loss_spy(self, reps, labels=None, **kw):
+        losses.append((torch.is_autocast_enabled("cpu"), {r.dtype for col in reps for r in col}))
+        return calculate(self, reps, labels, **kw)
+    monkeypatch.setattr(embedding._Autocast, "forward", spy)
+    monkeypatch.setattr(Cached, "calculate_loss", loss_spy)
+    cfg = retriever_config(encoder_base, write_docs(tmp_path / "docs"), queries=[str(write_queries(tmp_path / "q.jsonl"))])
+    cfg.train.method, cfg.train.lora.dropout, cfg.train.dtype = "lora", 0.5, "bfloat16"
+    cfg.train.batch_size, cfg.train.grad_accum, cfg.train.max_steps = 2, 2, 2
+    run(cfg, None, tmp_path / "out")
+    first = [e for grad, e in calls if not grad]
+    second = [e for grad, e in calls if grad]
+    assert len(first) == len(second) == 2 * 3 * 2  # 2 steps x 3 columns x 2 mini-batches
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert len(inside) == 2 * len(first) and all(inside)  # both forwards under bf16 autocast
+    assert all(e.dtype == torch.float32 for _, e in calls) and losses == [(False, {torch.float32})] * 2

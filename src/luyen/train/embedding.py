@@ -11,10 +11,14 @@ come from the team's own data.
 
 The loss is sentence-transformers' MultipleNegativesRankingLoss (InfoNCE at temperature
 train.embedding.temperature): each query against every passage of its batch plus BM25-mined hard
-negatives. A batch holds at most one pair per document and a mined negative never comes from a
-document of its batch, so no passage that answers a query is ever scored as its negative (retrieval is
-judged by document). A share of the queries is held out: recall@1/5 and MRR of their documents among
-all passages are measured before training and after each epoch, and the best epoch's weights ship.
+negatives. A batch holds at most one pair per document and a mined negative never comes from a document
+of its batch, so no passage that answers a query is ever scored as its negative (retrieval is judged by
+document). A batch is train.batch_size x train.grad_accum pairs; with grad_accum > 1 the loss is
+CachedMultipleNegativesRankingLoss (GradCache): batch_size rows of a column go through the model at a
+time, twice (without gradients for the loss, then with them), so memory follows batch_size while every
+query still meets the whole batch's passages. A share of the queries is held out: recall@1/5 and MRR of
+their documents among all passages are measured before training and after each epoch, and the best
+epoch's weights ship.
 
 Writes OUT/model/ (a sentence-transformers folder: `rag.encoder=OUT` loads it), pairs.jsonl (what it
 trained on, by origin), metrics.jsonl, curves.png, run.json and, last, manifest.json.
@@ -183,12 +187,21 @@ def _split(pairs: list, share: float, seed: int) -> tuple[list, list]:
 class _Loop:
     def __init__(self, model, rows, train, val, tc, lr, autocast, seed, out, console):
         from sentence_transformers.base.losses.merged_forward import embed_columns
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.losses import (
+            CachedMultipleNegativesRankingLoss,
+            MultipleNegativesRankingLoss,
+        )
         self.embed_columns = embed_columns  # the loss's own forward over the columns (query, passage, negatives)
         self.model, self.rows, self.train, self.val, self.tc = model, rows, train, val, tc
         self.autocast, self.seed, self.out, self.console = autocast, seed, out, console
         self.ec = tc.embedding
-        self.loss = MultipleNegativesRankingLoss(model, scale=1 / self.ec.temperature)
+        # train.grad_accum > 1: GradCache (sentence-transformers' CachedMultipleNegativesRankingLoss), so only
+        # train.batch_size rows of one column hold activations at a time while the loss still scores every
+        # query against the whole batch of batch_size x grad_accum (exact gradients, one more forward pass)
+        self.cached = tc.grad_accum > 1
+        self.loss = (CachedMultipleNegativesRankingLoss(_Autocast(model, autocast), scale=1 / self.ec.temperature,
+                                                        mini_batch_size=tc.batch_size) if self.cached
+                     else MultipleNegativesRankingLoss(model, scale=1 / self.ec.temperature))
         self.passages = [r["indexed"] for r in rows]
         self.sources = [r["source"] for r in rows]
         self.candidates = _mine(rows, train, self.ec.hard_negatives)
@@ -214,10 +227,12 @@ class _Loop:
             for batch in self.batches(epoch):
                 if step >= self.total:
                     break
+                began = time.perf_counter()
                 loss = self.step(batch)
                 step += 1
                 losses.append(loss)
-                log.log({"step": step, "loss": round(loss, 5), "lr": self.sched.get_last_lr()[0]})
+                log.log({"step": step, "loss": round(loss, 5), "lr": self.sched.get_last_lr()[0],
+                         "seconds": round(time.perf_counter() - began, 3)})
                 if step % max(1, self.tc.logging_steps * 10) == 0:
                     self.console.print(f"train: step {step}/{self.total} loss {loss:.4f}", highlight=False)
                 if step % self.per_epoch == 0 or step == self.total:
@@ -271,11 +286,14 @@ class _Loop:
         # the prompts go on as `encode` puts them (sentence-transformers' own preprocess), so a search embeds
         # its query exactly as training did
         features = [self.model.preprocess(texts, prompt=prompt) for texts, prompt in columns]
-        with torch.autocast("cpu", dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
-            embeddings = self.embed_columns(self.model, features)
-        # the loss itself in fp32: under CPU bf16 autocast its similarity matrix and logsumexp ran in bf16,
-        # whose spacing at a scaled cosine of ~16 is 0.125 (the loss came out in steps of 1/64)
-        loss = self.loss.compute_loss_from_embeddings([e.float() for e in embeddings], None)
+        if self.cached:  # embeds each mini-batch without gradients, then again with them inside backward
+            loss = self.loss(features, None)
+        else:
+            with torch.autocast("cpu", dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+                embeddings = self.embed_columns(self.model, features)
+            # the loss itself in fp32: under CPU bf16 autocast its similarity matrix and logsumexp ran in bf16,
+            # whose spacing at a scaled cosine of ~16 is 0.125 (the loss came out in steps of 1/64)
+            loss = self.loss.compute_loss_from_embeddings([e.float() for e in embeddings], None)
         loss.backward()
         if self.tc.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, self.tc.max_grad_norm)
@@ -304,6 +322,24 @@ class _Loop:
             q = self.model.encode([v.query for v in self.val], prompt=self.ec.query_prompt,
                                   normalize_embeddings=True, convert_to_tensor=True, batch_size=32).float()
         return document_scores((q @ p.T).numpy(), self.sources, [v.source for v in self.val])
+
+
+class _Autocast(torch.nn.Module):
+    """The encoder under the run's autocast with its embeddings in fp32, for GradCache: both of its forwards
+    (the second runs inside backward, outside any autocast of the loop's) embed as the plain step does, and
+    the loss between them runs in fp32, as the plain step's does."""
+
+    def __init__(self, model, dtype):
+        super().__init__()
+        self.encoder, self.dtype = model, dtype
+
+    def __getitem__(self, i):
+        return self.encoder[i]
+
+    def forward(self, features: dict) -> dict:
+        with torch.autocast("cpu", dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            out = self.encoder(features)
+        return {**out, "sentence_embedding": out["sentence_embedding"].float()}
 
 
 def document_scores(similarity: np.ndarray, sources: list[str], wanted: list[str]) -> dict:
