@@ -362,3 +362,15 @@ def test_gradcache_replays_dropout_and_autocast_in_its_second_forward(encoder_ba
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert len(inside) == 2 * len(first) and all(inside)  # both forwards under bf16 autocast
     assert all(e.dtype == torch.float32 for _, e in calls) and losses == [(False, {torch.float32})] * 2
+
+
+def test_an_encoders_lora_drops_out_through_the_fast_dropout(encoder_base, tmp_path):
+    """The LM's LoRA and the encoder's draw dropout masks the same way (torch's bernoulli_ had taken 55% of
+    a Gemma encoder's forward on the AMX machine)."""
+    from luyen.train import encoder as encoders
+    from luyen.train.lora import FastDropout
+    cfg = retriever_config(encoder_base, write_docs(tmp_path / "docs"))
+    cfg.train.method, cfg.train.lora.dropout = "lora", 0.1
+    model = encoders.wrap(encoders.build(cfg)[0], cfg.train)
+    drops = [m for n, m in model.named_modules() if ".lora_dropout." in n]
+    assert drops and all(isinstance(m, FastDropout) and m.p == 0.1 for m in drops)

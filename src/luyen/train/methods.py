@@ -112,6 +112,7 @@ def _encoder_lora(model, tc):
     config = LoraConfig(task_type="FEATURE_EXTRACTION", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                         target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora)
     transformer.model = get_peft_model(transformer.model, config)
+    lora.fast_lora_dropout(transformer.model)  # torch's bernoulli_ took 55% of a forward's time here
     return model
 
 
