@@ -12,21 +12,21 @@ from the run's own metrics.jsonl. Prints one JSON object: the CPU, per arm secon
 each arm's time and memory against the first arm's.
 
 Recorded 2026-12-06 on the 2-core AMX Xeon (bf16 autocast), `--pairs` the 1,453 pairs of the last-token
-run in the README, `--arms 16x1,4x4,16x1-ckpt,8x2 --steps 4`:
+run in the README, `--arms 16x1,4x4,16x1-ckpt --steps 4`, with LoRA's dropout through luyen's FastDropout:
 
 | arm | s/step | peak RSS | time / 16x1 | memory / 16x1 |
 |---|---|---|---|---|
-| 16x1 (the recipe: one forward per column kind) | 16.1 | 15.6 GB | 1.00 | 1.00 |
-| 4x4 (GradCache) | 30.8 | 4.7 GB | 1.91 | 0.30 |
-| 16x1-ckpt (gradient checkpointing) | 32.1 | 4.9 GB | 2.00 | 0.32 |
-| 8x2 (GradCache) | 35.2 | 6.5 GB | 2.19 | 0.42 |
+| 16x1 (the recipe: one forward per column kind) | 14.4 | 16.8 GB | 1.00 | 1.00 |
+| 4x4 (GradCache) | 27.9 | 4.4 GB | 1.95 | 0.26 |
+| 16x1-ckpt (gradient checkpointing) | 26.2 | 7.2 GB | 1.82 | 0.43 |
 
-Both ways cut memory to a third for twice the time. A profile of 4x4 (two steps, a /tmp script timing
-sentence-transformers' embed_minibatch) put 10.6 s of a 29.8 s step in the forwards without gradients
-and 11.8 s in those with them: small per-column forwards run at about half the plain step's rate here.
-GradCache's own gain is the batch: its memory follows train.batch_size, so 16 x 8 (128 pairs, each
-query against 256 passages) fits where one forward of them would not. Losses of arms with the same
-batches agree to bf16 rounding (the first step 3.489 plain and with checkpointing, 3.484 GradCache).
+The same day, before the encoder's LoRA used FastDropout (torch's bernoulli_: 55% of a forward's time
+in a profile), the arms took 16.1, 30.8 and 32.1 s a step at 15.6, 4.7 and 4.9 GB, and 8x2 (GradCache)
+35.2 s at 6.5 GB: peaks move by a GB or two between runs (the allocator), times by ~10%. Both ways cut
+memory to a third or less for about twice the time. GradCache's own gain is the batch: its memory
+follows train.batch_size, so 16 x 8 (128 pairs, each query against 256 passages) fits where one forward
+of them would not. Losses of arms with the same batches agree to bf16 rounding (the first step 3.489
+plain and with checkpointing, 3.484 GradCache).
 """
 from __future__ import annotations
 
