@@ -289,7 +289,7 @@ class _Loop:
         if self.cached:  # embeds each mini-batch without gradients, then again with them inside backward
             loss = self.loss(features, None)
         else:
-            with torch.autocast("cpu", dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+            with _autocast(self.autocast):
                 embeddings = self.embed_columns(self.model, features)
             # the loss itself in fp32: under CPU bf16 autocast its similarity matrix and logsumexp ran in bf16,
             # whose spacing at a scaled cosine of ~16 is 0.125 (the loss came out in steps of 1/64)
@@ -316,12 +316,17 @@ class _Loop:
         if not self.val:
             return {"recall@1": 0.0, "recall@5": 0.0, "mrr": 0.0}
         self.model.eval()
-        with torch.autocast("cpu", dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+        with _autocast(self.autocast):
             p = self.model.encode(self.passages, prompt=self.ec.passage_prompt, normalize_embeddings=True,
                                   convert_to_tensor=True, batch_size=16).float()
             q = self.model.encode([v.query for v in self.val], prompt=self.ec.query_prompt,
                                   normalize_embeddings=True, convert_to_tensor=True, batch_size=32).float()
         return document_scores((q @ p.T).numpy(), self.sources, [v.source for v in self.val])
+
+
+def _autocast(dtype):
+    """The run's CPU autocast (precision.Precision.autocast: None in fp32, where it is off)."""
+    return torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 class _Autocast(torch.nn.Module):
@@ -337,7 +342,7 @@ class _Autocast(torch.nn.Module):
         return self.encoder[i]
 
     def forward(self, features: dict) -> dict:
-        with torch.autocast("cpu", dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+        with _autocast(self.dtype):
             out = self.encoder(features)
         return {**out, "sentence_embedding": out["sentence_embedding"].float()}
 
