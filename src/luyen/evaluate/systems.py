@@ -285,17 +285,18 @@ def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunCo
     if any(list(e.ids[:len(s)]) != s for e, s in zip(examples, starts)):
         return None
     cfg_gen, size = engine.settings(cfg.generate), cfg.generate.batch_size
+    here = engine.runner is None  # transformers answers from the prefilled cache; else llama.cpp answers after
     scores, outs = [], []
     for i in range(0, len(examples), size):
         part = slice(i, i + size)
         started = time.perf_counter()
         nll, ids, mask, cache = prefilled_nll(engine.model, examples[part], [len(s) for s in starts[part]],
                                               engine.pad_id, within[part] if within else None,
-                                              keep_cache=engine.runner is None)
+                                              keep_cache=here)
         scores += nll
-        if engine.runner is None:
+        if here:
             outs += engine.answer(ids, mask, cfg_gen, cache, spent=time.perf_counter() - started)
-    return scores, outs if engine.runner is None else engine.chat(prompts, cfg.generate)
+    return scores, outs if here else engine.chat(prompts, cfg.generate)
 
 
 def _perplexities(scores: list, whole: bool) -> tuple[dict, list]:
