@@ -38,14 +38,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import peak_rss_kb
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def child(args) -> None:
     from luyen.config import load_config
+    from luyen.models.estimate import peak_memory_gb
     from luyen.train.stage import run
     batch, accum = args.child.removesuffix("-ckpt").split("x")
     overrides = [f"train.embedding.pairs={Path(args.pairs).resolve()}", f"train.batch_size={batch}",
@@ -59,7 +57,7 @@ def child(args) -> None:
     timed = [r["seconds"] for r in steps[1:]]
     print("RESULT " + json.dumps({"precision": m["precision"], "steps_timed": len(timed),
                                   "seconds_per_step": round(sum(timed) / len(timed), 2),
-                                  "losses": [r["loss"] for r in steps], "peak_rss_mb": round(peak_rss_kb() / 1024)}))
+                                  "losses": [r["loss"] for r in steps], "peak_rss_mb": round(peak_memory_gb() * 1e9 / 2**20)}))
 
 
 def main() -> None:

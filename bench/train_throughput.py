@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -178,17 +177,6 @@ ARMS = {"article": arm_article, "trl": arm_trl, "luyen": arm_luyen,
         "luyen-fp32": lambda args: arm_luyen(args, "float32")}
 
 
-def peak_rss_kb() -> int:
-    """This process's peak RSS. Not ru_maxrss alone: Python spawns children with vfork, and Linux carries the
-    parent's high-water RSS into the child's ru_maxrss at exec, so a child would report at least the parent's
-    peak. VmHWM is the high-water mark of this process's own address space."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    except (OSError, StopIteration, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def child(args, arms: dict | None = None) -> None:
     """Run arm `args.child` (of `arms`, default ARMS) in this fresh process and print its RESULT line."""
     import torch
@@ -196,7 +184,8 @@ def child(args, arms: dict | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         args.tmp = tmp
         result = (arms or ARMS)[args.child](args)
-    result["peak_rss_mb"] = round(peak_rss_kb() / 1024, 1)
+    from luyen.models.estimate import peak_memory_gb  # VmHWM: see its docstring
+    result["peak_rss_mb"] = round(peak_memory_gb() * 1e9 / 2**20, 1)
     print("RESULT " + json.dumps(result))
 
 

@@ -55,6 +55,19 @@ def test_lora_run_writes_a_peft_adapter_tokenizer_metrics_curves_and_manifest(tm
     assert "model/adapter_model.safetensors" in manifest["outputs"]
 
 
+def test_the_peak_memory_in_the_manifest_is_the_stages_own(tmp_path, tiny_model_dir, tiny_data_dir):
+    """`luyen run` trains in the process that prepared the data and built the index: a peak reached before
+    the stage (here 1.5 GB, touched and freed) is not the training's."""
+    import numpy as np
+
+    from luyen.models.estimate import peak_memory_gb
+    big = np.ones(int(1.5e9) // 8)
+    del big
+    before = peak_memory_gb()
+    m = run(cfg(tiny_model_dir, "train.max_steps=2"), tiny_data_dir, tmp_path / "run")["metrics"]
+    assert 0 < m["actual"]["peak_rss_gb"] < before - 1.0, (m["actual"], before)
+
+
 def test_full_fine_tuning_saves_safetensors_weights_that_reload(tmp_path, tiny_model_dir, tiny_data_dir):
     from transformers import AutoModelForCausalLM
     out = tmp_path / "full"

@@ -40,20 +40,47 @@ def training_peak(dtype: str = "auto") -> float:
     return cached_peak(choose(dtype).long)
 
 
-def measure_matmul_peak(n: int = 2048, repeats: int = 10, dtype=None) -> float:
-    """FLOP/s of a square matmul (fp32 unless `dtype` says otherwise) on this device: best of a few
-    runs after a warm-up, as bench/train_throughput.py measures it (n=1024 read 36 GFLOP/s on a CPU
-    whose peak is ~170: too small to keep both cores busy, and one slow run was enough)."""
+def measure_matmul_peak(n: int = 2048, repeats: int = 10, dtype=None, min_seconds: float = 0.5) -> float:
+    """FLOP/s of a square matmul (fp32 unless `dtype` says otherwise) on this device: the best of at least
+    `repeats` runs spread over at least `min_seconds`, after a warm-up, as bench/train_throughput.py
+    measures it. n=1024 read 36 GFLOP/s on a CPU whose peak is ~170: too small to keep both cores busy.
+    The time floor is for shared machines: on a 2-core AMX VM, ten bf16 runs take 60 ms, and one such window
+    read 935 GFLOP/s where sixty in a row read 2,100-3,100, which made `luyen train` announce 12 minutes
+    for a 4-minute run."""
     import torch
     g = torch.Generator().manual_seed(0)  # never the global RNG: training's dropout draws from it after this
     a, b = torch.randn(n, n, dtype=dtype, generator=g), torch.randn(n, n, dtype=dtype, generator=g)
     torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
+    best, runs, began = float("inf"), 0, time.perf_counter()
+    while runs < repeats or (time.perf_counter() - began < min_seconds and runs < 50 * repeats):
         t = time.perf_counter()
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t)
+        runs += 1
     return 2 * n ** 3 / best
+
+
+def reset_peak_memory() -> bool:
+    """Start this process's peak RSS afresh from its current RSS (Linux: "5" to /proc/self/clear_refs), so a
+    stage that runs after others in one process (`luyen run`: data, rag, train) reports its own peak; False
+    where the kernel does not offer it, and peak_memory_gb then covers the whole process."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_gb() -> float:
+    """This process's peak RSS in GB since reset_peak_memory (VmHWM). Not ru_maxrss where /proc answers:
+    it never resets, and Linux carries a parent's peak into a child's ru_maxrss at exec."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024 / 1e9
+    except (OSError, StopIteration, ValueError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 @lru_cache(maxsize=1)

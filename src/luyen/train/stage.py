@@ -22,6 +22,7 @@ from luyen.config import RunConfig
 from luyen.errors import LuyenError
 from luyen.infer.engine import answer_budget
 from luyen.manifest import Manifest, RunDir, read_manifest
+from luyen.models.estimate import peak_memory_gb, reset_peak_memory
 from luyen.train import checkpoint, preflight, runfolder
 from luyen.train.lora import trained_rows
 from luyen.train.methods import method_of, trainable_summary
@@ -66,6 +67,7 @@ def train_causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: st
 
     console = console or Console(stderr=True)
     begun = time.time()  # the manifest's wall_time_s: the whole stage, loading included
+    reset_peak_memory()  # the manifest's peak_rss_gb: this stage's, not the data or rag stage's before it
     tc, method = cfg.train, method_of(cfg.train)
     preflight.check_neftune(tc, method)
     data_dir, out, chosen, accelerator, ckpt = begin(cfg, data_dir, out_dir, resume, overwrite)
@@ -247,9 +249,8 @@ def _estimate(model, tc, trainer, train_ex, val_ex, precision: str, reference_to
 
 def _estimate_vs_actual(estimate: dict, state, loop_seconds: float, resumed: bool) -> dict:
     """The estimate beside what the run took: step time (resume-safe: checkpoints carry it), the whole
-    loop with validation and saves (this process only, so not after a resume) and peak RSS."""
-    import resource
-    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    loop with validation and saves (this process only, so not after a resume) and the stage's peak RSS."""
+    rss_gb = peak_memory_gb()
     actual = {"train_seconds": round(state.train_seconds, 2), "peak_rss_gb": round(rss_gb, 2)}
     ratio = {"train_seconds": round(state.train_seconds / estimate["train_seconds"], 2) if estimate["train_seconds"] else None,
              "peak_memory": round(rss_gb / estimate["peak_memory_gb"], 2)}
