@@ -87,10 +87,10 @@ class LoraConfig(Section):
     r: int = Field(8, ge=1, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r, or alpha / sqrt(r) with rslora).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: str | list[str] = Field(
-        "all-linear", description="Module names to adapt (e.g. [q_proj, v_proj]) or 'all-linear' (every linear layer but the output).")
+    target_modules: str | list[str] = Field("all-linear", description="Module names to adapt (e.g. [q_proj, v_proj]) or 'all-linear' (every linear layer but the output).")
     rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
     dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA): slower, sometimes better at low rank.")
+    plus_ratio: float = Field(1.0, ge=1, description="LoRA+ (Hayou et al. 2024): the B matrices learn at train.lr x this (the paper suggests 16 with a lower lr); 1 = plain LoRA.")
     train_tokens: Literal["auto", "none"] | list[str] = Field(
         "auto", description="Embedding rows trained beside the adapters (peft trainable tokens): 'auto' = the chat template's special tokens the base model never learned (Gemma base's <end_of_turn>: without it the model cannot learn to stop), 'none', or a list of tokens.")
 

@@ -45,6 +45,7 @@ from luyen.train import pairs as make
 from luyen.train import runfolder
 from luyen.train.logs import MetricsLogger
 from luyen.train.methods import METHODS
+from luyen.train.optim import optimizer
 
 
 def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
@@ -208,12 +209,8 @@ class _Loop:
         self.batch = tc.batch_size * tc.grad_accum
         self.per_epoch = max(1, len(train) // self.batch)
         self.total = tc.max_steps or max(1, math.ceil(tc.epochs * self.per_epoch))
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=tc.weight_decay)
-        from transformers import get_scheduler
-        self.sched = get_scheduler(tc.scheduler, self.opt, num_warmup_steps=int(tc.warmup_ratio * self.total),
-                                   num_training_steps=self.total)
-        self.params = params
+        self.opt, self.sched = optimizer(model, tc, lr, self.total)
+        self.params = [p for p in model.parameters() if p.requires_grad]
 
     def run(self) -> dict:
         log = MetricsLogger(self.out, enabled=True)

@@ -38,6 +38,7 @@ from luyen.train.cadence import eval_due, save_due, stop_early
 from luyen.train.checkpoint import LoopState
 from luyen.train.head import NextToken, output_head
 from luyen.train.logs import RunLog
+from luyen.train.optim import optimizer
 
 
 class Diverged(Exception):
@@ -86,18 +87,7 @@ class Trainer:
 
     # -- setup --------------------------------------------------------------------------------
     def build_optimizer(self):
-        from transformers import get_scheduler
-        decay, no_decay = [], []
-        for n, p in self.model.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim < 2 or "norm" in n.lower() or n.endswith(".bias") else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr, betas=(0.9, 0.999), eps=1e-8,
-                                foreach=True)
-        warmup = int(self.tc.warmup_ratio * self.total)
-        name = {"constant": "constant_with_warmup"}.get(self.tc.scheduler, self.tc.scheduler)
-        sched = get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=self.total)
-        return opt, sched
+        return optimizer(self.model, self.tc, self.lr, self.total)
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, resume: Path | None = None) -> LoopState:
