@@ -51,7 +51,7 @@ def test_one_pass_scores_and_answers_as_the_two_separate_paths_do(tmp_path, monk
     finally:
         hook.remove()
     assert together is not None  # the Gemma layout's prompt is how its scored example begins
-    scores, outs = together
+    scores, outs, _ = together
     assert sum(wide) == passes  # five prompts in batches of three: each pass scores and prefills
     apart = answer_nll(engine, prompts, ANSWERS, whole=whole)
     flat = lambda s: [x for pair in s for x in (pair if not whole else (*pair[0], *pair[1]))]
@@ -60,6 +60,26 @@ def test_one_pass_scores_and_answers_as_the_two_separate_paths_do(tmp_path, monk
     assert [o.text for o in outs] == [c.text for c in chats]
     assert [o.completion_tokens for o in outs] == [c.completion_tokens for c in chats]
     assert [o.prompt_tokens for o in outs] == [c.prompt_tokens for c in chats]
+
+
+def test_answering_is_not_charged_for_scoring_the_reference_answers(tmp_path, monkeypatch):
+    """The eval table's s/example is answering time: of a pass that scores the references and prefills the
+    prompts, only the prompts' share of the positions. A pass made 2 s slower adds 2 s x that share."""
+    import time
+
+    from luyen.evaluate import likelihood
+    engine = _engine(tmp_path, "llama")
+    prompts = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    cfg = load_config(None, ["generate.max_new_tokens=4", "generate.batch_size=8"])
+    plain = _prefilled(engine, prompts, ANSWERS, cfg, whole=False)[2]
+    real = likelihood.prefilled_nll
+    monkeypatch.setattr(likelihood, "prefilled_nll", lambda *a, **k: time.sleep(2.0) or real(*a, **k))
+    slowed = _prefilled(engine, prompts, ANSWERS, cfg, whole=False)[2]
+    starts = [len(engine.encode(engine.render(p))) for p in prompts]
+    whole = [len(engine.encode(engine.render(p))) + len(engine.encode(a)) for p, a in zip(prompts, ANSWERS)]
+    share = sum(starts) / sum(whole)
+    assert 0.3 < share < 0.8  # far enough from 1 that charging the whole pass would show
+    assert slowed - plain == pytest.approx(2.0 * share, abs=0.35)
 
 
 def test_prompts_that_do_not_begin_their_scored_example_take_the_two_passes(tmp_path):

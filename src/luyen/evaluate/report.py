@@ -29,7 +29,8 @@ EXPLAIN = ("Δ columns: the fine-tuned model minus this system on the same test 
            "Δ NLL: answer negative log-likelihood per token, positive = the fine-tuned model is better. "
            "stops: answers that ended on a stop token before the length limit; loops: answers with a 4-word "
            "phrase repeated 3 or more times; length / ref: answer words over reference words; right language: "
-           "answers in their reference's language (vi/en).")
+           "answers in their reference's language (vi/en); s/example: seconds spent answering, over the number "
+           "of examples (answered in batches; scoring the reference answers not counted).")
 
 
 def _cols(results: dict) -> list[tuple[str, str, str]]:

@@ -217,16 +217,18 @@ def _measure(system: System, prompts: list[list[dict]], refs: list[str], cfg: Ru
     eng, whole = system.engine, system.style == "zero-shot"
     together = _prefilled(eng, prompts, refs, cfg, whole)
     if together is not None:
-        scores, outs = together
+        scores, outs, answering = together
     else:
-        scores, outs = answer_nll(eng, prompts, refs, whole=whole), eng.chat(prompts, cfg.generate)
+        scores, started = answer_nll(eng, prompts, refs, whole=whole), time.perf_counter()
+        outs = eng.chat(prompts, cfg.generate)
+        answering = time.perf_counter() - started
     ppl, nll = _perplexities(scores, whole)
     preds = [o.text.strip() for o in outs]
     m = classification_metrics(preds, refs) if labelled else generation_metrics(preds, refs)
     m.update(ppl)
     m.update(behaviour(preds, refs, [o.finish_reason == "stop" for o in outs]))
     m["mean_answer_words"] = sum(len(p.split()) for p in preds) / len(preds)
-    m["seconds_per_example"] = sum(o.seconds for o in outs) / len(outs) / max(1, min(cfg.generate.batch_size, len(outs)))
+    m["seconds_per_example"] = answering / len(outs)  # answering only: not the scoring of the reference answers
     primary = [100 * x for x in label_matches(preds, refs)] if labelled else rouge_l_per_example(preds, refs)
     return m, preds, {"primary": primary, "nll": [n / k if k else 0.0 for n, k in nll]}
 
@@ -269,7 +271,7 @@ def _scored(engine, prompts: list[list[dict]], answers: list[str], whole: bool) 
 
 
 def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunConfig, whole: bool):
-    """(`answer_nll`'s scores, the answers) with each prompt run once for both (likelihood.prefilled_nll:
+    """(`answer_nll`'s scores, the answers, the seconds spent answering) with each prompt run once for both (likelihood.prefilled_nll:
     the reference answer is scored after the prompt, then the cache is cut back to the prompt and the
     answer generated from it), a batch of generate.batch_size prompts at a time. When llama.cpp answers
     (eval.runtime) the scores are still these, in these batches, so a perplexity does not depend on the
@@ -286,7 +288,7 @@ def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunCo
         return None
     cfg_gen, size = engine.settings(cfg.generate), cfg.generate.batch_size
     here = engine.runner is None  # transformers answers from the prefilled cache; else llama.cpp answers after
-    scores, outs = [], []
+    scores, outs, answering = [], [], 0.0
     for i in range(0, len(examples), size):
         part = slice(i, i + size)
         started = time.perf_counter()
@@ -294,9 +296,16 @@ def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunCo
                                               engine.pad_id, within[part] if within else None,
                                               keep_cache=here)
         scores += nll
-        if here:
-            outs += engine.answer(ids, mask, cfg_gen, cache, spent=time.perf_counter() - started)
-    return scores, outs if here else engine.chat(prompts, cfg.generate)
+        if here:  # answering is charged the prompts' share of the positions that pass ran over, not the references'
+            prompt = (time.perf_counter() - started) * (sum(map(len, starts[part])) / sum(len(e.ids) for e in examples[part]))
+            started = time.perf_counter()
+            outs += engine.answer(ids, mask, cfg_gen, cache, spent=prompt)
+            answering += prompt + time.perf_counter() - started
+    if not here:
+        started = time.perf_counter()
+        outs = engine.chat(prompts, cfg.generate)
+        answering = time.perf_counter() - started
+    return scores, outs, answering
 
 
 def _perplexities(scores: list, whole: bool) -> tuple[dict, list]:
