@@ -271,9 +271,9 @@ def _scored(engine, prompts: list[list[dict]], answers: list[str], whole: bool) 
 
 
 def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunConfig, whole: bool):
-    """(`answer_nll`'s scores, the answers, the seconds spent answering) with each prompt run once for both (likelihood.prefilled_nll:
-    the reference answer is scored after the prompt, then the cache is cut back to the prompt and the
-    answer generated from it), a batch of generate.batch_size prompts at a time. When llama.cpp answers
+    """(`answer_nll`'s scores, the answers, the seconds spent answering) with each prompt run once for both
+    (likelihood.prefilled_nll: the reference answer is scored after the prompt, then the cache is cut back
+    to the prompt and the answer generated from it), a batch of generate.batch_size prompts at a time. When llama.cpp answers
     (eval.runtime) the scores are still these, in these batches, so a perplexity does not depend on the
     runtime (under bf16 another batching rounds differently). None where scoring takes another way: a
     prompt-learning adapter (its virtual tokens), or a chat template whose prompt is not how its scored
@@ -297,7 +297,8 @@ def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunCo
                                               keep_cache=here)
         scores += nll
         if here:  # answering is charged the prompts' share of the positions that pass ran over, not the references'
-            prompt = (time.perf_counter() - started) * (sum(map(len, starts[part])) / sum(len(e.ids) for e in examples[part]))
+            share = sum(map(len, starts[part])) / sum(len(e.ids) for e in examples[part])
+            prompt = (time.perf_counter() - started) * share
             started = time.perf_counter()
             outs += engine.answer(ids, mask, cfg_gen, cache, spent=prompt)
             answering += prompt + time.perf_counter() - started
