@@ -216,10 +216,9 @@ def _measure(system: System, prompts: list[list[dict]], refs: list[str], cfg: Ru
     from luyen.evaluate.metrics import label_matches, rouge_l_per_example
     eng, whole = system.engine, system.style == "zero-shot"
     together = _prefilled(eng, prompts, refs, cfg, whole)
-    if together is not None:
-        scores, outs, answering = together
-    else:
-        scores, started = answer_nll(eng, prompts, refs, whole=whole), time.perf_counter()
+    scores, outs, answering = together or (answer_nll(eng, prompts, refs, whole=whole), None, 0.0)
+    if outs is None:  # answered apart from the scoring: llama.cpp, or a prompt the scoring pass cannot share
+        started = time.perf_counter()
         outs = eng.chat(prompts, cfg.generate)
         answering = time.perf_counter() - started
     ppl, nll = _perplexities(scores, whole)
@@ -273,9 +272,10 @@ def _scored(engine, prompts: list[list[dict]], answers: list[str], whole: bool) 
 def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunConfig, whole: bool):
     """(`answer_nll`'s scores, the answers, the seconds spent answering) with each prompt run once for both
     (likelihood.prefilled_nll: the reference answer is scored after the prompt, then the cache is cut back
-    to the prompt and the answer generated from it), a batch of generate.batch_size prompts at a time. When llama.cpp answers
-    (eval.runtime) the scores are still these, in these batches, so a perplexity does not depend on the
-    runtime (under bf16 another batching rounds differently). None where scoring takes another way: a
+    to the prompt and the answer generated from it), a batch of generate.batch_size prompts at a time.
+    When llama.cpp answers (eval.runtime) the scores are still these, in these batches, so a perplexity
+    does not depend on the runtime (under bf16 another batching rounds differently), and the answers are
+    None: the caller asks llama.cpp. None where scoring takes another way: a
     prompt-learning adapter (its virtual tokens), or a chat template whose prompt is not how its scored
     example begins."""
     from luyen.evaluate.likelihood import prefilled_nll
@@ -302,11 +302,7 @@ def _prefilled(engine, prompts: list[list[dict]], answers: list[str], cfg: RunCo
             started = time.perf_counter()
             outs += engine.answer(ids, mask, cfg_gen, cache, spent=prompt)
             answering += prompt + time.perf_counter() - started
-    if not here:
-        started = time.perf_counter()
-        outs = engine.chat(prompts, cfg.generate)
-        answering = time.perf_counter() - started
-    return scores, outs, answering
+    return scores, outs if here else None, answering
 
 
 def _perplexities(scores: list, whole: bool) -> tuple[dict, list]:
