@@ -80,7 +80,9 @@ def peak_memory_gb() -> float:
             return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024 / 1e9
     except (OSError, StopIteration, ValueError):
         import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+        import sys
+        unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / 1e9
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,7 @@
 """Measuring the machine for the estimate never moves torch's global RNG: training draws its dropout
 masks from it right after, and a resumed run (which restores the RNG) must match an uninterrupted one.
-And a moment of contention on a shared machine does not become its matmul peak."""
+And a moment of contention on a shared machine does not become its matmul peak, and the peak memory reads
+right where /proc is missing."""
 from __future__ import annotations
 
 import torch
@@ -32,3 +33,21 @@ def test_a_busy_moment_does_not_set_the_peak(monkeypatch):
     monkeypatch.setattr(torch, "mm", contended)
     slow = 2 * 128 ** 3 / 0.005  # what a run of the busy window can reach at best
     assert est.measure_matmul_peak(n=128, repeats=10, min_seconds=0.5) > 10 * slow
+
+
+def test_without_proc_the_peak_comes_from_ru_maxrss_in_its_platforms_unit(monkeypatch):
+    """macOS has no /proc and gives ru_maxrss in bytes; Linux in KiB."""
+    import builtins
+    import resource
+    import sys
+    from types import SimpleNamespace
+
+    from luyen.models.estimate import peak_memory_gb
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (_ for _ in ()).throw(FileNotFoundError(f))
+                        if str(f).startswith("/proc/") else real_open(f, *a, **k))
+    monkeypatch.setattr(resource, "getrusage", lambda who: SimpleNamespace(ru_maxrss=2_000_000))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert peak_memory_gb() == 0.002
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert peak_memory_gb() == 2_000_000 * 1024 / 1e9
