@@ -5,7 +5,8 @@
 AdamW over what trains, in groups: weight decay on matrices only (train.weight_decay says "not applied to
 biases and norms"), and with LoRA+ (Hayou et al. 2024, train.lora.plus_ratio) LoRA's B matrices at lr x
 ratio: A and B are not symmetric (B starts at zero), and the paper reaches a lower loss in the same steps
-by letting B move faster (the demo did not: bench/demo_budget.py keeps the runs). The schedule warms up over train.warmup_ratio of the steps, then follows train.scheduler.
+by letting B move faster (the demo did not: bench/demo_budget.py keeps the runs). The schedule warms up
+over train.warmup_ratio of the steps, then follows train.scheduler.
 """
 from __future__ import annotations
 
