@@ -179,6 +179,17 @@ def test_dpo_and_full_jobs_are_served_too(client, files, model_dir, tmp_path):
         assert reply.choices[0].message.content == own.chat(ask, GenerateConfig(max_new_tokens=10)).text
 
 
+def test_a_full_model_added_while_serving_runs_in_the_servers_precision(model_dir):
+    """A job's fully fine-tuned model is served in the base's precision, not the machine's default: a server
+    started in fp32 on a bf16 CPU once served its jobs' full models in bf16, so their greedy answers could
+    differ from the same weights in fp32 (the flake the test above showed on AMX machines)."""
+    from luyen.infer.engine import inference_dtype
+    other = torch.float32 if inference_dtype() == torch.bfloat16 else torch.bfloat16  # never the default
+    backend = TransformersBackend.load(str(model_dir), dtype=other)
+    backend.add_model("copy", str(model_dir))  # a model folder without an adapter: served as a full model
+    assert next(backend.full["copy"].model.parameters()).dtype == other
+
+
 def test_a_jobs_run_folder_is_a_normal_run(finished, tmp_path):
     """`luyen eval` and `luyen export` take the job's run folder, and its config.yaml is a `luyen run` config."""
     job, _ = finished

@@ -68,10 +68,12 @@ class TransformersBackend:
                 self.adapters[name] = name
                 if budget := adapter_budget(path):
                     self.budgets[name] = budget
-            else:
-                from luyen.infer.engine import Engine, inference_dtype
+            else:  # in the precision the base is served in (a server started in fp32 serves its jobs in fp32)
+                import torch
+
+                from luyen.infer.engine import Engine
                 from luyen.models.trained import load_trained
-                self.full[name] = Engine(*load_trained(path, dtype=inference_dtype()))
+                self.full[name] = Engine(*load_trained(path, dtype=self.engine.autocast_dtype or torch.float32))
             self.removable.add(name)
             self.fits.clear()
 
