@@ -69,3 +69,12 @@ def test_the_verdict_says_when_a_system_rarely_stops():
     results["base few-shot"].update(stop_rate=78.4, stopped=29)
     assert stops(results, ["fine-tuned", "base few-shot"]).endswith(" But base few-shot rarely stops: 29/37 answers ended on their own.")
     assert stops(results, [None]) == ""
+
+
+def test_the_verdict_says_when_a_system_copies_most_of_its_answers_from_its_prompt():
+    from luyen.evaluate.report import copies
+    results = {"fine-tuned": {"copy_rate": 3.0}, "base + retrieval": {"copy_rate": 49.6}}
+    assert copies(results, ["fine-tuned", "base + retrieval"]) == ""
+    results["base + retrieval"]["copy_rate"] = 64.4
+    assert copies(results, ["fine-tuned", "base + retrieval"]) == " Base + retrieval copies 64% of its answer words from its prompt."
+    assert copies({"x": {}}, ["x", None]) == ""  # labelled data: no copy measure

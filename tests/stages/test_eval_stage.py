@@ -140,3 +140,30 @@ def test_a_zero_shot_systems_two_perplexities_come_from_one_forward_pass(tiny_ru
     every = example_nll(engine.model, [shifted(ids, [True] * len(ids)) for ids, _ in encoded], engine.pad_id)
     assert out["sequence_perplexity"] == perplexity(sum(n for n, _ in every), sum(k for _, k in every))
     assert out["sequence_perplexity"] != out["answer_perplexity"]
+
+
+def test_the_copied_share_is_measured_against_each_systems_own_prompt(tmp_path, tiny_model_dir):
+    """A model trained to give one fixed answer, asked zero-shot, few-shot and with retrieval over the training
+    answers: the same words are copied from its prompt where the shots or passages hold them, else not."""
+    import random
+
+    from conftest import SHORT_WORDS, prepare_data
+    from luyen.rag import build_index
+    from luyen.train.stage import run as train
+    rng, fixed = random.Random(1), "Học máy là một nhánh của trí tuệ nhân tạo."  # 10 words, few tokens
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"question": " ".join(rng.choices(SHORT_WORDS, k=5)) + f" {i}?", "answer": fixed},
+                                     ensure_ascii=False) + "\n" for i in range(60)), encoding="utf-8")
+    data = prepare_data(tiny_model_dir, tmp_path / "data", qa)
+    train(load_config(None, [f"model.name={tiny_model_dir}", "data.max_length=256", "train.max_steps=60",
+                             "train.lr=3e-3", "train.method=full"]), data, tmp_path / "train")
+    build_index(load_config(None), [data / "train.jsonl"], tmp_path / "index")
+    # the trained weights as a model of their own (not a run): every baseline is asked of them
+    run(load_config(None, ["generate.max_new_tokens=24"]), tmp_path / "train" / "model", data, tmp_path / "eval",
+        baselines=["zero-shot", "few-shot"], rag=tmp_path / "index", limit=4)
+    systems = json.loads((tmp_path / "eval" / "metrics.json").read_text())["systems"]
+    assert list(systems) == ["model zero-shot", "model few-shot", "model + retrieval"]
+    assert all(r["rougeL"] > 90 for r in systems.values())  # it says `fixed` whatever it is asked
+    assert systems["model zero-shot"]["copy_rate"] == 0  # its prompt is the question alone
+    assert systems["model few-shot"]["copy_rate"] > 90  # the shots' answers, in earlier turns, are `fixed`
+    assert systems["model + retrieval"]["copy_rate"] > 90  # so are the passages

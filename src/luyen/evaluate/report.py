@@ -22,6 +22,7 @@ COLUMNS = [("answer_perplexity", "answer PPL", "{:.2f}"), ("sequence_perplexity"
            ("unmatched", "no label", "{:.0f}"), ("judge", "judge (1-5)", "{:.2f}"),
            ("stop_rate", "stops %", "{:.0f}"), ("loop_rate", "loops %", "{:.0f}"),
            ("length_ratio", "length / ref", "{:.2f}"), ("language_match", "right language %", "{:.0f}"),
+           ("copy_rate", "copied %", "{:.0f}"),
            ("mean_answer_words", "words/answer", "{:.1f}"), ("seconds_per_example", "s/example", "{:.2f}")]
 LABELS = {"rougeL": "ROUGE-L", "accuracy": "accuracy"}
 EXPLAIN = ("Δ columns: the fine-tuned model minus this system on the same test examples, with the 95% interval "
@@ -29,7 +30,8 @@ EXPLAIN = ("Δ columns: the fine-tuned model minus this system on the same test 
            "Δ NLL: answer negative log-likelihood per token, positive = the fine-tuned model is better. "
            "stops: answers that ended on a stop token before the length limit; loops: answers with a 4-word "
            "phrase repeated 3 or more times; length / ref: answer words over reference words; right language: "
-           "answers in their reference's language (vi/en); s/example: seconds spent answering, over the number "
+           "answers in their reference's language (vi/en); copied: answer words in 8-word runs that also occur in "
+           "the system's prompt (its question, instructions, examples or passages); s/example: seconds spent answering, over the number "
            "of examples (answered in batches; scoring the reference answers not counted).")
 
 
@@ -109,7 +111,7 @@ def verdict(results: dict, primary: str, comparisons: dict, n: int) -> str:
     if rival is not None:
         ppl = {"base": results[rival].get("answer_perplexity", math.nan),
                "tuned": results[TUNED].get("answer_perplexity", math.nan), "comparison": comparisons["nll"][rival]}
-    return sentence(means, baselines, TUNED, label, n, ppl=ppl) + stops(results, [TUNED, rival])
+    return sentence(means, baselines, TUNED, label, n, ppl=ppl) + stops(results, [TUNED, rival]) + copies(results, [TUNED, rival])
 
 
 def stops(results: dict, names: list[str | None]) -> str:
@@ -119,6 +121,17 @@ def stops(results: dict, names: list[str | None]) -> str:
         r = results.get(name) if name else None
         if r and "stop_rate" in r and r["stop_rate"] < 80:
             out += f" But {name} rarely stops: {r['stopped']:.0f}/{r['answers']:.0f} answers ended on their own."
+    return out
+
+
+def copies(results: dict, names: list[str | None]) -> str:
+    """' <System> copies p% of its answer words from its prompt.' for each named system at 50% or more:
+    much of its score is then text it was given, not text it wrote."""
+    out = ""
+    for name in names:
+        r = results.get(name) if name else None
+        if r and r.get("copy_rate", 0) >= 50:
+            out += f" {name[0].upper()}{name[1:]} copies {r['copy_rate']:.0f}% of its answer words from its prompt."
     return out
 
 

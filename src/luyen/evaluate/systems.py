@@ -225,7 +225,8 @@ def _measure(system: System, prompts: list[list[dict]], refs: list[str], cfg: Ru
     preds = [o.text.strip() for o in outs]
     m = classification_metrics(preds, refs) if labelled else generation_metrics(preds, refs)
     m.update(ppl)
-    m.update(behaviour(preds, refs, [o.finish_reason == "stop" for o in outs]))
+    said = None if labelled else ["\n".join(msg["content"] for msg in p) for p in prompts]  # what each was given
+    m.update(behaviour(preds, refs, [o.finish_reason == "stop" for o in outs], said))
     m["mean_answer_words"] = sum(len(p.split()) for p in preds) / len(preds)
     m["seconds_per_example"] = answering / len(outs)  # answering only: not the scoring of the reference answers
     primary = [100 * x for x in label_matches(preds, refs)] if labelled else rouge_l_per_example(preds, refs)
