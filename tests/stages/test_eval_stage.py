@@ -91,6 +91,7 @@ def test_judge_endpoint_down_is_one_line_error(tmp_path, tiny_run, tiny_data_dir
 def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny_run, tiny_data_dir):
     from pathlib import Path
 
+    from luyen.evaluate.metrics import rouge_l_per_example
     from luyen.evaluate.systems import build_prompt
     from luyen.rag import build_index, load_index
     policies = Path(__file__).resolve().parents[2] / "examples" / "data" / "airline_policies"
@@ -100,11 +101,20 @@ def test_eval_with_retrieval_adds_base_and_fine_tuned_rag_systems(tmp_path, tiny
         run(cfg, tiny_run, tiny_data_dir, tmp_path / "x", baselines=["rag"])
     run(cfg, tiny_run, tiny_data_dir, tmp_path / "e", baselines=["zero-shot"], rag=tmp_path / "index", limit=3)
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert list(metrics["systems"]) == ["base zero-shot", "base + retrieval", "fine-tuned", "fine-tuned + retrieval"]
+    assert list(metrics["systems"]) == ["base zero-shot", "base + retrieval", "retrieved passage", "fine-tuned",
+                                        "fine-tuned + retrieval"]
     rag, plain = metrics["systems"]["fine-tuned + retrieval"], metrics["systems"]["fine-tuned"]
     assert rag["answer_perplexity"] != plain["answer_perplexity"]  # the passages changed what the model saw
     question = [{"role": "user", "content": "Phí đổi vé hạng Tiết kiệm là bao nhiêu?"}]
     index = load_index(tmp_path / "index")
+    # the retrieval-only baseline: each question's best passage is its answer, scored like any other
+    samples = [json.loads(line) for line in (tmp_path / "e" / "samples.jsonl").read_text().splitlines()]
+    best = [index.search(s["prompt"])[0].text.strip() for s in samples]
+    assert [s["retrieved passage"] for s in samples] == best
+    passage = metrics["systems"]["retrieved passage"]
+    assert passage["rougeL"] == pytest.approx(sum(rouge_l_per_example(best, [s["reference"] for s in samples])) / 3, abs=1e-3)
+    assert "answer_perplexity" not in passage and "stop_rate" not in passage
+    assert "retrieved passage" in metrics["comparisons"]["primary"] and "retrieved passage" not in metrics["comparisons"]["nll"]
     hits = index.search(question[0]["content"])
     prompt = build_prompt("rag", question, [], index, cfg)
     assert hits[0].source in prompt[-1]["content"] and "[1]" in prompt[-1]["content"]
@@ -162,8 +172,8 @@ def test_the_copied_share_is_measured_against_each_systems_own_prompt(tmp_path, 
     run(load_config(None, ["generate.max_new_tokens=24"]), tmp_path / "train" / "model", data, tmp_path / "eval",
         baselines=["zero-shot", "few-shot"], rag=tmp_path / "index", limit=4)
     systems = json.loads((tmp_path / "eval" / "metrics.json").read_text())["systems"]
-    assert list(systems) == ["model zero-shot", "model few-shot", "model + retrieval"]
-    assert all(r["rougeL"] > 90 for r in systems.values())  # it says `fixed` whatever it is asked
+    assert list(systems) == ["model zero-shot", "model few-shot", "model + retrieval", "retrieved passage"]
+    assert all(r["rougeL"] > 90 for name, r in systems.items() if name.startswith("model"))  # it says `fixed`
     assert systems["model zero-shot"]["copy_rate"] == 0  # its prompt is the question alone
     assert systems["model few-shot"]["copy_rate"] > 90  # the shots' answers, in earlier turns, are `fixed`
     assert systems["model + retrieval"]["copy_rate"] > 90  # so are the passages

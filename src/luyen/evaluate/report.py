@@ -31,8 +31,10 @@ EXPLAIN = ("Δ columns: the fine-tuned model minus this system on the same test 
            "stops: answers that ended on a stop token before the length limit; loops: answers with a 4-word "
            "phrase repeated 3 or more times; length / ref: answer words over reference words; right language: "
            "answers in their reference's language (vi/en); copied: answer words in 8-word runs that also occur in "
-           "the system's prompt (its question, instructions, examples or passages); s/example: seconds spent answering, over the number "
-           "of examples (answered in batches; scoring the reference answers not counted).")
+           "the system's prompt (its question, instructions, examples or passages); retrieved passage: no model, each "
+           "question's best passage (the first the retrieval systems are given) is its answer; s/example: seconds "
+           "spent answering, over the number of examples (answered in batches; scoring the reference answers not "
+           "counted).")
 
 
 def _cols(results: dict) -> list[tuple[str, str, str]]:
@@ -107,10 +109,12 @@ def verdict(results: dict, primary: str, comparisons: dict, n: int) -> str:
     means = {name: r[primary] for name, r in results.items()}
     baselines = {name: c for name, c in comparisons["primary"].items() if not name.startswith(TUNED)}
     rival = max(baselines, key=means.get) if baselines else None
+    modelled = [name for name in baselines if name in comparisons["nll"]]  # the retrieved passage has no perplexity
     ppl = None
-    if rival is not None:
-        ppl = {"base": results[rival].get("answer_perplexity", math.nan),
-               "tuned": results[TUNED].get("answer_perplexity", math.nan), "comparison": comparisons["nll"][rival]}
+    if modelled:
+        against = rival if rival in modelled else max(modelled, key=means.get)
+        ppl = {"base": results[against].get("answer_perplexity", math.nan), "of": None if against == rival else against,
+               "tuned": results[TUNED].get("answer_perplexity", math.nan), "comparison": comparisons["nll"][against]}
     return sentence(means, baselines, TUNED, label, n, ppl=ppl) + stops(results, [TUNED, rival]) + copies(results, [TUNED, rival])
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from luyen.config import RunConfig
 from luyen.errors import LuyenError
 from luyen.evaluate import report
-from luyen.evaluate.systems import BASELINES, TUNED, Engines, TestSet, load_engines, score, systems
+from luyen.evaluate.systems import BASELINES, TUNED, Engines, TestSet, load_engines, score, systems, with_passage
 from luyen.manifest import Manifest, RunDir
 
 
@@ -47,6 +47,8 @@ def run(cfg: RunConfig, model: str | Path, data_dir: str | Path, out_dir: str | 
     cfg = cfg.model_copy(update={"generate": engines.tuned.settings(cfg.generate)})  # every system answers with these
     with RunDir.create(Path(out_dir), stage="eval", overwrite=overwrite) as rd:
         scored = {s.name: score(s, test, cfg, judge, console) for s in systems(engines, baselines, index is not None)}
+        if index is not None and not test.labelled:
+            scored = with_passage(scored, test, index, cfg)
         doc = _findings(scored, test, engines, cfg, console, judge, data_dir, model)
         _write(rd, doc)
         inputs = [data_dir / "test.jsonl"]

@@ -6,7 +6,8 @@
         metrics, answers, per_example = score(system, test, cfg, judge=None, console=console)
 
 Systems: the base model zero-shot, few-shot (k training examples as earlier chat turns) and with
-retrieved passages, and the trained model (a `luyen train` run) plain and with passages; all prompted
+retrieved passages, the best retrieved passage itself (no model at all: is a lookup as good?), and
+the trained model (a `luyen train` run) plain and with passages; all prompted
 through the chat template the trained model uses. For an adapter run the base is the same weights
 with the adapter switched off, so no second model is loaded. Where transformers answers, each prompt
 runs once for both the reference answer's perplexity and the system's own answer (`_prefilled`).
@@ -25,6 +26,7 @@ from luyen.evaluate.metrics import classification_metrics, generation_metrics, p
 
 BASELINES = ("zero-shot", "few-shot", "rag")  # rag: the base model with retrieved passages (needs an index)
 TUNED = "fine-tuned"
+PASSAGE = "retrieved passage"  # no model: the best passage itself is the answer (with an index, generation tasks)
 _LABEL = {"zero-shot": "zero-shot", "few-shot": "few-shot", "rag": "+ retrieval"}
 
 
@@ -231,6 +233,26 @@ def _measure(system: System, prompts: list[list[dict]], refs: list[str], cfg: Ru
     m["seconds_per_example"] = answering / len(outs)  # answering only: not the scoring of the reference answers
     primary = [100 * x for x in label_matches(preds, refs)] if labelled else rouge_l_per_example(preds, refs)
     return m, preds, {"primary": primary, "nll": [n / k if k else 0.0 for n, k in nll]}
+
+
+def with_passage(scored: dict, test: TestSet, index, cfg: RunConfig) -> dict:
+    """``scored`` with the retrieval-only baseline put after the base systems: each question answered by
+    the text of the best passage the retrieval systems are given (rag.template's search), scored as an
+    answer. It has no perplexity, and no stop, loop or copy rates: it generates nothing."""
+    from luyen.evaluate.behaviour import words
+    from luyen.evaluate.metrics import rouge_l_per_example
+    from luyen.rag import ground
+    started = time.perf_counter()
+    found = [ground(index, prompt, cfg.rag.template)[1] for prompt in test.prompts("zero-shot", cfg)]
+    preds = [hits[0].text.strip() if hits else "" for hits in found]
+    seconds = time.perf_counter() - started
+    m = generation_metrics(preds, test.refs)
+    m.update(length_ratio=sum(len(words(p)) for p in preds) / max(sum(len(words(r)) for r in test.refs), 1),
+             mean_answer_words=sum(len(p.split()) for p in preds) / len(preds), seconds_per_example=seconds / len(preds))
+    row = ({k: round(v, 4) for k, v in m.items()}, preds, {"primary": rouge_l_per_example(preds, test.refs), "nll": None})
+    names = list(scored)
+    at = next((i for i, name in enumerate(names) if name.startswith(TUNED)), len(names))
+    return {**{n: scored[n] for n in names[:at]}, PASSAGE: row, **{n: scored[n] for n in names[at:]}}
 
 
 def judged(judge, cfg: RunConfig, examples, preds: list[str], console, name: str) -> dict:

@@ -126,7 +126,8 @@ def sentence(means: dict[str, float], comparisons: dict[str, dict], tuned: str, 
     `means` are every system's primary metric (0..100) and `comparisons` compare()'s output on the same
     metric, in the same units. "Worth it" only when the interval vs that rival lies above 0; a tie
     says how many examples would resolve the gap; a loss suggests shipping the rival. `ppl`, optional:
-    {"base": perplexity, "tuned": perplexity, "comparison": compare() entry on per-token NLL}.
+    {"base": perplexity, "tuned": perplexity, "comparison": compare() entry on per-token NLL, "of": the system
+    the base perplexity is from when it is not the rival (a rival without a model has none), else None}.
     """
     rivals = [name for name in comparisons if name in means]
     if not rivals:
@@ -160,7 +161,8 @@ def _ppl_clause(ppl: dict | None) -> str:
     """'; answer perplexity A -> B (...)', or '' when no finite perplexities were measured."""
     if not ppl or not all(math.isfinite(ppl.get(k, math.nan)) for k in ("base", "tuned")):
         return ""
-    text = f"; answer perplexity {ppl['base']:.2f} -> {ppl['tuned']:.2f}"
+    of = f" ({ppl['of']})" if ppl.get("of") else ""  # named when it is not the rival's (a rival without a model)
+    text = f"; answer perplexity {ppl['base']:.2f}{of} -> {ppl['tuned']:.2f}"
     c = ppl.get("comparison")
     if not c:
         return text
@@ -178,8 +180,8 @@ def against_baselines(per: dict[str, dict], tuned: str) -> dict:
     if tuned not in per:
         return {}
     keep = [n for n in per if n == tuned or not n.startswith(tuned)]
-    out = {"primary": compare({n: per[n]["primary"] for n in keep}, tuned),
-           "nll": compare({n: per[n]["nll"] for n in keep}, tuned, higher_is_better=False)}
+    out = {"primary": compare({n: per[n]["primary"] for n in keep}, tuned),  # a system without a model has no NLL
+           "nll": compare({n: per[n]["nll"] for n in keep if per[n]["nll"] is not None}, tuned, higher_is_better=False)}
     return {k: {n: rounded(c) for n, c in d.items()} for k, d in out.items()}
 
 
