@@ -229,7 +229,7 @@ Baseline = Literal["zero-shot", "few-shot", "rag"]
 
 class EvalConfig(Section):
     data: str | None = Field(None, description="Prepared data folder whose test split is evaluated (`luyen run`: its data stage).")
-    baselines: list[Baseline] = Field(["zero-shot", "few-shot"], description="The base model's prompts the fine-tuned model is compared with: zero-shot, few-shot, rag (rag needs rag.index).")
+    baselines: list[Baseline] = Field(["zero-shot", "few-shot"], description="The base model's prompts the fine-tuned model is compared with: zero-shot, few-shot, rag (rag needs rag.index; with an index the best retrieved passage, as the answer, is scored too).")
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N test examples; unset = all.")
     shots: int = Field(3, ge=0, description="Training examples shown to the few-shot baseline.")
     general: bool = Field(True, description="Score the base and the fine-tuned model on luyen's own general-ability items (168 multiple-choice, vi + en) and warn when fine-tuning made the model significantly worse.")

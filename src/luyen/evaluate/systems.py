@@ -237,8 +237,8 @@ def _measure(system: System, prompts: list[list[dict]], refs: list[str], cfg: Ru
 
 def with_passage(scored: dict, test: TestSet, index, cfg: RunConfig) -> dict:
     """``scored`` with the retrieval-only baseline put after the base systems: each question answered by
-    the text of the best passage the retrieval systems are given (rag.template's search), scored as an
-    answer. It has no perplexity, and no stop, loop or copy rates: it generates nothing."""
+    the text of the best passage the retrieval systems are given (the same `rag.ground` search), scored
+    as an answer. It has no perplexity, and no stop, loop or copy rates: it generates nothing."""
     from luyen.evaluate.behaviour import words
     from luyen.evaluate.metrics import rouge_l_per_example
     from luyen.rag import ground
