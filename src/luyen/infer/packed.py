@@ -21,13 +21,15 @@ cost a second copy of each weight, so `pack` skips a model whose copy would not 
 the memory that is free.
 
 `pack_merged` does the same for a LoRA adapter's layers with the adapter merged in (W + scale * B @ A,
-peft's own `get_delta_weight`), one copy per adapter the model holds (the server switches adapters per
+peft's own `get_delta_weight`; for DoRA, m * (W + ΔW) / ||W + ΔW|| row by row, as peft's merge and
+forward compute it), one copy per adapter the model holds (the server switches adapters per
 batch): while an adapter is on, such a layer is one packed product instead of the base product, two
 small ones, a scaling and an addition (on the demo adapter, all seven projections of every layer);
 switched off (`disable_adapter()`, the base answering in an evaluation) it is the base product as
 before. It falls back to peft's forward whenever that could differ: gradients on, several adapters
-active, mixed-batch adapter names, DoRA or LoRA bias, or the adapter's or base weights changed since
-merging. peft's unmerged forward is the tests' reference; the two differ only by rounding.
+active, mixed-batch adapter names, LoRA bias, another LoRA variant than DoRA, or the adapter's (DoRA's
+magnitudes too) or base weights changed since merging. DoRA gains most: peft recomputes its weight
+norm, a pass over the whole weight, on every forward. peft's unmerged forward is the tests' reference; the two differ only by rounding.
 """
 from __future__ import annotations
 
@@ -119,8 +121,10 @@ def pack(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
 
 
 def _lora_stamp(layer, adapter: str) -> tuple:
+    dora = getattr(layer, "lora_magnitude_vector", {})
     return (_stamp(layer.get_base_layer().weight), _stamp(layer.lora_A[adapter].weight),
-            _stamp(layer.lora_B[adapter].weight), float(layer.scaling[adapter]))
+            _stamp(layer.lora_B[adapter].weight), float(layer.scaling[adapter]),
+            _stamp(dora[adapter].weight) if adapter in dora else None)
 
 
 def _merged_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -137,15 +141,16 @@ def _merged_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
 
 
 def _mergeable(module) -> list[str]:
-    """The plain-LoRA adapters of a peft LoRA Linear over an fp32 CPU Linear that have no merged copy yet."""
+    """The plain-LoRA and DoRA adapters of a peft LoRA Linear over an fp32 CPU Linear that have no merged copy yet."""
     from peft.tuners.lora.layer import Linear as LoraLinear
     base = module.get_base_layer() if type(module) is LoraLinear else None
     if base is None or module.merged or type(base) is not torch.nn.Linear or base.weight.dtype != torch.float32 \
             or base.weight.device.type != "cpu":
         return []
-    done = getattr(module, _MERGED, {})
-    return [a for a in module.lora_A if a not in done and a not in getattr(module, "lora_variant", {})
-            and not getattr(module, "lora_bias", {}).get(a)]
+    from peft.tuners.lora.variants import DoraLinearVariant
+    done, variants = getattr(module, _MERGED, {}), getattr(module, "lora_variant", {})
+    return [a for a in module.lora_A if a not in done and not getattr(module, "lora_bias", {}).get(a)
+            and (a not in variants or isinstance(variants[a], DoraLinearVariant))]
 
 
 def pack_merged(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
@@ -170,6 +175,8 @@ def pack_merged(model: torch.nn.Module, budget_bytes: int | None = None) -> str:
     with torch.no_grad():
         for m, adapter in work:
             weight = m.get_base_layer().weight + m.get_delta_weight(adapter)
+            if adapter in getattr(m, "lora_magnitude_vector", {}):  # DoRA: each row rescaled to its learnt magnitude
+                weight = (m.lora_magnitude_vector[adapter].weight / torch.linalg.norm(weight, dim=1)).view(-1, 1) * weight
             if not hasattr(m, _MERGED):
                 setattr(m, _MERGED, {})
             getattr(m, _MERGED)[adapter] = (torch.ops.mkldnn._reorder_linear_weight(weight, 1), _lora_stamp(m, adapter))

@@ -167,3 +167,44 @@ def test_every_adapter_gets_its_merged_copy_and_a_deleted_one_is_freed(tiny_mode
     model.delete_adapter("other")
     assert packed.pack_merged(model) == ""  # nothing new to merge ...
     assert all(set(getattr(m, packed._MERGED)) == {"default"} for m in loras)  # ... and "other"'s copies are gone
+
+
+def _dora(tiny_model_dir):
+    """A DoRA adapter whose magnitudes are not the merged weight's own row norms, so they change the output."""
+    from peft import LoraConfig, get_peft_model
+    torch.manual_seed(3)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, use_dora=True)
+    model = get_peft_model(_model(tiny_model_dir), cfg).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if "default" in getattr(m, "lora_magnitude_vector", {}):
+                m.lora_magnitude_vector["default"].weight.mul_(torch.rand_like(m.lora_magnitude_vector["default"].weight) + 0.5)
+    return model
+
+
+def test_a_dora_adapter_is_merged_as_peft_computes_it_and_a_changed_magnitude_drops_the_copy(tiny_model_dir):
+    model = _dora(tiny_model_dir)
+    ids = torch.tensor([[5, 9, 17, 33, 2, 8], [1, 4, 4, 60, 7, 3]])
+    with torch.no_grad():
+        want = model(ids).logits
+        with model.disable_adapter():
+            base = model(ids).logits
+    packed.pack(model)
+    assert "adapter default merged" in packed.pack_merged(model)
+    loras = [m for m in model.modules() if hasattr(m, packed._MERGED)]
+    calls = []
+    hooks = [m.lora_A["default"].register_forward_hook(lambda *a: calls.append(1)) for m in loras]
+    with torch.no_grad():
+        got = model(ids).logits
+    assert loras and not calls  # every DoRA layer answered from its merged copy
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(want, base, atol=1e-3)
+    with torch.no_grad():
+        for m in loras:
+            m.lora_magnitude_vector["default"].weight.mul_(2)  # a tracked change of the magnitudes alone
+        got = model(ids).logits
+        assert calls  # stale copies: peft's own forward answered
+        packed.unpack(model)
+        torch.testing.assert_close(got, model(ids).logits, rtol=1e-5, atol=1e-5)
+    for h in hooks:
+        h.remove()
