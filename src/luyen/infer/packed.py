@@ -29,7 +29,8 @@ switched off (`disable_adapter()`, the base answering in an evaluation) it is th
 before. It falls back to peft's forward whenever that could differ: gradients on, several adapters
 active, mixed-batch adapter names, LoRA bias, another LoRA variant than DoRA, or the adapter's (DoRA's
 magnitudes too) or base weights changed since merging. DoRA gains most: peft recomputes its weight
-norm, a pass over the whole weight, on every forward. peft's unmerged forward is the tests' reference; the two differ only by rounding.
+norm, a pass over the whole weight, on every forward. peft's unmerged forward is the tests' reference;
+the two differ only by rounding.
 """
 from __future__ import annotations
 
