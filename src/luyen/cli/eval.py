@@ -22,7 +22,7 @@ def evaluate(
     out: common.out_option("the folder for metrics.json, samples.jsonl, report.md/html.") = None,
     baselines: Optional[str] = typer.Option(None, "--baselines", help="eval.baselines, comma-separated: zero-shot, few-shot, rag."),
     shots: Optional[int] = typer.Option(None, "--shots", help="eval.shots: training examples shown to the few-shot baseline."),
-    rag: Optional[str] = typer.Option(None, "--rag", help="rag.index: a `luyen rag index` folder; adds base and fine-tuned systems with retrieval."),
+    rag: Optional[str] = typer.Option(None, "--rag", help="rag.index: a `luyen rag index` folder; adds base and fine-tuned systems with retrieval, and the best passage itself as an answer."),
     limit: Optional[int] = typer.Option(None, "--limit", help="eval.limit: evaluate only the first N test examples."),
     overwrite: common.overwrite_option() = False,
 ):
