@@ -62,6 +62,12 @@ def copied(answer: str, prompt: str, n: int = COPY_N) -> int:
     return sum(inside)
 
 
+def length_ratio(answers: list[str], references: list[str]) -> float:
+    """Words in all answers over words in all references (NaN when the references have none)."""
+    ref_words = sum(len(words(r)) for r in references)
+    return sum(len(words(a)) for a in answers) / ref_words if ref_words else float("nan")
+
+
 def behaviour(answers: list[str], references: list[str], stopped: list[bool], prompts: list[str] | None = None) -> dict:
     """The behaviour measures (rates in 0..100) and the counts behind them; ``prompts`` (each answer's
     whole prompt as text) adds the copied share."""
@@ -69,11 +75,11 @@ def behaviour(answers: list[str], references: list[str], stopped: list[bool], pr
         raise ValueError(f"{len(answers)} answers, {len(references)} references, {len(stopped)} stop flags"
                          + (f", {len(prompts)} prompts" if prompts is not None else ""))
     n = max(len(answers), 1)
-    ref_words, answer_words = sum(len(words(r)) for r in references), sum(len(words(a)) for a in answers)
+    answer_words = sum(len(words(a)) for a in answers)
     same_lang = sum(language(a) == language(r) for a, r in zip(answers, references))
     out = {"stop_rate": 100 * sum(stopped) / n, "stopped": sum(stopped),
            "loop_rate": 100 * sum(loops(a) for a in answers) / n, "looped": sum(loops(a) for a in answers),
-           "length_ratio": answer_words / ref_words if ref_words else float("nan"),
+           "length_ratio": length_ratio(answers, references),
            "language_match": 100 * same_lang / n, "answers": len(answers)}
     if prompts is not None:
         out["copy_rate"] = 100 * sum(map(copied, answers, prompts)) / answer_words if answer_words else 0.0

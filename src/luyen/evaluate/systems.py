@@ -239,7 +239,7 @@ def with_passage(scored: dict, test: TestSet, index, cfg: RunConfig) -> dict:
     """``scored`` with the retrieval-only baseline put after the base systems: each question answered by
     the text of the best passage the retrieval systems are given (the same `rag.ground` search), scored
     as an answer. It has no perplexity, and no stop, loop or copy rates: it generates nothing."""
-    from luyen.evaluate.behaviour import words
+    from luyen.evaluate.behaviour import length_ratio
     from luyen.evaluate.metrics import rouge_l_per_example
     from luyen.rag import ground
     started = time.perf_counter()
@@ -247,8 +247,8 @@ def with_passage(scored: dict, test: TestSet, index, cfg: RunConfig) -> dict:
     preds = [hits[0].text.strip() if hits else "" for hits in found]
     seconds = time.perf_counter() - started
     m = generation_metrics(preds, test.refs)
-    m.update(length_ratio=sum(len(words(p)) for p in preds) / max(sum(len(words(r)) for r in test.refs), 1),
-             mean_answer_words=sum(len(p.split()) for p in preds) / len(preds), seconds_per_example=seconds / len(preds))
+    m.update(length_ratio=length_ratio(preds, test.refs), mean_answer_words=sum(len(p.split()) for p in preds) / len(preds),
+             seconds_per_example=seconds / len(preds))
     row = ({k: round(v, 4) for k, v in m.items()}, preds, {"primary": rouge_l_per_example(preds, test.refs), "nll": None})
     names = list(scored)
     at = next((i for i, name in enumerate(names) if name.startswith(TUNED)), len(names))
