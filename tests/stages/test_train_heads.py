@@ -68,14 +68,14 @@ def test_the_classifier_learns_its_labels_and_saves_them(tiny_head_runs):
 
 
 def _wrapped(model_dir, data_dir, task, *extra):
-    from luyen.tasks.train import source, wrap
+    from luyen.tasks.train import source
     cfg = _cfg(model_dir, f"train.task={task}", *extra)
     folder, tok = source(cfg)
     impl = TASKS[task].impl()
     from luyen.data.stage import read_split
     train = read_split(data_dir, "train")
     spec = {"max_length": 128, **impl.spec(train, read_split(data_dir, "val"), cfg, tok, folder)}
-    return wrap(impl.load(folder, spec, dtype=torch.float32), cfg.train, method_of(cfg.train), TASKS[task])
+    return method_of(cfg.train).head(impl.load(folder, spec, dtype=torch.float32), cfg.train, TASKS[task].peft_task)
 
 
 def test_lora_trains_adapters_and_the_whole_head_and_nothing_else(tiny_head_models, tiny_head_data):
@@ -239,3 +239,13 @@ def test_summaries_train_a_t5_with_its_prefix_and_lora_adapts_only_its_layers(ti
     model = _wrapped(t5, data, "seq2seq", "train.method=lora")
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
+
+
+@pytest.mark.parametrize("method", ["qlora", "prompt", "dpo"])
+def test_a_method_that_cannot_train_a_head_is_refused_by_name(tiny_head_models, tiny_head_data, tmp_path, method):
+    """A soft prompt, a 4-bit base or a preference objective has no way to train a classifier head: the
+    stage says which methods do before it loads anything (the list comes from the methods' own records)."""
+    cfg = _cfg(tiny_head_models["bert"], "train.task=classification", f"train.method={method}")
+    with pytest.raises(LuyenError, match=f"trains with full, lora, freeze, not {method}") as e:
+        run(cfg, tiny_head_data["classification"], tmp_path / "run")
+    assert e.value.field == "train.method" and not (tmp_path / "run").exists()

@@ -27,9 +27,6 @@ from luyen.errors import LuyenError
 from luyen.manifest import Manifest, RunDir, atomic_write, staged
 from luyen.tasks import SPEC_FILE
 
-HEAD_METHODS = ("full", "lora", "freeze")
-
-
 @dataclass
 class HeadExample:
     """One training example of a head task: token ids (and segment ids), what it must predict."""
@@ -119,19 +116,20 @@ def run(cfg, data_dir=None, out_dir=None, *, task, resume: bool = False, overwri
     from luyen.data.stage import read_split
     from luyen.train import preflight
     from luyen.train.loop import Trainer
-    from luyen.train.methods import method_of, trainable_summary
+    from luyen.train.methods import METHODS, method_of, trainable_summary
     from luyen.train.stage import begin
 
     console = console or Console(stderr=True)
     begun = time.time()  # the manifest's wall_time_s: the whole stage, loading included
     tc, impl = cfg.train, task.impl()
-    if tc.method not in HEAD_METHODS:
-        raise LuyenError(f"train.task={task.name} trains with {', '.join(HEAD_METHODS)}, not {tc.method}",
-                         field="train.method", fix="use train.method=lora (or full, or freeze)")
+    method = method_of(tc)
+    if method.head is None:
+        able = [m.name for m in METHODS.values() if m.head is not None]
+        raise LuyenError(f"train.task={task.name} trains with {', '.join(able)}, not {tc.method}",
+                         field="train.method", fix=f"set train.method to {' or '.join(able)}")
     if tc.packing:
         raise LuyenError(f"train.task={task.name} does not pack examples", field="train.packing",
                          fix="set train.packing=false")
-    method = method_of(tc)
     data_dir, out, chosen, accelerator, ckpt = begin(cfg, data_dir, out_dir, resume, overwrite)
 
     train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")
@@ -143,7 +141,7 @@ def run(cfg, data_dir=None, out_dir=None, *, task, resume: bool = False, overwri
     train_ex, stats = impl.encode(train_records, tokenizer, spec)
     val_ex, _ = impl.encode(val_records, tokenizer, spec)
     preflight.check_examples(stats, tc, accelerator.num_processes, data_dir)
-    model = wrap(model, tc, method, task)
+    model = method.head(model, tc, task.peft_task)
     objective = impl.Objective(spec, train_ex)
     lr = tc.lr or impl.LR.get(method.name, method.lr)
     trainer = Trainer(model=model, tokenizer=tokenizer, tc=tc, seed=cfg.seed, train=train_ex, val=val_ex, out=out,
@@ -203,41 +201,6 @@ def _context(folder: Path, tokenizer) -> int:
         ctx = 512
     cap = tokenizer.model_max_length if tokenizer.model_max_length and tokenizer.model_max_length < 1e6 else None
     return min(x for x in (ctx, cap, 1 << 20) if x)
-
-
-def wrap(model, tc, method, task):
-    """The model to train: LoRA through peft with the task's task_type (its head stays trainable), every
-    weight (full), or the last layers (freeze) with the head."""
-    if method.name == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model
-    if method.name == "freeze":
-        from luyen.train.methods import _last_layers
-        model = _last_layers(model, tc)
-        for name in head_modules(model):
-            for p in model.get_submodule(name).parameters():
-                p.requires_grad_(True)
-        return model
-    from peft import LoraConfig, get_peft_model
-
-    from luyen.train import lora
-    lc = tc.lora
-    lora.check_targets(model, lc.target_modules)
-    heads = head_modules(model)
-    config = LoraConfig(task_type=task.peft_task, r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                        target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora,
-                        modules_to_save=heads or None,
-                        exclude_modules=heads or None)
-    return get_peft_model(model, config)
-
-
-HEAD_NAMES = ("classifier", "score", "qa_outputs")  # the heads transformers puts on top (trained whole)
-
-
-def head_modules(model) -> list[str]:
-    """The names of the task head's modules (a seq2seq model's output layer is tied: none)."""
-    return [n for n, _ in model.named_children() if n in HEAD_NAMES]
 
 
 def save(model, tokenizer, spec: dict, folder: Path, rd: RunDir) -> None:

@@ -20,7 +20,8 @@ one shown over lora, scaled like over's own rate (full: 5e-6).
 Training a new model (``model.name: scratch:causal-tiny``) or continuing the pretraining of one on raw
 text is method ``full``: where the model comes from is the model source's business (train/source.py).
 Adding a method is one record here (and its tests); the stage, the loop and the estimate read the
-record and know no method by name.
+record and know no method by name. A record's `encoder` and `head` say how it trains a sentence encoder
+(train.task=embedding) and a task head (luyen.tasks: full, lora and freeze can); None where it cannot.
 
     method = method_of(cfg.train)
     model = method.wrap(model, cfg.train, tokenizer, template)   # the model to train (peft-wrapped or not)
@@ -52,6 +53,9 @@ class Method:
     packing: bool = True  # several examples may share a row (soft prompts prepend tokens to every row: no)
     # train.task=embedding: (sentence-transformers model, tc) -> the encoder to train; None: cannot train one
     encoder: Callable | None = None
+    # a task head (classification, extractive QA, seq2seq; luyen.tasks): (model, tc, peft task_type) -> the
+    # model to train, its head (HEAD_NAMES) trained whole; None: this method cannot train a head
+    head: Callable | None = None
     # what the loop minimises: None = next-token loss (head.NextToken); else (train.preference) -> objective
     objective: Callable | None = None
 
@@ -100,6 +104,38 @@ def _lora(model, tc, tokenizer=None, template=None):
     lora.fast_lora_dropout(model)
     lora.fast_trainable_tokens(model)
     return model
+
+
+HEAD_NAMES = ("classifier", "score", "qa_outputs")  # the heads transformers puts on top (trained whole)
+
+
+def head_modules(model) -> list[str]:
+    """The names of a task model's head modules (a seq2seq model's output layer is tied: none)."""
+    return [n for n, _ in model.named_children() if n in HEAD_NAMES]
+
+
+def _head_every_weight(model, tc, task_type: str):
+    return _every_weight(model, tc)
+
+
+def _head_last_layers(model, tc, task_type: str):
+    """The last layers, as `_last_layers`, and the head."""
+    model = _last_layers(model, tc)
+    for name in head_modules(model):
+        for p in model.get_submodule(name).parameters():
+            p.requires_grad_(True)
+    return model
+
+
+def _head_lora(model, tc, task_type: str):
+    """LoRA through peft with the task's task_type; the head is not adapted but trained whole (modules_to_save)."""
+    from peft import LoraConfig, get_peft_model
+    lc, heads = tc.lora, head_modules(model)
+    lora.check_targets(model, lc.target_modules)
+    config = LoraConfig(task_type=task_type, r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                        target_modules=lc.target_modules, use_rslora=lc.rslora, use_dora=lc.dora,
+                        modules_to_save=heads or None, exclude_modules=heads or None)
+    return get_peft_model(model, config)
 
 
 def _encoder_lora(model, tc):
@@ -156,9 +192,9 @@ def _lora_params(shape: dict, tc) -> float:
 
 METHODS = {m.name: m for m in (
     Method("full", "every weight", 2e-5, adapter=False, wrap=_every_weight, base_trains=True, weight_grads=True,
-           trainable=lambda shape, tc: shape["params"], encoder=_every_weight),
+           trainable=lambda shape, tc: shape["params"], encoder=_every_weight, head=_head_every_weight),
     Method("lora", "low-rank adapters on the chosen linear layers", 2e-4, adapter=True, wrap=_lora,
-           trainable=_lora_params, encoder=_encoder_lora),
+           trainable=_lora_params, encoder=_encoder_lora, head=_head_lora),
     Method("qlora", "low-rank adapters over a 4-bit NF4 quantised base", 2e-4, adapter=True, wrap=_qlora,
            quantise=_nf4, weight_bytes=0.6, trainable=_lora_params),  # 4 bits + scales, embeddings unquantised
     Method("prompt", "a soft prompt of virtual token embeddings", 3e-2, adapter=True, wrap=_prompt, packing=False,
@@ -167,7 +203,8 @@ METHODS = {m.name: m for m in (
            packing=False,  # the virtual tokens' table and a 3-layer MLP as wide as the model
            trainable=lambda shape, tc: tc.num_virtual_tokens * shape["hidden"] + 3 * shape["hidden"] ** 2),
     Method("freeze", "only the last N transformer layers and the final norm", 5e-5, adapter=False, wrap=_last_layers,
-           base_trains=True, trainable=lambda shape, tc: tc.freeze_layers_but * 12 * shape["hidden"] ** 2),
+           base_trains=True, trainable=lambda shape, tc: tc.freeze_layers_but * 12 * shape["hidden"] ** 2,
+           head=_head_last_layers),
 )}
 
 
@@ -196,7 +233,7 @@ def method_of(tc) -> Method:
         return m
     over = METHODS[tc.preference.over]
     return replace(over, name=m.name, trains=f"{over.trains}, {m.trains.removeprefix(_OVER)}", lr=m.lr * over.lr / METHODS["lora"].lr,
-                   objective=m.objective)
+                   objective=m.objective, head=None)  # a preference objective scores answers, not a head
 
 
 def prepare_model(model, tc, tokenizer=None, template: str | None = None):
