@@ -147,10 +147,7 @@ class TrainConfig(Section):
     task: Literal["auto", "causal", "seq2seq", "classification", "extractive_qa", "embedding"] = Field("auto", description="auto: from the model and the data (a decoder learns any data as chat: causal; an encoder-decoder learns document/summary pairs: seq2seq; an encoder learns labelled text: classification, or SQuAD data: extractive_qa); embedding: a sentence encoder learns to retrieve rag.documents.")
     data: str | None = Field(None, description="Prepared data folder (the --out of `luyen data prepare`); or pass --data.")
     resume: bool = Field(False, description="Continue the unfinished run in the output folder from its last checkpoint (`luyen run` does this by itself).")
-    method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze", "dpo", "kto", "orpo", "simpo"] = Field(
-        "lora", description="Fine-tuning method; see `luyen train --methods` for what each trains. A new model "
-        "(model.name: scratch:causal-tiny) and continued pretraining on raw text use full. dpo, orpo and simpo "
-        "learn from preference pairs, kto from thumbs up/down, each over train.preference.over (lora, qlora or full).")
+    method: Literal["full", "lora", "qlora", "prompt", "ptuning", "freeze", "dpo", "kto", "orpo", "simpo"] = Field("lora", description="Fine-tuning method; see `luyen train --methods` for what each trains. A new model (model.name: scratch:causal-tiny) and continued pretraining on raw text use full. dpo, orpo and simpo learn from preference pairs, kto from thumbs up/down, each over train.preference.over (lora, qlora or full).")
     epochs: float = Field(3, gt=0, description="Passes over the training split (ignored when max_steps > 0).")
     max_steps: int = Field(0, ge=0, description="Optimiser steps to run; 0 = decided by epochs.")
     batch_size: int = Field(4, ge=1, description="Examples per micro-batch (per process); activation memory grows with it.")
@@ -173,6 +170,7 @@ class TrainConfig(Section):
     logging_steps: int = Field(1, ge=1, description="Write metrics every N steps.")
     threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = every core.")
     logit_chunk: int = Field(512, ge=16, description="Positions whose output logits exist at once (memory vs speed).")
+    train_on_prompt: bool = Field(False, description="Learn every token of a training chat up to its last answer's end (questions, system text and turn headers too), not only the answers; LLaMA-Factory's train_on_prompt, Axolotl's train_on_inputs. Validation still scores the answers alone. Supervised chat training only.")
     neftune_alpha: float = Field(0.0, ge=0, description="NEFTune (Jain et al. 2023; TRL's neftune_noise_alpha, 5 is usual): uniform noise of size alpha / sqrt(length x width) on the input embeddings in training steps, never in validation; 0 = off. Supervised and head training only.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     num_virtual_tokens: int = Field(20, ge=1, description="Soft prompt length (prompt and ptuning).")

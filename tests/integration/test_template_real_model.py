@@ -1,6 +1,6 @@
 """The loss mask on the real embedded Gemma tokenizer: every training example's last target is the
-end-of-turn marker and nothing after it is a target; answers that also occur in the turn header
-("model", "a", "d") are learned, never the header."""
+end-of-turn marker and nothing after it is a target (with train.train_on_prompt too); answers that
+also occur in the turn header ("model", "a", "d") are learned, never the header."""
 from __future__ import annotations
 
 import json
@@ -41,6 +41,9 @@ def test_every_example_ends_its_targets_on_end_of_turn_and_nothing_after_is_lear
         assert not any(mask[targets[-1] + 1:])  # the newline after it and anything later are context
         turns = sum(m["role"] == "assistant" for m in chat)
         assert sum(ids[i] == end_of_turn for i in targets) == turns  # every assistant turn ends learned
+        # train.train_on_prompt: every token before that end is learned too, nothing after it
+        whole = encode_chat(tok, template, chat, targets="chat")[1]
+        assert whole == [i <= targets[-1] for i in range(len(ids))]
         n += 1
     assert n > 400
 

@@ -110,7 +110,8 @@ def encode_chat(tokenizer, template: str, messages: list[dict], marker: str | No
     """Token ids of the formatted chat and, per token, whether it is a loss-bearing target.
 
     ``targets="all"`` marks every assistant turn (training); ``"last"`` only the final one (evaluation
-    scores the answer to the question, never earlier turns or few-shot examples)."""
+    scores the answer to the question, never earlier turns or few-shot examples); ``"chat"`` every token
+    up to the last assistant turn's end marker, prompts and turn headers too (train.train_on_prompt)."""
     marker = end_marker(tokenizer, template) if marker is None else marker
     text = render(tokenizer, template, messages)
     turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
@@ -123,6 +124,8 @@ def encode_chat(tokenizer, template: str, messages: list[dict], marker: str | No
         end = pos + len(messages[i]["content"])
         spans.append((pos, _marker_end(text, end, marker)))
         cursor = spans[-1][1]
+    if targets == "chat" and spans:
+        spans = [(0, spans[-1][1])]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     mask = [any(s <= a and b <= e for s, e in spans) and b > a for a, b in enc["offset_mapping"]]
     return enc["input_ids"], mask

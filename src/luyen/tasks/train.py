@@ -127,9 +127,10 @@ def run(cfg, data_dir=None, out_dir=None, *, task, resume: bool = False, overwri
         able = [m.name for m in METHODS.values() if m.head is not None]
         raise LuyenError(f"train.task={task.name} trains with {', '.join(able)}, not {tc.method}",
                          field="train.method", fix=f"set train.method to {' or '.join(able)}")
-    if tc.packing:
-        raise LuyenError(f"train.task={task.name} does not pack examples", field="train.packing",
-                         fix="set train.packing=false")
+    for field, why in (("packing", "it does not pack examples"), ("train_on_prompt", "a head learns its targets, not its input")):
+        if getattr(tc, field):
+            raise LuyenError(f"train.task={task.name} does not take train.{field}: {why}", field=f"train.{field}",
+                             fix=f"set train.{field}=false")
     data_dir, out, chosen, accelerator, ckpt = begin(cfg, data_dir, out_dir, resume, overwrite)
 
     train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")

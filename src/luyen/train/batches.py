@@ -72,9 +72,10 @@ def shifted(ids: list[int], mask: list[bool]) -> Example:
     return Example(ids_a, targets)
 
 
-def encode(records: list[dict], tokenizer, template: str, max_length: int, text_block: int | None = None
-           ) -> tuple[list[Example], EncodeStats]:
-    """Chat-like records through the chat template; raw text as EOS-separated blocks of `text_block` tokens."""
+def encode(records: list[dict], tokenizer, template: str, max_length: int, text_block: int | None = None,
+           prompt: bool = False) -> tuple[list[Example], EncodeStats]:
+    """Chat-like records through the chat template; raw text as EOS-separated blocks of `text_block` tokens.
+    ``prompt``: a chat's prompt tokens are targets too, not only its answers (train.train_on_prompt)."""
     stats, out, marker, stops = EncodeStats(records=len(records)), [], None, None
     texts = []
     for rec in records:
@@ -86,7 +87,7 @@ def encode(records: list[dict], tokenizer, template: str, max_length: int, text_
         if marker is None:
             marker, stops = end_marker(tokenizer, template), set(stop_token_ids(tokenizer, template))
         try:
-            ids, mask = encode_chat(tokenizer, template, chat, marker)
+            ids, mask = encode_chat(tokenizer, template, chat, marker, targets="chat" if prompt else "all")
         except ValueError:  # the template drops or rewrites a turn: nothing can be learned from it
             stats.no_loss += 1
             continue

@@ -59,12 +59,16 @@ def check_supervised(records: list[dict]) -> None:
                          fix="use train.method=kto for rated answers")
 
 
-def check_neftune(tc, method) -> None:
-    """NEFTune is a supervised fine-tuning recipe: a preference objective compares the policy with a
-    reference, and noise on one side only would bias every reward."""
-    if tc.neftune_alpha and method.objective is not None:
-        raise LuyenError(f"train.neftune_alpha cannot be combined with method {method.name} ({method.trains})",
-                         field="train.neftune_alpha", fix="set train.neftune_alpha=0, or use it when fine-tuning on answers (lora, qlora, full)")
+def check_supervised_options(tc, method) -> None:
+    """Options of supervised fine-tuning that a preference objective cannot take: NEFTune (the objective
+    compares the policy with a reference, and noise on one side only would bias every reward) and
+    train_on_prompt (the objective scores whole answers against each other, never the prompt)."""
+    if method.objective is None:
+        return
+    for field, value, fix in (("neftune_alpha", tc.neftune_alpha, "0"), ("train_on_prompt", tc.train_on_prompt, "false")):
+        if value:
+            raise LuyenError(f"train.{field} cannot be combined with method {method.name} ({method.trains})",
+                             field=f"train.{field}", fix=f"set train.{field}={fix}, or use it when fine-tuning on answers (lora, qlora, full)")
 
 
 def check_packing(model, method) -> None:

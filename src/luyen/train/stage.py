@@ -69,7 +69,7 @@ def train_causal(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: st
     begun = time.time()  # the manifest's wall_time_s: the whole stage, loading included
     reset_peak_memory()  # the manifest's peak_rss_gb: this stage's, not the data or rag stage's before it
     tc, method = cfg.train, method_of(cfg.train)
-    preflight.check_neftune(tc, method)
+    preflight.check_supervised_options(tc, method)
     data_dir, out, chosen, accelerator, ckpt = begin(cfg, data_dir, out_dir, resume, overwrite)
 
     train_records, val_records = read_split(data_dir, "train"), read_split(data_dir, "val")
@@ -193,7 +193,10 @@ def _examples(cfg: RunConfig, base, train_records: list[dict], val_records: list
     if masked:
         train_records, val_records = _as_text(train_records), _as_text(val_records)
     block = max_length - 2 if masked else max_length
-    train_ex, stats = encode(train_records, base.tokenizer, base.template, max_length, text_block=block)
+    train_ex, stats = encode(train_records, base.tokenizer, base.template, max_length, text_block=block,
+                             prompt=cfg.train.train_on_prompt)
+    # validation scores the answers alone whatever trains: its loss means the same with and without
+    # train_on_prompt, and the weights shipped are the ones that answer best
     val_ex, _ = encode(val_records, base.tokenizer, base.template, max_length, text_block=block)
     if masked:
         train_ex, val_ex = wrap_masked(train_ex, base.tokenizer), wrap_masked(val_ex, base.tokenizer)

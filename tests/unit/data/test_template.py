@@ -95,3 +95,19 @@ def test_an_end_marker_after_whitespace_is_learned(tiny_tokenizer_dir):
     assert end_marker(tok, LLAMA2_STYLE) == "<eos>"
     ids, mask = encode_chat(tok, LLAMA2_STYLE, CHAT[1:3])
     assert targets(tok, ids, mask).endswith("Miền Bắc. <eos>") and ids[max(i for i, m in enumerate(mask) if m)] == tok.eos_token_id
+
+
+def test_train_on_prompt_targets_the_whole_chat_up_to_the_last_end_marker(tiny_tokenizer_dir, tiny_gemma_tokenizer_dir):
+    """targets="chat" (train.train_on_prompt): the system text, questions and turn headers are learned
+    too, the chat's last target is still the final answer's end marker, and what follows it is not."""
+    for folder, end, tail in ((tiny_gemma_tokenizer_dir, "<end_of_turn>", "\n"), (tiny_tokenizer_dir, "<eos>", "\n")):
+        tok = AutoTokenizer.from_pretrained(folder)
+        template = resolve_chat_template(tok)
+        ids, mask = encode_chat(tok, template, CHAT, targets="chat")
+        text = render(tok, template, CHAT)
+        assert text.endswith("Miền Trung." + end + tail)
+        # every token is a target but the trailing newline (BOS too: `shifted` never makes position 0 a target)
+        assert targets(tok, ids, mask) == text[:-len(tail)]
+        assert mask[-1] is False and all(mask[:-1])
+        # answers alone are unchanged by the option's existence
+        assert targets(tok, *encode_chat(tok, template, CHAT)) == f"Miền Bắc.{end}Miền Trung.{end}"
