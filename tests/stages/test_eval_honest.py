@@ -82,7 +82,8 @@ def test_the_verdict_says_when_a_system_copies_most_of_its_answers_from_its_prom
 
 def test_a_rival_without_a_model_is_beaten_and_the_perplexity_named_is_the_best_modelled_baselines():
     """The retrieved passage can be the best baseline; it has no perplexity, so the verdict's perplexity
-    clause comes from the best baseline that has one, and says which."""
+    clause comes from the best baseline that has one, and says which; that baseline's stop and copy
+    rates are then the ones the verdict warns about."""
     from luyen.evaluate.report import verdict
     from luyen.evaluate.verdict import against_baselines
     per = {"base few-shot": {"primary": [10, 12, 14, 11], "nll": [2.0, 2.1, 2.2, 2.0]},
@@ -90,8 +91,13 @@ def test_a_rival_without_a_model_is_beaten_and_the_perplexity_named_is_the_best_
            "fine-tuned": {"primary": [16, 17, 19, 18], "nll": [1.0, 1.1, 1.2, 1.0]}}
     comparisons = against_baselines(per, "fine-tuned")
     assert set(comparisons["nll"]) == {"base few-shot"}
-    results = {"base few-shot": {"rougeL": 11.75, "answer_perplexity": 8.0}, "retrieved passage": {"rougeL": 13.0},
-               "fine-tuned": {"rougeL": 17.5, "answer_perplexity": 3.0}}
+    results = {"base few-shot": {"rougeL": 11.75, "answer_perplexity": 8.0, "stop_rate": 25.0, "stopped": 1, "answers": 4,
+                                 "copy_rate": 60.0},
+               "retrieved passage": {"rougeL": 13.0},
+               "fine-tuned": {"rougeL": 17.5, "answer_perplexity": 3.0, "stop_rate": 100.0, "stopped": 4, "answers": 4,
+                              "copy_rate": 0.0}}
     text = verdict(results, "rougeL", comparisons, n=4)
     assert text.startswith("Fine-tuning was worth it: fine-tuned beats the best baseline (retrieved passage) by 4.5")
     assert "answer perplexity 8.00 (base few-shot) -> 3.00" in text
+    assert text.endswith(" But base few-shot rarely stops: 1/4 answers ended on their own."
+                         " Base few-shot copies 60% of its answer words from its prompt.")

@@ -110,12 +110,13 @@ def verdict(results: dict, primary: str, comparisons: dict, n: int) -> str:
     baselines = {name: c for name, c in comparisons["primary"].items() if not name.startswith(TUNED)}
     rival = max(baselines, key=means.get) if baselines else None
     modelled = [name for name in baselines if name in comparisons["nll"]]  # the retrieved passage has no perplexity
-    ppl = None
+    ppl, named = None, [TUNED, rival]
     if modelled:
         against = rival if rival in modelled else max(modelled, key=means.get)
         ppl = {"base": results[against].get("answer_perplexity", math.nan), "of": None if against == rival else against,
                "tuned": results[TUNED].get("answer_perplexity", math.nan), "comparison": comparisons["nll"][against]}
-    return sentence(means, baselines, TUNED, label, n, ppl=ppl) + stops(results, [TUNED, rival]) + copies(results, [TUNED, rival])
+        named += [against] if against != rival else []  # a rival without a model neither stops nor copies
+    return sentence(means, baselines, TUNED, label, n, ppl=ppl) + stops(results, named) + copies(results, named)
 
 
 def stops(results: dict, names: list[str | None]) -> str:
