@@ -46,6 +46,7 @@ from luyen.train import runfolder
 from luyen.train.logs import MetricsLogger
 from luyen.train.methods import METHODS
 from luyen.train.optim import optimizer
+from luyen.train.preflight import supervised_options_set
 
 
 def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path | None = None, *,
@@ -58,10 +59,9 @@ def run(cfg: RunConfig, data_dir: str | Path | None = None, out_dir: str | Path 
     if resume:
         raise LuyenError("a retriever training does not resume (it takes minutes)", field="train.resume",
                          fix="run it again with --overwrite")
-    for field, value, off in (("neftune_alpha", tc.neftune_alpha, "0"), ("train_on_prompt", tc.train_on_prompt, "false")):
-        if value:
-            raise LuyenError(f"train.{field} does not apply to a retriever's training", field=f"train.{field}",
-                             fix=f"set train.{field}={off} with train.task=embedding")
+    for field, off in supervised_options_set(tc):
+        raise LuyenError(f"train.{field} does not apply to a retriever's training", field=f"train.{field}",
+                         fix=f"set train.{field}={off} with train.task=embedding")
     if not cfg.rag.documents:
         raise LuyenError("a retriever trains on the documents it will search, and none are given",
                          field="rag.documents", fix="set rag.documents: [folder or files of your documents]")

@@ -59,16 +59,25 @@ def check_supervised(records: list[dict]) -> None:
                          fix="use train.method=kto for rated answers")
 
 
+# options of supervised fine-tuning on answers, each with the value that turns it off; preference
+# objectives and retriever training refuse them while set
+SUPERVISED_ONLY = {"neftune_alpha": "0", "train_on_prompt": "false"}
+
+
+def supervised_options_set(tc) -> list[tuple[str, str]]:
+    """(option, its off value) for each of SUPERVISED_ONLY that `tc` sets."""
+    return [(field, off) for field, off in SUPERVISED_ONLY.items() if getattr(tc, field)]
+
+
 def check_supervised_options(tc, method) -> None:
     """Options of supervised fine-tuning that a preference objective cannot take: NEFTune (the objective
     compares the policy with a reference, and noise on one side only would bias every reward) and
     train_on_prompt (the objective scores whole answers against each other, never the prompt)."""
     if method.objective is None:
         return
-    for field, value, fix in (("neftune_alpha", tc.neftune_alpha, "0"), ("train_on_prompt", tc.train_on_prompt, "false")):
-        if value:
-            raise LuyenError(f"train.{field} cannot be combined with method {method.name} ({method.trains})",
-                             field=f"train.{field}", fix=f"set train.{field}={fix}, or use it when fine-tuning on answers (lora, qlora, full)")
+    for field, off in supervised_options_set(tc):
+        raise LuyenError(f"train.{field} cannot be combined with method {method.name} ({method.trains})",
+                         field=f"train.{field}", fix=f"set train.{field}={off}, or use it when fine-tuning on answers (lora, qlora, full)")
 
 
 def check_packing(model, method) -> None:
