@@ -229,10 +229,15 @@ def _measure(system: System, prompts: list[list[dict]], refs: list[str], cfg: Ru
     m.update(ppl)
     said = None if labelled else ["\n".join(msg["content"] for msg in p) for p in prompts]  # what each was given
     m.update(behaviour(preds, refs, [o.finish_reason == "stop" for o in outs], said))
-    m["mean_answer_words"] = sum(len(p.split()) for p in preds) / len(preds)
+    m["mean_answer_words"] = mean_words(preds)
     m["seconds_per_example"] = answering / len(outs)  # answering only: not the scoring of the reference answers
     primary = [100 * x for x in label_matches(preds, refs)] if labelled else rouge_l_per_example(preds, refs)
     return m, preds, {"primary": primary, "nll": [n / k if k else 0.0 for n, k in nll]}
+
+
+def mean_words(answers: list[str]) -> float:
+    """The table's words/answer: whitespace-separated words per answer."""
+    return sum(len(a.split()) for a in answers) / len(answers)
 
 
 def with_passage(scored: dict, test: TestSet, index, cfg: RunConfig) -> dict:
@@ -247,7 +252,7 @@ def with_passage(scored: dict, test: TestSet, index, cfg: RunConfig) -> dict:
     preds = [hits[0].text.strip() if hits else "" for hits in found]
     seconds = time.perf_counter() - started
     m = generation_metrics(preds, test.refs)
-    m.update(length_ratio=length_ratio(preds, test.refs), mean_answer_words=sum(len(p.split()) for p in preds) / len(preds),
+    m.update(length_ratio=length_ratio(preds, test.refs), mean_answer_words=mean_words(preds),
              seconds_per_example=seconds / len(preds))
     row = ({k: round(v, 4) for k, v in m.items()}, preds, {"primary": rouge_l_per_example(preds, test.refs), "nll": None})
     names = list(scored)
