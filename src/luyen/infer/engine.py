@@ -6,8 +6,8 @@
 
 Prompts are batched with left padding and generated together with one KV cache per batch
 (transformers' `generate`); rows that finish leave the batch every RETIRE_EVERY steps instead of being
-computed to the end. On a CPU without native bf16, every Linear's weight is laid out once for oneDNN
-(luyen.infer.packed; `engine.kernels` says what was chosen). Chats are rendered with the chat template the model was trained with
+computed to the end. On a CPU, every Linear's weight is laid out once for oneDNN, in fp32 or, where
+the CPU multiplies bf16 natively, bf16 (luyen.infer.packed; `engine.kernels` says what was chosen). Chats are rendered with the chat template the model was trained with
 (saved beside it by `luyen train`), and generation stops at the template's end-of-turn token, at EOS,
 at `max_new_tokens` or at a stop string, which is cut from the text; `finish_reason` says which.
 """
@@ -101,10 +101,16 @@ class Engine:
         # casting every frozen weight at every decoding step costs more than it saves.
         from luyen.precision import autocast_for
         self.autocast_dtype = autocast_for(next(model.parameters()).dtype)
-        # fp32 on the CPU: every Linear's weight laid out once for oneDNN (luyen.infer.packed)
-        # (and each adapter's layers merged into packed copies of their own, for while that adapter is on)
+        # on the CPU every Linear's weight laid out once for oneDNN (luyen.infer.packed): fp32, or bf16 where
+        # the CPU multiplies it natively; fp32 adapters' layers are also merged into packed copies of their
+        # own, for while that adapter is on
         from luyen.infer.packed import pack
-        self.kernels = pack(model) if self.device.type == "cpu" and self.autocast_dtype is None else "torch default"
+        from luyen.precision import cpu_has_bf16
+        self.kernels = "torch default"
+        if self.device.type == "cpu" and self.autocast_dtype is None:
+            self.kernels = pack(model)
+        elif self.device.type == "cpu" and self.autocast_dtype == torch.bfloat16 and cpu_has_bf16():
+            self.kernels = pack(model, dtype=torch.bfloat16)
         if merged := self.merge_adapters():
             self.kernels += f"; {merged}"
         from luyen.train.lora import fast_trainable_tokens

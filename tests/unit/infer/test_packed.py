@@ -68,8 +68,52 @@ def test_engine_packs_fp32_and_greedy_text_is_unchanged(tiny_model_dir):
     packed.unpack(engine.model)
     plain = [c.text for c in engine.generate(prompts, max_new_tokens=24)]
     assert fast == plain
-    bf16 = Engine(_model(tiny_model_dir).to(torch.bfloat16), tok)
-    assert bf16.kernels == "torch default"
+
+
+def _count_packed(model, ids):
+    calls, real = [], torch.ops.mkldnn._linear_pointwise
+    with torch.no_grad():
+        torch.ops.mkldnn._linear_pointwise = lambda *a: calls.append(a[0].dtype) or real(*a)
+        try:
+            return model(ids).logits, calls
+        finally:
+            torch.ops.mkldnn._linear_pointwise = real
+
+
+def test_bf16_weights_pack_where_onednn_multiplies_bf16_and_match_f_linear(tiny_model_dir):
+    """On a CPU with AVX512 (every AVX512-BF16/AMX machine) bf16 linears pack and answer as F.linear does,
+    to bf16 rounding; where oneDNN refuses bf16 products (AVX2-only CPUs), pack says so and packs nothing."""
+    from transformers import AutoTokenizer
+
+    from luyen.precision import cpu_has_bf16
+    model = _model(tiny_model_dir).to(torch.bfloat16)
+    ids = torch.tensor([[5, 9, 17, 33, 2, 8], [1, 4, 4, 60, 7, 3]])
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    summary = packed.pack(model, dtype=torch.bfloat16)
+    if packed.supported(torch.bfloat16) is not None:
+        assert summary == "plain F.linear (oneDNN has no bfloat16 products on this CPU)"
+        assert not any(hasattr(m, packed._ATTR) for m in linears)
+        return
+    assert summary.startswith("oneDNN prepacked bf16 matmuls") and f"{len(linears)} linears" in summary
+    got, calls = _count_packed(model, ids)
+    assert calls == [torch.bfloat16] * len(linears)  # every matmul went through the packed bf16 path
+    with torch.autocast("cpu", dtype=torch.float16):  # autocast to another dtype: F.linear answers
+        _, under = _count_packed(model, ids)
+    assert under == []
+    want = _reference(model, ids)
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+    engine = Engine(_model(tiny_model_dir).to(torch.bfloat16), AutoTokenizer.from_pretrained(tiny_model_dir))
+    assert engine.kernels.startswith("oneDNN prepacked bf16") == cpu_has_bf16()
+
+
+def test_a_packed_fp32_layer_leaves_bf16_autocast_to_f_linear():
+    layer = torch.nn.Linear(16, 8)
+    layer.requires_grad_(False)
+    packed.pack(layer)
+    x = torch.randn(3, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x)
+    assert got.dtype == torch.bfloat16  # as F.linear under autocast gives, not the packed fp32 product
 
 
 def test_pack_refuses_a_copy_that_would_not_fit(tiny_model_dir):
@@ -208,3 +252,13 @@ def test_a_dora_adapter_is_merged_as_peft_computes_it_and_a_changed_magnitude_dr
         torch.testing.assert_close(got, model(ids).logits, rtol=1e-5, atol=1e-5)
     for h in hooks:
         h.remove()
+
+
+def test_bf16_packing_says_why_not_where_onednn_refuses_bf16(tiny_model_dir, monkeypatch):
+    def refuse(*args):
+        raise RuntimeError("mkldnn_linear_pointwise: bf16 path needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq")
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", refuse)  # what torch does on an AVX2-only CPU
+    model = _model(tiny_model_dir).to(torch.bfloat16)
+    assert packed.pack(model, dtype=torch.bfloat16) == "plain F.linear (oneDNN has no bfloat16 products on this CPU)"
+    assert not any(hasattr(m, packed._ATTR) for m in model.modules())
+    assert packed.supported() is None  # fp32 packing does not try a bf16 product
