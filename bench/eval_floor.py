@@ -37,8 +37,9 @@ import argparse
 import json
 from pathlib import Path
 
+from demo_budget import AVX2_FP32_GFLOPS  # the AVX2 EPYC's fp32 matmul peak, one home (bench/ is on the path)
+
 ROOT = Path(__file__).resolve().parents[1]
-AVX2_FP32_GFLOPS = 170.0  # fp32 matmul peak measured on the AVX2-only EPYC kind (FIELD_NOTES)
 STYLES = {"zero-shot": "zero-shot", "few-shot": "few-shot", "+ retrieval": "rag"}
 
 
