@@ -289,7 +289,9 @@ def test_eval_answers_through_llama_cpp_with_a_gguf_of_each_model(cache, spm_mod
     run(load_config(None, settings), spm_run, tiny_data_dir, tmp_path / "slow", limit=6, baselines=["zero-shot"])
     fast, slow = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("fast", "slow"))
     assert "answers by llama.cpp f16 (a GGUF of each model" in fast["generation"]
-    assert slow["generation"].endswith("answers by transformers")
+    from luyen.precision import choose
+    assert slow["generation"].endswith(f"answers by transformers in {choose().long} (oneDNN prepacked "
+                                       f"{choose().name} matmuls)")
     for name in ("base zero-shot", "fine-tuned"):
         assert fast["systems"][name]["answer_perplexity"] == slow["systems"][name]["answer_perplexity"]
     from luyen.evaluate.systems import TestSet

@@ -51,7 +51,9 @@ class Engines:
             return f"{tuned} for the fine-tuned model, {base} for the base"
         if short.startswith("llama.cpp"):
             return f"{short} (a GGUF of each model, checked against transformers fp32); perplexities by transformers"
-        return short
+        # the precision and kernels: under bf16 another kernel's rounding parts greedy answers at near-ties
+        dtype = str(next(self.tuned.model.parameters()).dtype).removeprefix("torch.")
+        return f"{short} in {dtype} ({self.tuned.kernels.split(';')[0].split(':')[0]})"
 
 
 @dataclass
