@@ -13,8 +13,10 @@ time. For a small model's wide output layer that costs more than the multiply it
 (`torch.ops.mkldnn._reorder_linear_weight`, then `_linear_pointwise` per call), without compiling.
 
 bf16 weights on a CPU with native bf16 (AVX512-BF16/AMX, where luyen.precision runs inference in bf16)
-gain the same way: on a 2-core AMX Xeon the output layer took 22.6 ms at 37 rows and 16.2 ms at one
-through `F.linear`, 12.0 and 10.2 ms packed; one transformers stream of the demo model went from 17.2
+gain the same way: on a 2-core AMX Xeon the output layer took 20.6 ms at 37 rows and 14.9 ms at one
+through `F.linear`, 16.2 and 8.2 ms packed as `pack` lays it out (for one row; laid out for 8 rows, 37
+took 10.6 ms and one the same 8.2, a layout not adopted yet: it would part greedy answers again); one
+transformers stream of the demo model went from 17.2
 to 21.4 tokens/s and the demo's evaluation stage from 130 to 99 s. Each product is bf16 with fp32
 accumulation either way, but oneDNN's packed kernel sums in another order, so a greedy answer can part
 from the unpacked one at a near-tie. Both are as close to fp32: teacher-forced on the demo's 2,860
