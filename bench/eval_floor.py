@@ -40,7 +40,6 @@ from pathlib import Path
 from demo_budget import AVX2_FP32_GFLOPS  # the AVX2 EPYC's fp32 matmul peak, one home (bench/ is on the path)
 
 ROOT = Path(__file__).resolve().parents[1]
-STYLES = {"zero-shot": "zero-shot", "few-shot": "few-shot", "+ retrieval": "rag"}
 
 
 def weights(model_dir: Path) -> tuple[int, int]:
@@ -63,10 +62,10 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from luyen.config import load_config
-    from luyen.data.template import resolve_chat_template
+    from luyen.data.template import render, resolve_chat_template
     from luyen.evaluate import general
     from luyen.evaluate.stage import _baselines
-    from luyen.evaluate.systems import TestSet
+    from luyen.evaluate.systems import _LABEL, TestSet
     from luyen.models.estimate import measure_matmul_peak
     from luyen.models.trained import source_folder
     from luyen.precision import cpu_has_bf16, machine
@@ -81,24 +80,23 @@ def main() -> None:
     def tokens(text: str) -> int:
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
-    def rendered(messages: list[dict]) -> int:
-        return tokens(tok.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True))
+    def prompt(messages: list[dict]) -> str:  # as Engine.render gives it: the trained template, generation prompt on
+        return render(tok, template, messages, add_generation_prompt=True)
 
     body, vocab = weights(source_folder(cfg.model.name))
     samples = [json.loads(line) for line in open(run / "eval" / "samples.jsonl", encoding="utf-8")]
     refs = sum(tokens(r) + 1 for r in test.refs)  # + the end-of-turn marker each reference is scored with
     systems = {}
     for name in samples[0]:
-        style = next((s for label, s in STYLES.items() if name.endswith(label)), "zero-shot")
         if name in ("prompt", "reference", "retrieved passage"):
             continue
-        prompts = sum(rendered(p) for p in test.prompts(style, cfg))
+        style = next((s for s, label in _LABEL.items() if name.endswith(label)), "zero-shot")  # "fine-tuned": zero-shot
+        prompts = sum(tokens(prompt(p)) for p in test.prompts(style, cfg))
         answers = sum(tokens(s[name]) for s in samples)
         systems[name] = {"prompt_tokens": prompts, "reference_tokens": refs, "answer_tokens": answers,
                          "gflop": round((2 * body * (prompts + refs + answers) + 2 * vocab * refs) / 1e9)}
     if cfg.eval.general:
-        requests = general._requests(tok, general.load_items(), lambda m: tok.apply_chat_template(
-            m, chat_template=template, tokenize=False, add_generation_prompt=True))
+        requests = general._requests(tok, general.load_items(), prompt)
         positions = sum(len(ctx) + sum(map(len, cs)) for ctx, cs in requests)
         scored = sum(sum(map(len, cs)) for _, cs in requests)
         systems["general check, both models"] = {"positions": 2 * positions,
