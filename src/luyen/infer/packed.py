@@ -124,7 +124,8 @@ def pack(model: torch.nn.Module, budget_bytes: int | None = None, dtype: torch.d
     """Pack every CPU `nn.Linear` in `model` whose weight is ``dtype`` (LoRA layers' base layers included;
     LoRA's own small matrices stay as they are); with gradients on, they multiply through F.linear as
     before. Returns a one-line summary of what it did or why not."""
-    name = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, str(dtype).removeprefix("torch."))
+    from luyen.precision import NAMES
+    name = NAMES.get(str(dtype).removeprefix("torch."), str(dtype))  # "fp32", "bf16": the precision policy's words
     why = supported(dtype)
     if why:
         return f"plain F.linear ({why})"
